@@ -1,0 +1,3 @@
+from relay_integrations.cli import main
+
+raise SystemExit(main())

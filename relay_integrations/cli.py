@@ -1,0 +1,27 @@
+"""The ``relay`` command line. Each component registers its own sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from relay_integrations.campaign import cli as campaign_cli
+from relay_integrations.server import cli as server_cli
+from relay_integrations.webhooks import cli as webhooks_cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="relay", description="Send and track messages through message relays."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    server_cli.register(sub)
+    webhooks_cli.register(sub)
+    campaign_cli.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result

@@ -1,0 +1,115 @@
+"""One exception hierarchy for everything a relay or a client can refuse.
+
+Exceptions carry the HTTP status, the relay's error code and message; never a credential.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RelayError(Exception):
+    """Base of every error this package raises about talking to a relay."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        dialect: str | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.code = code
+        self.dialect = dialect
+        self.body = body
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        details = [f"{k}={v}" for k, v in (("status", self.status_code), ("code", self.code)) if v]
+        if self.dialect:
+            details.insert(0, self.dialect)
+        if details:
+            parts.append(f"({', '.join(str(d) for d in details)})")
+        return " ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, status_code={self.status_code!r}, code={self.code!r})"
+
+
+class RelayAuthError(RelayError):
+    """401/403: wrong, missing or revoked credentials, or API access not enabled."""
+
+
+class RelayValidationError(RelayError):
+    """400/422, or a message the dialect cannot express; ``field`` names the offending field."""
+
+    def __init__(self, message: str, *, field: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.field = field
+
+
+class RelayNotFoundError(RelayError):
+    """404: no such message, job, number or webhook."""
+
+
+class RelayConflictError(RelayError):
+    """409: the relay already has this id (smsgate's answer to a repeated client id)."""
+
+
+class RelayInsufficientBalanceError(RelayError):
+    """402: the account cannot pay for the message."""
+
+
+class RelayRateLimitError(RelayError):
+    """429: slow down; ``retry_after`` is in seconds when the relay said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class RelayUnavailableError(RelayError):
+    """502/503/504 or a connection that failed: the relay could not take the request now."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class RelayConnectionError(RelayUnavailableError):
+    """The request never got an answer (refused, reset, or timed out)."""
+
+
+class RelayTimeoutError(RelayConnectionError):
+    """The relay did not answer in time; a send may or may not have been taken."""
+
+
+class RelayServerError(RelayError):
+    """500 and other unexpected 5xx answers."""
+
+
+class UnsupportedOperationError(RelayError):
+    """The relay's API has no such endpoint or feature (for example batch sends on phonerelay)."""
+
+
+def error_for_status(status_code: int) -> type[RelayError]:
+    """The exception class a relay's HTTP status maps to."""
+    if status_code in (401, 403):
+        return RelayAuthError
+    if status_code in (400, 413, 415, 422):
+        return RelayValidationError
+    if status_code == 402:
+        return RelayInsufficientBalanceError
+    if status_code == 404:
+        return RelayNotFoundError
+    if status_code == 409:
+        return RelayConflictError
+    if status_code == 429:
+        return RelayRateLimitError
+    if status_code in (502, 503, 504):
+        return RelayUnavailableError
+    return RelayServerError if status_code >= 500 else RelayError

@@ -1,0 +1,49 @@
+"""Fixtures shared by every test: a real reference relay process on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from relay_integrations.process import ReferenceRelayProcess
+
+API_KEY = "test-key-4f9c2a"
+WEBHOOK_SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLXdlYmhvb2tz"
+
+
+@pytest.fixture(scope="session")
+def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceRelayProcess]:
+    """One reference relay process for the session (fast delivery, no injected failures).
+
+    Tests that change its configuration or kill it start their own with ``start_relay``.
+    """
+    tmp = tmp_path_factory.mktemp("relay")
+    with ReferenceRelayProcess(
+        db_path=tmp / "relay.db",
+        api_key=API_KEY,
+        delivery_latency=0.1,
+        webhook_secret=WEBHOOK_SECRET,
+        log_path=tmp / "relay.log",
+    ) as proc:
+        yield proc  # type: ignore[misc]
+
+
+@pytest.fixture
+def start_relay(tmp_path: Path) -> Iterator[object]:
+    """Factory: ``start_relay(**kwargs)`` starts a private relay process, stopped after the test."""
+    started: list[ReferenceRelayProcess] = []
+
+    def _start(**kwargs: object) -> ReferenceRelayProcess:
+        kwargs.setdefault("db_path", tmp_path / f"relay{len(started)}.db")
+        kwargs.setdefault("api_key", API_KEY)
+        kwargs.setdefault("log_path", tmp_path / f"relay{len(started)}.log")
+        proc = ReferenceRelayProcess(**kwargs)  # type: ignore[arg-type]
+        started.append(proc)
+        proc.start()
+        return proc
+
+    yield _start
+    for proc in started:
+        proc.stop()
