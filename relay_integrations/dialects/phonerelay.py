@@ -122,9 +122,7 @@ class PhoneRelayDialect(Dialect):
     def build_send(self, message: OutboundMessage) -> RelayRequest:
         channel = message.channel
         if channel not in CHANNELS:
-            raise self._invalid(
-                f"channel {channel!r} is not one of {', '.join(sorted(CHANNELS))}", "channel"
-            )
+            raise self._invalid(f"channel {channel!r} is not one of {', '.join(sorted(CHANNELS))}", "channel")
         if not message.phone_id:
             raise self._invalid("phone_id is required (the phone device identifier)", "phone_id")
         recipients = message.recipients
