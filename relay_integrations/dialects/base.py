@@ -70,7 +70,8 @@ class RelayRequest:
 
     method: str
     path: str
-    json: Any = None
+    # Kept out of repr: a body can hold a secret the relay needs (phonerelay's tg_bot bot_token).
+    json: Any = field(default=None, repr=False)
     params: Mapping[str, Any] | None = None
     retry_safe: bool = True
     idempotency_key: str | None = None

@@ -40,6 +40,7 @@ from relay_integrations.models import (
 )
 
 MAX_RECIPIENTS = 100
+DEFAULT_PAGE_SIZE = 20
 #: The real product's priority range (>= 100 bypasses the device's send limits).
 PRIORITY_RANGE = (-128, 127)
 
@@ -258,11 +259,13 @@ class SmsGateDialect(Dialect):
     def build_list_messages(self, **filters: Any) -> RelayRequest:
         """``GET /messages?skip=&limit=`` (limit default 20, max 100). ``page`` (1-based) becomes ``skip``."""
         page = filters.pop("page", None)
-        limit = filters.get("limit")
+        per_page = as_int(filters.get("limit")) or DEFAULT_PAGE_SIZE
+        filters["limit"] = per_page
         if page is not None:
-            per_page = as_int(limit) or 20
             filters["skip"] = (max(1, int(page)) - 1) * per_page
-            filters["limit"] = per_page
+        # Always explicit (the doc's own example does it), so a pager can advance ``skip``.
+        filters.setdefault("skip", 0)
+        filters = {"skip": filters.pop("skip"), "limit": filters.pop("limit"), **filters}
         state = filters.get("state")
         if isinstance(state, MessageState):
             # Canonical -> the product's name (queued -> Pending, ...).
@@ -270,7 +273,7 @@ class SmsGateDialect(Dialect):
         return self.request("list_messages", params=filters)
 
     def parse_message_page(self, body: Any) -> MessagePage:
-        """A bare JSON list; there is no total, so ``has_more`` is unknown (``None``)."""
+        """A bare JSON list; there is no total or page size in it, so ``has_more`` is unknown (``None``)."""
         items = body if isinstance(body, list) else as_dict(body).get("messages") or []
         messages: list[MessageSummary] = []
         for item in items:
@@ -293,7 +296,6 @@ class SmsGateDialect(Dialect):
             )
         return MessagePage(
             messages=messages,
-            limit=len(messages),
             dialect=self.name,
             raw=body if isinstance(body, list) else as_dict(body),
         )
