@@ -1,0 +1,94 @@
+"""What Airflow's ProvidersManager learns about this provider (entry point ``apache_airflow_provider``).
+
+The connection form is declared here as data (``conn-fields`` / ``ui-field-behaviour``), as Airflow 3.2+
+expects, so that listing providers never imports a hook.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider import __version__
+
+_INTEGRATION = "Message relays"
+_DIALECTS = ["phonerelay", "relaysms", "coop", "smsgate"]
+
+
+def get_provider_info() -> dict[str, Any]:
+    """The provider description Airflow validates against its ``provider_info.schema.json``."""
+    return {
+        "package-name": "relay-integrations",
+        "name": "Message relays",
+        "description": (
+            "Send SMS, WhatsApp, Telegram, iMessage, email and push notifications through message relays "
+            "(phonerelay, relaysms, coop, smsgate), run campaigns, wait for delivery and react to replies."
+        ),
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://github.com/relay-integrations/relay-integrations",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider.hooks.relay"]}],
+        "operators": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider.operators.relay"]}],
+        "sensors": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider.sensors.relay"]}],
+        "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider.triggers.relay"]}],
+        "notifications": ["airflow_provider.notifications.relay.RelayNotifier"],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_provider.hooks.relay.RelayHook",
+                "connection-type": "relay",
+                "hook-name": "Message relay",
+                "conn-fields": {
+                    "dialect": {
+                        "label": "Relay API",
+                        "description": "Which relay API the host speaks: " + ", ".join(_DIALECTS) + ".",
+                        "schema": {"type": "string", "enum": _DIALECTS},
+                    },
+                    "phone_id": {
+                        "label": "Phone id",
+                        "description": "Default phone_id for phonerelay sends.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "sender": {
+                        "label": "Sender",
+                        "description": "Default sending number or address (relaysms 'from', coop fromNumber).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "description": "Per-request timeout.",
+                        "schema": {"type": ["number", "null"], "default": 10.0, "minimum": 0},
+                    },
+                    "max_retries": {
+                        "label": "Max retries",
+                        "description": "Retries of retry-safe requests on 429/5xx/connection errors.",
+                        "schema": {"type": ["integer", "null"], "default": 3, "minimum": 0},
+                    },
+                    "webhook_inbox_url": {
+                        "label": "Webhook inbox",
+                        "description": (
+                            "Where RelayWebhookSensor reads webhook events: a receiver URL "
+                            "(http://127.0.0.1:8099, read with the API key) or a local inbox SQLite path."
+                        ),
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {"host": "Relay base URL", "login": "Login (smsgate)", "password": "API key"},
+                    "placeholders": {
+                        "host": "http://127.0.0.1:8080/smsgate",
+                        "login": "only smsgate uses a login",
+                        "password": "the relay's API key",
+                        "dialect": "smsgate",
+                        "phone_id": "phone_main",
+                        "sender": "+1987654321",
+                        "webhook_inbox_url": "http://127.0.0.1:8099",
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,291 @@
+"""RelayHook: an Airflow connection of type ``relay`` turned into the core relay clients.
+
+The connection holds the relay's base URL (host), the API key (password), the smsgate login (login)
+and, in ``extra``, the fields the connection form declares (dialect, phone_id, sender, timeout,
+max_retries, webhook_inbox_url, webhook_inbox_api_key). Anything else in ``extra`` is ignored: it is
+never turned into a header or a request field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from airflow.sdk import BaseHook
+
+from relay_integrations.dialects import DIALECT_NAMES
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+    from relay_integrations.client import AsyncRelayClient, RelayClient
+    from relay_integrations.webhooks.inbox import WebhookInbox
+
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class RelayConnectionError(ValueError):
+    """The Airflow connection cannot describe a relay; ``field`` names the connection field at fault."""
+
+    def __init__(self, conn_id: str, field: str, problem: str) -> None:
+        super().__init__(f"connection {conn_id!r}: {field}: {problem}")
+        self.conn_id = conn_id
+        self.field = field
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    """Everything a client needs, read from one Airflow connection. The key never shows in the repr."""
+
+    conn_id: str
+    base_url: str
+    dialect: str
+    api_key: str = field(repr=False)
+    login: str | None = None
+    phone_id: str | None = None
+    sender: str | None = None
+    timeout: float = 10.0
+    max_retries: int = 3
+    webhook_inbox_url: str | None = None
+    webhook_inbox_api_key: str | None = field(default=None, repr=False)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`~relay_integrations.client.RelayClient` and its async twin."""
+        return {
+            "base_url": self.base_url,
+            "dialect": self.dialect,
+            "api_key": self.api_key,
+            "login": self.login,
+            "phone_id": self.phone_id,
+            "sender": self.sender,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+        }
+
+
+def base_url_from_connection(conn: Connection) -> str:
+    """The relay's base URL: ``host`` if it is a URL, else built from host, port and schema.
+
+    ``relay://:KEY@127.0.0.1:8080/smsgate`` (URI form) gives host ``127.0.0.1``, port ``8080`` and schema
+    ``smsgate``, so the base URL is ``http://127.0.0.1:8080/smsgate``. A host without a scheme gets ``https``,
+    except loopback hosts, which get ``http``. A port or schema set next to a full URL host is added
+    when the URL has none.
+    """
+    host = (conn.host or "").strip()
+    if not host:
+        raise RelayConnectionError(conn.conn_id, "host", "the relay's base URL is required")
+    if "://" not in host:
+        hostname = urlsplit("//" + host).hostname or ""
+        scheme = "http" if hostname in _LOOPBACK_HOSTS else "https"
+        host = f"{scheme}://{host}"
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RelayConnectionError(conn.conn_id, "host", f"not an http(s) URL: {conn.host!r}")
+    netloc = parts.netloc
+    if conn.port and parts.port is None:
+        netloc = f"{netloc}:{conn.port}"
+    path = parts.path.rstrip("/")
+    if conn.schema and not path:
+        path = "/" + conn.schema.strip("/")
+    return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+def _as_float(conn_id: str, name: str, value: Any, default: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise RelayConnectionError(conn_id, name, f"expected a number, got {value!r}") from None
+    if number <= 0:
+        raise RelayConnectionError(conn_id, name, f"must be positive, got {value!r}")
+    return number
+
+
+def _as_int(conn_id: str, name: str, value: Any, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise RelayConnectionError(conn_id, name, f"expected an integer, got {value!r}") from None
+    if number < 0:
+        raise RelayConnectionError(conn_id, name, f"must not be negative, got {value!r}")
+    return number
+
+
+def _as_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def settings_from_connection(conn: Connection, extras: Mapping[str, Any]) -> RelaySettings:
+    """Read a ``relay`` connection; ``extras`` is its decoded ``extra`` (read sync or async by the caller).
+
+    Extras are looked up by their plain names and, for connections saved by older UIs, by
+    ``extra__relay__<name>``. Unknown extras are ignored.
+    """
+
+    def extra(name: str) -> Any:
+        value = extras.get(name)
+        if value is None or value == "":
+            value = extras.get(f"extra__relay__{name}")
+        return value
+
+    dialect = _as_str(extra("dialect"))
+    if dialect is None:
+        raise RelayConnectionError(conn.conn_id, "extra.dialect", f"required, one of {', '.join(DIALECT_NAMES)}")
+    if dialect not in DIALECT_NAMES:
+        raise RelayConnectionError(
+            conn.conn_id, "extra.dialect", f"unknown dialect {dialect!r}; expected one of {', '.join(DIALECT_NAMES)}"
+        )
+    api_key = conn.password or ""
+    if not api_key:
+        raise RelayConnectionError(conn.conn_id, "password", "the relay's API key is required")
+    return RelaySettings(
+        conn_id=conn.conn_id,
+        base_url=base_url_from_connection(conn),
+        dialect=dialect,
+        api_key=api_key,
+        login=_as_str(conn.login),
+        phone_id=_as_str(extra("phone_id")),
+        sender=_as_str(extra("sender")),
+        timeout=_as_float(conn.conn_id, "extra.timeout", extra("timeout"), 10.0),
+        max_retries=_as_int(conn.conn_id, "extra.max_retries", extra("max_retries"), 3),
+        webhook_inbox_url=_as_str(extra("webhook_inbox_url")),
+        webhook_inbox_api_key=_as_str(extra("webhook_inbox_api_key")),
+    )
+
+
+def _decode_extra(conn: Connection) -> dict[str, Any]:
+    """``extra`` as a dict without the sync secrets masker (callers mask what they use)."""
+    if not conn.extra:
+        return {}
+    try:
+        decoded = json.loads(conn.extra)
+    except json.JSONDecodeError:
+        raise RelayConnectionError(conn.conn_id, "extra", "is not valid JSON") from None
+    if not isinstance(decoded, dict):
+        raise RelayConnectionError(conn.conn_id, "extra", "must be a JSON object")
+    return decoded
+
+
+class RelayHook(BaseHook):
+    """Interact with a message relay (phonerelay, relaysms, coop or smsgate) through the core clients.
+
+    :param relay_conn_id: The Airflow connection of type ``relay`` to use.
+    :param timeout: Overrides the connection's per-request timeout (seconds).
+    :param max_retries: Overrides the connection's retry count for retry-safe requests.
+    """
+
+    conn_name_attr = "relay_conn_id"
+    default_conn_name = "relay_default"
+    conn_type = "relay"
+    hook_name = "Message relay"
+
+    def __init__(
+        self,
+        relay_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.relay_conn_id = relay_conn_id
+        self.timeout = timeout
+        self.max_retries = max_retries
+
+    def _apply_overrides(self, settings: RelaySettings) -> RelaySettings:
+        from dataclasses import replace
+
+        overrides: dict[str, Any] = {}
+        if self.timeout is not None:
+            overrides["timeout"] = self.timeout
+        if self.max_retries is not None:
+            overrides["max_retries"] = self.max_retries
+        return replace(settings, **overrides) if overrides else settings
+
+    @cached_property
+    def settings(self) -> RelaySettings:
+        """The connection, read once (sync); the API key is registered with the log masker."""
+        from airflow.sdk.log import mask_secret
+
+        conn = self.get_connection(self.relay_conn_id)
+        settings = self._apply_overrides(settings_from_connection(conn, _decode_extra(conn)))
+        mask_secret(settings.api_key)
+        if settings.webhook_inbox_api_key:
+            mask_secret(settings.webhook_inbox_api_key)
+        return settings
+
+    async def aget_settings(self) -> RelaySettings:
+        """The connection read with the async APIs, safe on the triggerer's event loop."""
+        from airflow.sdk.log import amask_secret
+
+        conn = await self.aget_connection(self.relay_conn_id)
+        extras = await conn.aextra_dejson()
+        settings = self._apply_overrides(settings_from_connection(conn, extras))
+        await amask_secret(settings.api_key)
+        if settings.webhook_inbox_api_key:
+            await amask_secret(settings.webhook_inbox_api_key)
+        return settings
+
+    def get_conn(self) -> RelayClient:
+        """A new sync client for the connection; use it as a context manager so it is closed."""
+        return self.get_client()
+
+    def get_client(self) -> RelayClient:
+        """A new :class:`~relay_integrations.client.RelayClient`; use it as a context manager."""
+        from relay_integrations.client import RelayClient
+
+        return RelayClient(**self.settings.client_kwargs())
+
+    async def aget_async_client(self) -> AsyncRelayClient:
+        """A new :class:`~relay_integrations.client.AsyncRelayClient`; use it with ``async with``."""
+        from relay_integrations.client import AsyncRelayClient
+
+        settings = await self.aget_settings()
+        return AsyncRelayClient(**settings.client_kwargs())
+
+    @staticmethod
+    def inbox_for(settings: RelaySettings) -> WebhookInbox:
+        """The webhook inbox named by the connection: a receiver URL or a local SQLite path."""
+        from relay_integrations.webhooks.inbox import WebhookInbox
+
+        location = settings.webhook_inbox_url
+        if not location:
+            raise RelayConnectionError(
+                settings.conn_id, "extra.webhook_inbox_url", "required to wait for webhook events"
+            )
+        if location.startswith(("http://", "https://")):
+            return WebhookInbox.remote(location, settings.webhook_inbox_api_key or settings.api_key)
+        return WebhookInbox(Path(location).expanduser())
+
+    def get_webhook_inbox(self) -> WebhookInbox:
+        """The connection's webhook inbox (see :meth:`inbox_for`)."""
+        return self.inbox_for(self.settings)
+
+    async def aget_webhook_inbox(self) -> WebhookInbox:
+        """The connection's webhook inbox, with the connection read by the async APIs."""
+        return self.inbox_for(await self.aget_settings())
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Used by the UI's Test button: the relay answers its health endpoint and accepts the key."""
+        from relay_integrations.errors import RelayError
+
+        try:
+            with self.get_client() as client:
+                client.health()
+                client.list_messages()
+        except RelayConnectionError as e:
+            return False, str(e)
+        except RelayError as e:
+            return False, f"relay refused: {e}"
+        return True, f"relay {self.settings.dialect} at {self.settings.base_url} answered and accepted the key"

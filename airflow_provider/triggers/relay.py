@@ -1,0 +1,175 @@
+"""Triggers that wait on the triggerer for message states and webhook events.
+
+They only wait: nothing here sends a message (a triggerer restart re-runs ``run()``, and a send
+there could go out twice). Connections are read with the async APIs, as the event loop requires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider.hooks.relay import RelayHook
+from airflow_provider.waiting import (
+    as_utc,
+    event_is_recent,
+    is_settled,
+    is_transient,
+    judge_states,
+    target_state_from,
+)
+from relay_integrations.errors import RelayError
+from relay_integrations.models import MessageState
+
+# The relay answers one status request at a time per message; a few in flight keep a campaign's
+# wait short without crowding one relay (async httpx slows down past ~8 on two cores).
+_STATUS_CONCURRENCY = 8
+
+
+class RelayMessageStatusTrigger(BaseTrigger):
+    """Wait until every message reaches ``target_state``, or one fails.
+
+    Yields one event: ``{"status": "success" | "failed" | "error", "target_state", "states",
+    "failed", "message"}``.
+
+    :param message_ids: Ids of the messages to watch.
+    :param relay_conn_id: The ``relay`` connection to ask.
+    :param target_state: State every message must reach (``delivered`` also satisfies ``sent``).
+    :param fail_on_failed: End with ``failed`` as soon as one message failed; otherwise failed
+        messages count as finished and are reported.
+    :param poll_interval: Seconds between rounds of status requests.
+    """
+
+    def __init__(
+        self,
+        message_ids: list[str],
+        relay_conn_id: str = RelayHook.default_conn_name,
+        target_state: str = "delivered",
+        fail_on_failed: bool = True,
+        poll_interval: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.message_ids = list(message_ids)
+        self.relay_conn_id = relay_conn_id
+        self.target_state = target_state_from(target_state).value
+        self.fail_on_failed = fail_on_failed
+        self.poll_interval = float(poll_interval)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "message_ids": list(self.message_ids),
+                "relay_conn_id": self.relay_conn_id,
+                "target_state": self.target_state,
+                "fail_on_failed": self.fail_on_failed,
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        target = MessageState(self.target_state)
+        known: dict[str, tuple[MessageState, str | None]] = {}
+        limit = asyncio.Semaphore(_STATUS_CONCURRENCY)
+        try:
+            client = await RelayHook(self.relay_conn_id).aget_async_client()
+            async with client:
+
+                async def check(message_id: str) -> None:
+                    async with limit:
+                        report = await client.get_status(message_id)
+                    known[message_id] = (report.state, report.error)
+
+                while True:
+                    waiting = [m for m in self.message_ids if m not in known or not is_settled(known[m][0], target)]
+                    outcomes = await asyncio.gather(*(check(m) for m in waiting), return_exceptions=True)
+                    for outcome in outcomes:
+                        if isinstance(outcome, RelayError) and is_transient(outcome):
+                            self.log.warning("Relay busy or unreachable, still waiting: %s", outcome)
+                        elif isinstance(outcome, BaseException):
+                            raise outcome
+                    if len(known) == len(self.message_ids):
+                        verdict = judge_states(known, target)
+                        if verdict.failed and self.fail_on_failed:
+                            yield TriggerEvent(
+                                {"status": "failed", **verdict.as_result(target), "message": verdict.describe(target)}
+                            )
+                            return
+                        if verdict.done:
+                            yield TriggerEvent(
+                                {"status": "success", **verdict.as_result(target), "message": verdict.describe(target)}
+                            )
+                            return
+                        self.log.info("%s", verdict.describe(target))
+                    await asyncio.sleep(self.poll_interval)
+        except (RelayError, ValueError) as e:
+            yield TriggerEvent({"status": "error", "target_state": self.target_state, "message": str(e)})
+
+
+class RelayWebhookTrigger(BaseTrigger):
+    """Wait for a webhook event matching ``match`` in the connection's webhook inbox.
+
+    Yields one event: ``{"status": "success", "event": <event dict>}`` or ``{"status": "error", "message"}``.
+
+    :param match: Event filter fields (dialect, kind, event_type, message_id, state, sender, recipient,
+        text_contains, after).
+    :param relay_conn_id: The ``relay`` connection whose ``webhook_inbox_url`` names the inbox.
+    :param received_after: ISO timestamp; events the receiver stored before it are ignored.
+    :param poll_interval: Seconds between inbox queries.
+    """
+
+    def __init__(
+        self,
+        match: dict[str, Any],
+        relay_conn_id: str = RelayHook.default_conn_name,
+        received_after: str | None = None,
+        poll_interval: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.match = dict(match)
+        self.relay_conn_id = relay_conn_id
+        self.received_after = received_after
+        self.poll_interval = float(poll_interval)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "match": dict(self.match),
+                "relay_conn_id": self.relay_conn_id,
+                "received_after": self.received_after,
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from relay_integrations.webhooks.inbox import EventFilter, WebhookInboxError
+
+        try:
+            since: datetime | None = as_utc(self.received_after)
+            wanted = EventFilter.coerce(self.match)
+            inbox = await RelayHook(self.relay_conn_id).aget_webhook_inbox()
+            with inbox:
+                while True:
+                    try:
+                        events = await inbox.aquery(wanted)
+                    except WebhookInboxError as e:
+                        if e.status_code is not None and e.status_code < 500:
+                            raise
+                        self.log.warning("Webhook inbox unavailable, still waiting: %s", e)
+                        events = []
+                    for event in events:
+                        if event_is_recent(event, since):
+                            yield TriggerEvent({"status": "success", "event": event.model_dump(mode="json")})
+                            return
+                    if events and len(events) >= wanted.limit:
+                        # A full page of older events: read on from the last one without sleeping.
+                        wanted = wanted.model_copy(update={"after": events[-1].cursor})
+                        continue
+                    await asyncio.sleep(self.poll_interval)
+        except (RelayError, ValueError, WebhookInboxError) as e:
+            yield TriggerEvent({"status": "error", "message": str(e)})
