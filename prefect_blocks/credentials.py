@@ -1,0 +1,165 @@
+"""Blocks that hold what it takes to reach a relay and a webhook inbox."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect.blocks.abstract import CredentialsBlock
+from prefect.blocks.core import Block
+from pydantic import Field, HttpUrl, SecretStr
+
+from relay_integrations.client import AsyncRelayClient, RelayClient
+from relay_integrations.webhooks.inbox import WebhookInbox
+
+DOCUMENTATION_URL = "https://github.com/relay-integrations/relay-integrations#prefect-blocks"
+
+DialectName = Literal["phonerelay", "relaysms", "coop", "smsgate"]
+
+
+class RelayCredentials(CredentialsBlock):
+    """
+    Block holding the address and credentials of a message relay, for use in tasks and flows.
+
+    Args:
+        base_url: The relay's base URL, with or without the API's base path.
+        dialect: Which relay API the relay speaks.
+        api_key: The relay's API key (the password for smsgate).
+        login: The login for relays with Basic auth (smsgate).
+        phone_id: Default phone/device for relays that route through a phone (phonerelay).
+        sender: Default sender number or name.
+        timeout: Seconds to wait for the relay's answer.
+        max_retries: How often the client retries transient failures (429, 5xx, connection errors).
+
+    Examples:
+        Load stored relay credentials:
+        ```python
+        from prefect_blocks import RelayCredentials
+        relay_credentials_block = RelayCredentials.load("BLOCK_NAME")
+        ```
+
+        Send a message with the client:
+        ```python
+        from prefect_blocks import RelayCredentials
+        from relay_integrations import OutboundMessage
+        relay_credentials_block = RelayCredentials.load("BLOCK_NAME")
+        with relay_credentials_block.get_client() as client:
+            client.send(OutboundMessage(to="+15551234567", text="hello"))
+        ```
+    """
+
+    _block_type_name = "Relay Credentials"
+    _block_type_slug = "relay-credentials"
+    _documentation_url = HttpUrl(DOCUMENTATION_URL)
+    _description = "Address and credentials of a message relay (phonerelay, relaysms, coop or smsgate)."
+
+    base_url: str = Field(
+        default=...,
+        title="Base URL",
+        description="The relay's base URL, with or without the API's base path.",
+        examples=["http://127.0.0.1:8787/phonerelay"],
+    )
+    dialect: DialectName = Field(
+        default=...,
+        title="Relay API",
+        description="Which relay API the relay speaks.",
+    )
+    api_key: SecretStr = Field(
+        default=...,
+        title="API key",
+        description="The relay's API key (for smsgate, the password of the login).",
+    )
+    login: str | None = Field(
+        default=None,
+        title="Login",
+        description="The login for relays that use Basic auth (smsgate).",
+    )
+    phone_id: str | None = Field(
+        default=None,
+        title="Phone ID",
+        description="Default phone or device that sends, for relays that route through a phone (phonerelay).",
+    )
+    sender: str | None = Field(
+        default=None,
+        title="Sender",
+        description="Default sender number or name used when a message names none.",
+    )
+    timeout: float = Field(
+        default=10.0,
+        gt=0,
+        title="Timeout (seconds)",
+        description="Seconds to wait for the relay's answer to one request.",
+    )
+    max_retries: int = Field(
+        default=3,
+        ge=0,
+        title="Max retries",
+        description="How often the client retries transient failures (429, 5xx, connection errors).",
+    )
+
+    def _client_kwargs(self) -> dict[str, object]:
+        return {
+            "base_url": self.base_url,
+            "dialect": self.dialect,
+            "api_key": self.api_key.get_secret_value(),
+            "login": self.login,
+            "phone_id": self.phone_id,
+            "sender": self.sender,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+        }
+
+    def get_client(self) -> RelayClient:
+        """A synchronous client for the relay; use it as a context manager so its connections close."""
+        return RelayClient(**self._client_kwargs())  # type: ignore[arg-type]
+
+    def get_async_client(self) -> AsyncRelayClient:
+        """An asynchronous client for the relay; use it with ``async with``."""
+        return AsyncRelayClient(**self._client_kwargs())  # type: ignore[arg-type]
+
+
+class RelayWebhookInbox(Block):
+    """
+    Block pointing at the inbox where a relay's webhooks are stored: a local SQLite file written by
+    ``relay webhooks serve``, or that receiver's URL.
+
+    Args:
+        location: Path of the inbox database, or the webhook receiver's base URL.
+        api_key: The receiver's API key, needed when ``location`` is a URL.
+
+    Examples:
+        Load a stored inbox and read the latest inbound messages:
+        ```python
+        from prefect_blocks import RelayWebhookInbox
+        relay_webhook_inbox_block = RelayWebhookInbox.load("BLOCK_NAME")
+        events = relay_webhook_inbox_block.get_inbox().query(kind="inbound")
+        ```
+    """
+
+    _block_type_name = "Relay Webhook Inbox"
+    _block_type_slug = "relay-webhook-inbox"
+    _documentation_url = HttpUrl(DOCUMENTATION_URL)
+    _description = "Where a relay's verified webhook events are stored (SQLite path or receiver URL)."
+
+    location: str = Field(
+        default=...,
+        title="Location",
+        description="Path of the inbox database, or the webhook receiver's base URL (http://...).",
+        examples=["/var/lib/relay/webhooks.db", "http://127.0.0.1:8788"],
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        title="API key",
+        description="The webhook receiver's API key, needed when the location is a URL.",
+    )
+
+    @property
+    def is_remote(self) -> bool:
+        return self.location.startswith(("http://", "https://"))
+
+    def get_inbox(self) -> WebhookInbox:
+        """The inbox, local or remote, ready to query or wait on."""
+        if self.is_remote:
+            if self.api_key is None:
+                raise ValueError("RelayWebhookInbox.api_key is required when location is a URL")
+            return WebhookInbox.remote(self.location, self.api_key.get_secret_value())
+        return WebhookInbox(self.location)

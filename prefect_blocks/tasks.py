@@ -1,0 +1,482 @@
+"""Prefect tasks: send messages and campaigns through a relay, and wait for what happens to them.
+
+Every task has an async twin named with an ``a`` prefix (``asend_message``...). The plain name
+dispatches: it runs the sync task in sync flows and returns the async one's coroutine in async
+flows, as Prefect's own integrations do.
+
+Sends are safe to retry: each message carries an idempotency key derived from the flow run, the
+task's position in it and the message, so a task retry (same task run) or a flow retry re-sends
+with the same key and relays that de-duplicate (phonerelay, smsgate) answer with the message they
+already took. Campaigns also keep a local ledger of accepted rows, so a retry skips them on every
+relay. The send tasks therefore retry transient failures by default; bad input is never retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anyio
+from prefect import get_run_logger, task
+from prefect._internal.compatibility.async_dispatch import async_dispatch
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.context import TaskRunContext
+from prefect.tasks import Task
+
+from prefect_blocks.credentials import RelayCredentials, RelayWebhookInbox
+from relay_integrations.errors import (
+    RelayAuthError,
+    RelayInsufficientBalanceError,
+    RelayValidationError,
+    UnsupportedOperationError,
+)
+from relay_integrations.models import (
+    InboundQuery,
+    InboundStats,
+    MessageState,
+    OutboundMessage,
+    SendReceipt,
+    StatusReport,
+    WebhookEvent,
+)
+from relay_integrations.webhooks.inbox import EventFilter, WebhookInbox
+
+# Errors that another attempt cannot fix: bad input, bad credentials, no money, no such feature.
+_PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    RelayValidationError,
+    RelayAuthError,
+    RelayInsufficientBalanceError,
+    UnsupportedOperationError,
+    ValueError,
+    TypeError,
+)
+SEND_RETRIES = 2
+SEND_RETRY_DELAYS = [1, 10]
+
+
+class MessageNotDeliveredError(RuntimeError):
+    """A message being waited for ended in a state it can never leave (failed or cancelled).
+
+    :param reports: the final status of every message that did not reach the wanted state.
+    """
+
+    def __init__(self, reports: Sequence[StatusReport], wanted: MessageState) -> None:
+        self.reports = list(reports)
+        self.wanted = wanted
+        details = "; ".join(f"{r.message_id}: {r.state.value}" + (f" ({r.error})" if r.error else "") for r in reports)
+        super().__init__(f"{len(self.reports)} message(s) will never be {wanted.value}: {details}")
+
+
+def retry_transient_failures(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """``retry_condition_fn`` of the send tasks: retry unless the error is one no retry can fix."""
+    del task, task_run
+    # The engine hands over Failed(data=<exception>); read it instead of calling state.result(),
+    # which is a coroutine in async tasks.
+    return not isinstance(state.data, _PERMANENT_ERRORS)
+
+
+# --- idempotency -------------------------------------------------------------------------------
+
+
+def run_scoped_idempotency_key(*parts: str) -> str | None:
+    """A key stable across retries of the calling task run and of its flow run, ``None`` outside a task.
+
+    Built from the flow run id, the task's key and its dynamic key (its position among the flow's
+    calls of that task) -- all of which a task retry and a flow retry keep -- and ``parts``.
+    """
+    context = TaskRunContext.get()
+    if context is None:
+        return None
+    task_run = context.task_run
+    scope = str(task_run.flow_run_id) if task_run.flow_run_id else str(task_run.id)
+    seed = "\x1f".join([scope, task_run.task_key, task_run.dynamic_key, *parts])
+    return "pf-" + hashlib.sha256(seed.encode()).hexdigest()[:32]
+
+
+def _message_fingerprint(message: OutboundMessage) -> str:
+    content = message.model_dump(mode="json", exclude={"idempotency_key", "bot_token"}, by_alias=True)
+    return json.dumps(content, sort_keys=True, default=str)
+
+
+def _build_message(
+    to: str | list[str] | None,
+    text: str | None,
+    channel: str,
+    subject: str | None,
+    sender: str | None,
+    idempotency_key: str | None,
+    options: Mapping[str, Any] | None,
+) -> OutboundMessage:
+    data: dict[str, Any] = dict(options or {})
+    data.update({"to": to, "text": text, "channel": channel})
+    if subject is not None:
+        data["subject"] = subject
+    if sender is not None:
+        data["sender"] = sender
+    message = OutboundMessage.model_validate(data)
+    if idempotency_key is None:
+        idempotency_key = message.idempotency_key or run_scoped_idempotency_key(_message_fingerprint(message))
+    return message.model_copy(update={"idempotency_key": idempotency_key})
+
+
+def _log_receipt(receipt: SendReceipt) -> None:
+    get_run_logger().info(
+        "Relay accepted message %s (%s)%s",
+        receipt.message_id,
+        receipt.state.value,
+        " -- already sent earlier with this idempotency key" if receipt.duplicate else "",
+    )
+
+
+# --- send_message ------------------------------------------------------------------------------
+
+
+@task(
+    cache_policy=NO_CACHE,
+    retries=SEND_RETRIES,
+    retry_delay_seconds=SEND_RETRY_DELAYS,
+    retry_condition_fn=retry_transient_failures,
+)
+async def asend_message(
+    credentials: RelayCredentials,
+    to: str | list[str] | None = None,
+    text: str | None = None,
+    channel: str = "sms",
+    subject: str | None = None,
+    sender: str | None = None,
+    idempotency_key: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> SendReceipt:
+    """Send one message through a relay (async twin of :func:`send_message`)."""
+    message = _build_message(to, text, channel, subject, sender, idempotency_key, options)
+    async with credentials.get_async_client() as client:
+        receipt = await client.send(message)
+    _log_receipt(receipt)
+    return receipt
+
+
+@async_dispatch(asend_message)
+@task(
+    cache_policy=NO_CACHE,
+    retries=SEND_RETRIES,
+    retry_delay_seconds=SEND_RETRY_DELAYS,
+    retry_condition_fn=retry_transient_failures,
+)
+def send_message(
+    credentials: RelayCredentials,
+    to: str | list[str] | None = None,
+    text: str | None = None,
+    channel: str = "sms",
+    subject: str | None = None,
+    sender: str | None = None,
+    idempotency_key: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> SendReceipt:
+    """Send one message through a relay.
+
+    The idempotency key, unless given, is derived from the flow run, this task call and the
+    message, so retries of the task or the flow never send it twice on relays that de-duplicate.
+
+    :param credentials: the relay to send through.
+    :param to: recipient address, or several for relays that send one text to many (smsgate).
+    :param text: the message text.
+    :param channel: sms, wa, tg, email, notify, ... as the relay names them.
+    :param subject: email subject (or push title).
+    :param sender: sender number or name; the credentials' default when empty.
+    :param idempotency_key: your own key, used as given.
+    :param options: any other :class:`~relay_integrations.models.OutboundMessage` field
+        (``priority``, ``attachments``, ``title``, ``phone_id``, ``metadata``...).
+    :return: the relay's receipt (``message_id``, ``state``, ``duplicate``).
+
+    Example:
+        ```python
+        from prefect import flow
+        from prefect_blocks import RelayCredentials
+        from prefect_blocks.tasks import send_message
+
+        @flow
+        def alert_on_call():
+            send_message(RelayCredentials.load("BLOCK_NAME"), to="+15551234567", text="Load finished")
+        ```
+    """
+    message = _build_message(to, text, channel, subject, sender, idempotency_key, options)
+    with credentials.get_client() as client:
+        receipt = client.send(message)
+    _log_receipt(receipt)
+    return receipt
+
+
+# --- get_message_status ------------------------------------------------------------------------
+
+
+@task(cache_policy=NO_CACHE)
+async def aget_message_status(credentials: RelayCredentials, message_id: str) -> StatusReport:
+    """The message's state as the relay reports it now (async twin of :func:`get_message_status`)."""
+    async with credentials.get_async_client() as client:
+        return await client.get_status(message_id)
+
+
+@async_dispatch(aget_message_status)
+@task(cache_policy=NO_CACHE)
+def get_message_status(credentials: RelayCredentials, message_id: str) -> StatusReport:
+    """The message's state as the relay reports it now.
+
+    :param credentials: the relay that took the message.
+    :param message_id: the id from the send receipt.
+    :return: the status report (``state``, per-recipient states, timeline where the relay has one).
+    """
+    with credentials.get_client() as client:
+        return client.get_status(message_id)
+
+
+# --- wait_for_message_status -------------------------------------------------------------------
+
+
+def _reached(report: StatusReport, wanted: MessageState) -> bool:
+    """``wanted`` or a later successful state (``delivered`` satisfies a wait for ``sent``)."""
+    if report.state == wanted:
+        return True
+    return report.state not in (MessageState.FAILED, MessageState.CANCELLED) and report.state.rank > wanted.rank
+
+
+def _settled(report: StatusReport, wanted: MessageState) -> bool:
+    return _reached(report, wanted) or report.state.is_final
+
+
+def _ids(message_id: str | Sequence[str]) -> list[str]:
+    ids = [message_id] if isinstance(message_id, str) else list(message_id)
+    if not ids:
+        raise ValueError("message_id: give at least one message id")
+    return ids
+
+
+def _finish_wait(
+    ids: list[str], reports: dict[str, StatusReport], wanted: MessageState, single: bool, raise_on_failure: bool
+) -> StatusReport | list[StatusReport]:
+    ordered = [reports[i] for i in ids]
+    failed = [r for r in ordered if not _reached(r, wanted)]
+    if failed and raise_on_failure:
+        raise MessageNotDeliveredError(failed, wanted)
+    get_run_logger().info(
+        "%d of %d message(s) reached %s", len(ordered) - len(failed), len(ordered), wanted.value
+    )
+    return ordered[0] if single else ordered
+
+
+def _timeout_error(pending: Sequence[str], reports: Mapping[str, StatusReport], wanted: MessageState,
+                   timeout: float) -> TimeoutError:
+    states = ", ".join(f"{i}: {reports[i].state.value if i in reports else 'unknown'}" for i in list(pending)[:10])
+    more = f" and {len(pending) - 10} more" if len(pending) > 10 else ""
+    return TimeoutError(f"{len(pending)} message(s) not {wanted.value} within {timeout:g}s ({states}{more})")
+
+
+@task(cache_policy=NO_CACHE)
+async def await_for_message_status(
+    credentials: RelayCredentials,
+    message_id: str | list[str],
+    state: MessageState = MessageState.DELIVERED,
+    timeout: float = 300.0,  # noqa: ASYNC109 -- same parameters as the sync twin, which a deployment exposes
+    poll_interval: float = 2.0,
+    raise_on_failure: bool = True,
+    concurrency: int = 8,
+) -> StatusReport | list[StatusReport]:
+    """Poll until messages reach ``state`` (async twin of :func:`wait_for_message_status`)."""
+    wanted = MessageState(state)
+    ids = _ids(message_id)
+    reports: dict[str, StatusReport] = {}
+    pending = list(dict.fromkeys(ids))
+    limiter = anyio.CapacityLimiter(max(1, concurrency))
+    deadline = time.monotonic() + timeout
+    async with credentials.get_async_client() as client:
+
+        async def poll(one: str) -> None:
+            async with limiter:
+                reports[one] = await client.get_status(one)
+
+        while True:
+            async with anyio.create_task_group() as group:
+                for one in pending:
+                    group.start_soon(poll, one)
+            pending = [i for i in pending if not _settled(reports[i], wanted)]
+            if not pending:
+                return _finish_wait(ids, reports, wanted, isinstance(message_id, str), raise_on_failure)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _timeout_error(pending, reports, wanted, timeout)
+            await anyio.sleep(min(poll_interval, remaining))
+
+
+@async_dispatch(await_for_message_status)
+@task(cache_policy=NO_CACHE)
+def wait_for_message_status(
+    credentials: RelayCredentials,
+    message_id: str | list[str],
+    state: MessageState = MessageState.DELIVERED,
+    timeout: float = 300.0,
+    poll_interval: float = 2.0,
+    raise_on_failure: bool = True,
+    concurrency: int = 8,
+) -> StatusReport | list[StatusReport]:
+    """Poll the relay until one or many messages reach ``state`` (or a later successful one).
+
+    :param credentials: the relay that took the messages.
+    :param message_id: one message id (returns one report) or a list (returns a list, same order).
+    :param state: the state to wait for; ``sent`` is also satisfied by ``delivered``.
+    :param timeout: seconds to wait in all before raising ``TimeoutError``.
+    :param poll_interval: seconds between polls of the messages not settled yet.
+    :param raise_on_failure: raise :class:`MessageNotDeliveredError` when a message ends failed
+        or cancelled; otherwise return its report like the others.
+    :param concurrency: status requests in flight at once (async twin only).
+    :raises TimeoutError: some message had not settled in time; the error lists them.
+    """
+    del concurrency  # the sync twin polls one message after the other
+    wanted = MessageState(state)
+    ids = _ids(message_id)
+    reports: dict[str, StatusReport] = {}
+    pending = list(dict.fromkeys(ids))
+    deadline = time.monotonic() + timeout
+    with credentials.get_client() as client:
+        while True:
+            for one in pending:
+                reports[one] = client.get_status(one)
+            pending = [i for i in pending if not _settled(reports[i], wanted)]
+            if not pending:
+                return _finish_wait(ids, reports, wanted, isinstance(message_id, str), raise_on_failure)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _timeout_error(pending, reports, wanted, timeout)
+            time.sleep(min(poll_interval, remaining))
+
+
+# --- query_inbound_stats -----------------------------------------------------------------------
+
+
+def _inbound_query(query: InboundQuery | Mapping[str, Any] | None) -> InboundQuery | None:
+    if query is None or isinstance(query, InboundQuery):
+        return query
+    return InboundQuery.model_validate(dict(query))
+
+
+@task(cache_policy=NO_CACHE)
+async def aquery_inbound_stats(
+    credentials: RelayCredentials, query: InboundQuery | dict[str, Any] | None = None
+) -> InboundStats:
+    """Inbound traffic statistics (async twin of :func:`query_inbound_stats`)."""
+    async with credentials.get_async_client() as client:
+        return await client.inbound_stats(_inbound_query(query))
+
+
+@async_dispatch(aquery_inbound_stats)
+@task(cache_policy=NO_CACHE)
+def query_inbound_stats(
+    credentials: RelayCredentials, query: InboundQuery | dict[str, Any] | None = None
+) -> InboundStats:
+    """Inbound traffic statistics: messages and calls received, replies, top contacts.
+
+    :param credentials: the relay to ask (phonerelay documents this query; others raise
+        :class:`~relay_integrations.errors.UnsupportedOperationError`).
+    :param query: filters as the relay's doc names them (``range``, ``channels``, ``event_types``,
+        ``tags``, ``source_contains``, ``limit``...).
+    """
+    with credentials.get_client() as client:
+        return client.inbound_stats(_inbound_query(query))
+
+
+# --- wait_for_webhook_event --------------------------------------------------------------------
+
+
+def _open_inbox(inbox: RelayWebhookInbox | str) -> WebhookInbox:
+    if isinstance(inbox, RelayWebhookInbox):
+        return inbox.get_inbox()
+    if inbox.startswith(("http://", "https://")):
+        raise ValueError("inbox: a receiver URL needs its API key; pass a RelayWebhookInbox block instead of a str")
+    return WebhookInbox(inbox)
+
+
+def _event_filter(
+    match: Mapping[str, Any] | None,
+    dialect: str | None,
+    kind: str | None,
+    event_type: str | None,
+    message_id: str | None,
+    state: MessageState | str | None,
+    sender: str | None,
+    recipient: str | None,
+    text_contains: str | None,
+    after: int | None,
+) -> EventFilter:
+    given = {
+        "dialect": dialect, "kind": kind, "event_type": event_type, "message_id": message_id, "state": state,
+        "sender": sender, "recipient": recipient, "text_contains": text_contains, "after": after,
+    }
+    return EventFilter.coerce(match, **{k: v for k, v in given.items() if v is not None})
+
+
+@task(cache_policy=NO_CACHE)
+async def await_for_webhook_event(
+    inbox: RelayWebhookInbox | str,
+    match: dict[str, Any] | None = None,
+    dialect: str | None = None,
+    kind: str | None = None,
+    event_type: str | None = None,
+    message_id: str | None = None,
+    state: MessageState | None = None,
+    sender: str | None = None,
+    recipient: str | None = None,
+    text_contains: str | None = None,
+    after: int | None = None,
+    timeout: float = 300.0,  # noqa: ASYNC109 -- same parameters as the sync twin, which a deployment exposes
+    poll_interval: float = 1.0,
+) -> WebhookEvent:
+    """Wait for a matching webhook event (async twin of :func:`wait_for_webhook_event`)."""
+    wanted = _event_filter(match, dialect, kind, event_type, message_id, state, sender, recipient, text_contains,
+                           after)
+    with _open_inbox(inbox) as opened:
+        event = await opened.await_for(wanted, timeout=timeout, poll_interval=poll_interval)
+    get_run_logger().info("Webhook event %s (%s) matched %s", event.event_id, event.event_type, wanted.describe())
+    return event
+
+
+@async_dispatch(await_for_webhook_event)
+@task(cache_policy=NO_CACHE)
+def wait_for_webhook_event(
+    inbox: RelayWebhookInbox | str,
+    match: dict[str, Any] | None = None,
+    dialect: str | None = None,
+    kind: str | None = None,
+    event_type: str | None = None,
+    message_id: str | None = None,
+    state: MessageState | None = None,
+    sender: str | None = None,
+    recipient: str | None = None,
+    text_contains: str | None = None,
+    after: int | None = None,
+    timeout: float = 300.0,
+    poll_interval: float = 1.0,
+) -> WebhookEvent:
+    """Wait until the webhook inbox holds an event matching every filter given.
+
+    Events stored before the call count too, so nothing that arrived between a send and the wait
+    is missed; pass ``after`` (an event's ``cursor``) to look only at newer ones.
+
+    :param inbox: a :class:`~prefect_blocks.RelayWebhookInbox` block (local file or receiver URL),
+        or the path of the receiver's SQLite inbox.
+    :param match: filters as a mapping (any :class:`~relay_integrations.webhooks.inbox.EventFilter` field);
+        the keyword filters below override it.
+    :param kind: ``status`` (about a message sent) or ``inbound`` (a reply or call received).
+    :param state: for status events, the canonical state (``delivered``, ``failed``...).
+    :param sender: for inbound events, who wrote.
+    :param timeout: seconds to wait before raising ``WebhookWaitTimeout`` (a ``TimeoutError``).
+    :param poll_interval: seconds between looks at the inbox.
+    :return: the first matching event (lowest cursor).
+    """
+    wanted = _event_filter(match, dialect, kind, event_type, message_id, state, sender, recipient, text_contains,
+                           after)
+    with _open_inbox(inbox) as opened:
+        event = opened.wait_for(wanted, timeout=timeout, poll_interval=poll_interval)
+    get_run_logger().info("Webhook event %s (%s) matched %s", event.event_id, event.event_type, wanted.describe())
+    return event
