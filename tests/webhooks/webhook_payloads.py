@@ -121,7 +121,9 @@ class ServedReceiver:
              headers: dict[str, str] | None = None) -> httpx.Response:
         """POST ``body`` signed as the reference relay signs it (``headers`` replace the signed ones)."""
         raw = body if isinstance(body, bytes) else encode(body)
-        sent = signed_headers(dialect, raw, secret, event_id=event_id, timestamp=timestamp) if headers is None else headers
+        sent = headers
+        if sent is None:
+            sent = signed_headers(dialect, raw, secret, event_id=event_id, timestamp=timestamp)
         return self.client.post(self.url(dialect), content=raw, headers=sent)
 
     def events(self, **params: Any) -> list[dict[str, Any]]:
