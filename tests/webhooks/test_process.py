@@ -1,0 +1,69 @@
+"""`relay webhooks serve` as a real process: nothing acknowledged is lost when it is killed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from webhook_payloads import API_KEY, OTHER_SECRET, SECRET, encode, relaysms_status, signed_headers, smsgate_status
+
+from relay_integrations.cli import build_parser
+from relay_integrations.models import MessageState
+from relay_integrations.process import WebhookReceiverProcess
+from relay_integrations.webhooks import WebhookInbox
+from relay_integrations.webhooks.cli import parse_secret_args
+
+
+def test_receiver_restart_between_acknowledgement_and_query(tmp_path: Path) -> None:
+    db_path = tmp_path / "webhooks.db"
+    proc = WebhookReceiverProcess(db_path=db_path, secrets=[SECRET], api_key=API_KEY,
+                                  log_path=tmp_path / "receiver.log")
+    proc.start()
+    try:
+        raw = encode(smsgate_status("sg-crash", "+15550000001", "delivered"))
+        response = httpx.post(proc.url("smsgate"), content=raw, headers=signed_headers("smsgate", raw))
+        assert response.status_code == 200 and response.json()["stored"] == 1
+        proc.kill()  # kill -9 right after the 200: no shutdown, no flush
+        proc.start()
+        remote = WebhookInbox.remote(proc.base_url, API_KEY)
+        [event] = remote.query(message_id="sg-crash")
+        assert event.state is MessageState.DELIVERED
+        assert WebhookInbox(db_path).message_state("sg-crash") is MessageState.DELIVERED
+        # The restarted receiver still de-duplicates against what it stored before the crash.
+        again = httpx.post(proc.url("smsgate"), content=raw, headers=signed_headers("smsgate", raw))
+        assert again.json()["duplicates"] == 1
+    finally:
+        proc.stop()
+    log = (tmp_path / "receiver.log").read_text()
+    assert "stored smsgate webhook event" in log
+    assert SECRET not in log and API_KEY not in log
+
+
+def test_cli_per_dialect_and_env_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Secrets from the environment stay out of the process list.
+    monkeypatch.setenv("RELAY_WEBHOOK_SECRETS", OTHER_SECRET)
+    proc = WebhookReceiverProcess(db_path=tmp_path / "w.db", secrets=[f"relaysms={SECRET}"], api_key=API_KEY)
+    with proc:
+        raw = encode(relaysms_status("rs-cli"))
+        for secret, expected in ((SECRET, 200), (OTHER_SECRET, 200), ("whsec_dW5rbm93bi1rZXk=", 401)):
+            response = httpx.post(proc.url("relaysms"), content=raw, headers=signed_headers("relaysms", raw, secret))
+            assert response.status_code == expected
+        # The relaysms-only secret does not open the other dialects.
+        raw = encode(smsgate_status("sg-cli", "+15550000001"))
+        assert httpx.post(proc.url("smsgate"), content=raw, headers=signed_headers("smsgate", raw)).status_code == 401
+
+
+def test_parse_secret_args_keeps_base64_padding() -> None:
+    assert parse_secret_args(["abc==", "coop=s1", "smsgate=whsec_eA==", "nodialect=x"]) == {
+        "*": ["abc==", "nodialect=x"],
+        "coop": ["s1"],
+        "smsgate": ["whsec_eA=="],
+    }
+
+
+def test_serve_arguments() -> None:
+    args = build_parser().parse_args(["webhooks", "serve", "--secret", "a", "--secret", "b", "--api-key", "k"])
+    assert (args.host, args.port, args.db, args.secret, args.api_key) == ("127.0.0.1", 5111, "./webhooks.db",
+                                                                          ["a", "b"], "k")
+    assert callable(args.func)
