@@ -1,0 +1,117 @@
+"""Recipient addresses: E.164 phone numbers (via ``phonenumbers``), emails and messenger handles.
+
+The channel decides what an address must look like. Phone numbers come back in E.164 form, so
+``+1 (202) 555-0100`` and ``+12025550100`` are the same recipient for de-duplication.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import phonenumbers
+
+NumberCheck = Literal["possible", "valid"]
+
+PHONE_CHANNELS = frozenset({"sms", "mms", "wa", "whatsapp", "rcs", "voice"})
+EMAIL_CHANNELS = frozenset({"email"})
+TELEGRAM_CHANNELS = frozenset({"tg", "telegram"})
+TELEGRAM_BOT_CHANNELS = frozenset({"tg_bot"})
+PHONE_OR_EMAIL_CHANNELS = frozenset({"imessage"})
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+_TG_USERNAME = re.compile(r"^@[A-Za-z][A-Za-z0-9_]{3,31}$")
+_TG_CHAT_ID = re.compile(r"^-?\d{1,20}$")
+
+
+class AddressError(ValueError):
+    """An address that cannot be used on the campaign's channel; the text says why."""
+
+
+def normalize_phone(raw: str, *, default_region: str | None = None, number_check: NumberCheck = "possible") -> str:
+    """``raw`` as an E.164 number.
+
+    :param default_region: ISO country code (``"US"``, ``"DE"``) for numbers written without ``+``.
+    :param number_check: ``"possible"`` checks the length for the country; ``"valid"`` also checks
+        that the number is in an allocated range (stricter, rejects made-up test numbers).
+    :raises AddressError: when it is not a phone number or fails the check.
+    """
+    text = raw.strip()
+    if not text:
+        raise AddressError("empty phone number")
+    try:
+        number = phonenumbers.parse(text, default_region.upper() if default_region else None)
+    except phonenumbers.NumberParseException as exc:
+        if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
+            hint = "" if default_region else " (write it as +<country code>... or set default_region)"
+            raise AddressError(f"{raw!r} has no valid country code{hint}") from None
+        raise AddressError(f"{raw!r} is not a phone number") from None
+    if number_check == "valid":
+        ok = phonenumbers.is_valid_number(number)
+    else:
+        ok = phonenumbers.is_possible_number(number)
+    if not ok:
+        raise AddressError(f"{raw!r} is not a {number_check} phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(raw: str) -> str:
+    text = raw.strip()
+    if not _EMAIL.match(text):
+        raise AddressError(f"{raw!r} is not an email address")
+    local, _, domain = text.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def normalize_address(
+    raw: object,
+    channel: str,
+    *,
+    default_region: str | None = None,
+    number_check: NumberCheck = "possible",
+) -> str:
+    """The canonical form of ``raw`` for ``channel``.
+
+    sms/wa/... need a phone number; email an email address; tg an ``@username`` or a phone number;
+    tg_bot a numeric chat id or ``@channel``; imessage a phone number or an Apple ID email.
+    Other channels take any non-empty text.
+
+    :raises AddressError: with the reason when ``raw`` does not fit.
+    """
+    if raw is None:
+        raise AddressError("missing address")
+    text = str(raw).strip()
+    if not text:
+        raise AddressError("empty address")
+    if channel in PHONE_CHANNELS:
+        return normalize_phone(text, default_region=default_region, number_check=number_check)
+    if channel in EMAIL_CHANNELS:
+        return normalize_email(text)
+    if channel in PHONE_OR_EMAIL_CHANNELS:
+        if "@" in text:
+            return normalize_email(text)
+        return normalize_phone(text, default_region=default_region, number_check=number_check)
+    if channel in TELEGRAM_CHANNELS:
+        if text.startswith("@"):
+            if not _TG_USERNAME.match(text):
+                raise AddressError(f"{raw!r} is not a Telegram @username")
+            return text
+        return normalize_phone(text, default_region=default_region, number_check=number_check)
+    if channel in TELEGRAM_BOT_CHANNELS:
+        if _TG_CHAT_ID.match(text) or _TG_USERNAME.match(text):
+            return text
+        raise AddressError(f"{raw!r} is not a Telegram chat id or @channel")
+    return text
+
+
+def normalize_suppressed(raw: str, channel: str, *, default_region: str | None = None) -> str:
+    """A suppression-list entry in the same form as recipient addresses, so both compare equal.
+
+    Entries that do not parse are kept as written (stripped, lower-cased for emails) rather than
+    dropped: a suppression list must never be silently ignored.
+    """
+    try:
+        return normalize_address(raw, channel, default_region=default_region, number_check="possible")
+    except AddressError:
+        text = str(raw).strip()
+        return text.lower() if "@" in text and not text.startswith("@") else text

@@ -1,0 +1,501 @@
+"""One template, many recipients: validate everything first, send fast, never twice.
+
+A run makes two passes. The validation pass reads every recipient row, checks the address,
+renders the templates, counts SMS segments, drops suppressed and duplicate addresses, looks
+each message's idempotency key up in the ledger, and writes the outcome of every row to a
+temporary store. Nothing is sent unless every row is good (or ``skip_invalid`` is set). The send
+pass then reads the rows to send back from the store and sends them the best way the relay
+offers, recording each accepted message in the ledger before moving on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from relay_integrations.campaign.addresses import (
+    AddressError,
+    NumberCheck,
+    normalize_address,
+    normalize_suppressed,
+)
+from relay_integrations.campaign.ledger import Ledger, LedgerEntry, default_ledger_path
+from relay_integrations.campaign.recipients import RecipientSource, RowReadError, open_recipients
+from relay_integrations.campaign.report import (
+    ACCEPTED,
+    ALREADY_SENT,
+    DUPLICATE,
+    FAILED,
+    INVALID,
+    MAX_LISTED_ERRORS,
+    READY,
+    SUPPRESSED,
+    WOULD_SEND,
+    CampaignProgress,
+    CampaignReport,
+    CampaignValidationError,
+    ValidationReport,
+)
+from relay_integrations.campaign.segments import count_segments
+from relay_integrations.campaign.senders import (
+    Pacer,
+    SendUnit,
+    Strategy,
+    arun_unit,
+    choose_strategy,
+    key_to_uuid,
+    plan_units,
+    run_unit,
+)
+from relay_integrations.campaign.store import PlannedRow, RowResult, ScratchStore
+from relay_integrations.campaign.templates import FieldError, MessageTemplates, load_template_source
+from relay_integrations.dialects.base import Dialect
+from relay_integrations.models import OutboundMessage
+
+SEGMENTED_CHANNELS = frozenset({"sms"})
+# Message fields a campaign sets itself; the rest of OutboundMessage may come from ``fields``.
+_RESERVED_FIELDS = frozenset({"to", "text", "channel", "idempotency_key"})
+_PROGRESS_EVERY_ROWS = 1000
+
+ProgressCallback = Callable[[CampaignProgress], None]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()
+
+
+class Campaign:
+    """A templated message to many recipients.
+
+    :param template: the message text as a Jinja2 template; a :class:`~pathlib.Path` is read from disk.
+        Rendered in a sandbox with strict undefined variables; the recipient row is the context.
+    :param recipients: a list of dicts, any iterable of mappings (read once and spooled to a
+        temporary file), or the path of a ``.csv`` (with a header row) or ``.jsonl`` file.
+    :param campaign_id: names the campaign; part of every idempotency key, so the same id and the
+        same recipients never send twice. Use a new id for a new campaign.
+    :param address_field: the row field holding the recipient's address.
+    :param channel: the message channel (``sms``, ``wa``, ``email``, ...); decides how addresses are checked.
+    :param fields: other message fields (``subject``, ``title``, ``sender``, ``phone_id``, ``priority``,
+        ...); str values are templates too.
+    :param default_region: ISO country code for phone numbers written without ``+``.
+    :param number_check: ``"possible"`` (length fits the country) or ``"valid"`` (allocated range).
+    :param skip_invalid: send the good rows when some are bad (the bad ones are reported);
+        by default any bad row stops the campaign before the first send.
+    :param dedupe: send once per address (the first row wins; later rows are reported ``duplicate``).
+    :param suppression: addresses that must not be messaged (opt-outs); compared after normalising.
+    :param ledger_path: the SQLite ledger of accepted messages; default: see
+        :func:`~relay_integrations.campaign.ledger.default_ledger_path`.
+    :param concurrency: requests in flight at once.
+    :param rate_limit: at most this many messages per second (None: as fast as the relay takes them).
+    :param progress: called with a :class:`CampaignProgress` as rows are validated and sent. If it
+        raises, the campaign stops after the requests in flight finish (their results are recorded).
+    """
+
+    def __init__(
+        self,
+        template: str | Path,
+        recipients: Iterable[Mapping[str, Any]] | str | os.PathLike[str],
+        *,
+        campaign_id: str,
+        address_field: str = "phone",
+        channel: str = "sms",
+        fields: Mapping[str, Any] | None = None,
+        default_region: str | None = None,
+        number_check: NumberCheck = "possible",
+        skip_invalid: bool = False,
+        dedupe: bool = True,
+        suppression: Iterable[str] = (),
+        ledger_path: str | os.PathLike[str] | None = None,
+        concurrency: int = 8,
+        rate_limit: float | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        if not campaign_id or not str(campaign_id).strip():
+            raise ValueError("campaign_id must be a non-empty string")
+        if number_check not in ("possible", "valid"):
+            raise ValueError("number_check must be 'possible' or 'valid'")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.campaign_id = str(campaign_id)
+        self.address_field = address_field
+        self.channel = channel
+        self.fields = self._check_fields(fields or {})
+        self.default_region = default_region
+        self.number_check: NumberCheck = number_check
+        self.skip_invalid = skip_invalid
+        self.dedupe = dedupe
+        self.ledger_path = Path(ledger_path) if ledger_path else default_ledger_path(self.campaign_id)
+        self.concurrency = concurrency
+        self.rate_limit = rate_limit
+        Pacer(rate_limit)  # validates the value now rather than at send time
+        self.progress = progress
+        self.templates = MessageTemplates(load_template_source(template), self.fields)
+        self.source: RecipientSource = open_recipients(recipients)
+        self.suppression = frozenset(
+            normalize_suppressed(s, channel, default_region=default_region) for s in suppression if str(s).strip()
+        )
+
+    @staticmethod
+    def _check_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+        known = set(OutboundMessage.model_fields)
+        checked: dict[str, Any] = {}
+        for name, value in fields.items():
+            key = "sender" if name == "from" else name
+            if key in _RESERVED_FIELDS:
+                raise ValueError(f"fields[{name!r}]: set by the campaign (template, address_field, channel)")
+            if key not in known:
+                expected = ", ".join(sorted(known - _RESERVED_FIELDS))
+                raise ValueError(f"fields[{name!r}]: not a message field; expected one of {expected}")
+            checked[key] = value
+        return checked
+
+    # --- one row ------------------------------------------------------------------------
+    def _evaluate(
+        self,
+        number: int,
+        item: Mapping[str, Any] | RowReadError,
+        *,
+        dialect: Dialect | None,
+        first_time_seen: Callable[[str], bool],
+    ) -> tuple[PlannedRow, list[FieldError], dict[str, Any]]:
+        """The validation pass for one row: ``(planned row, errors, rendered values)``."""
+        if isinstance(item, RowReadError):
+            error = FieldError("row", item.message, number)
+            return PlannedRow(number, None, INVALID, error=f"row: {item.message}"), [error], {}
+        errors: list[FieldError] = []
+        raw_address = item.get(self.address_field)
+        address: str | None = None
+        try:
+            address = normalize_address(
+                raw_address, self.channel, default_region=self.default_region, number_check=self.number_check
+            )
+        except AddressError as exc:
+            errors.append(FieldError(self.address_field, str(exc), number))
+        if address is not None and address in self.suppression:
+            return PlannedRow(number, address, SUPPRESSED), [], {}
+        values, render_errors = self.templates.render(item, number)
+        errors.extend(render_errors)
+        text = values.get("text")
+        segments: int | None = None
+        if isinstance(text, str):
+            if not text.strip():
+                errors.append(FieldError("text", "empty text after rendering", number))
+            else:
+                limit = dialect.capabilities.max_text_length if dialect is not None else None
+                if limit is not None and len(text) > limit:
+                    errors.append(FieldError(
+                        "text", f"text is {len(text)} characters; {dialect.name} takes at most {limit}", number  # type: ignore[union-attr]
+                    ))
+                if self.channel in SEGMENTED_CHANNELS:
+                    segments = count_segments(text).segments
+        message: dict[str, Any] = {**values, "to": address, "channel": self.channel}
+        if not errors:
+            try:
+                OutboundMessage.model_validate(message)
+            except ValidationError as exc:
+                for err in exc.errors():
+                    field = str(err["loc"][0]) if err["loc"] else "message"
+                    errors.append(FieldError(field, err["msg"], number))
+        shown = str(raw_address) if address is None and raw_address is not None else address
+        if errors:
+            summary = "; ".join(f"{e.field}: {e.message}" for e in errors)
+            return PlannedRow(number, shown, INVALID, error=summary, segments=segments), errors, values
+        assert address is not None
+        if self.dedupe and not first_time_seen(address):
+            return PlannedRow(number, address, DUPLICATE, segments=segments), [], values
+        content = {k: v for k, v in message.items() if k not in ("to", "metadata")}
+        key = key_to_uuid(_digest([self.campaign_id, address, content]))
+        message["metadata"] = {**dict(values.get("metadata") or {}), "campaign_id": self.campaign_id,
+                               "idempotency_key": key}
+        message["idempotency_key"] = key
+        planned = PlannedRow(number, address, READY, segments=segments, idempotency_key=key,
+                             group_key=_digest(content)[:32], message=message)
+        return planned, [], values
+
+    def _template_errors(self, dialect: Dialect | None) -> list[dict[str, Any]]:
+        errors = [e.as_dict() for e in self.templates.errors]
+        if dialect is not None and self.channel not in dialect.capabilities.channels:
+            errors.append({"row": None, "field": "channel",
+                           "message": f"{dialect.name} has no channel {self.channel!r}; it offers "
+                                      f"{', '.join(sorted(dialect.capabilities.channels))}"})
+        return errors
+
+    # --- preview and validation ---------------------------------------------------------
+    def preview(self, n: int = 5, *, dialect: str | Dialect | None = None) -> list[dict[str, Any]]:
+        """The first ``n`` rows rendered: address, text and other fields, segments, state, errors."""
+        resolved = _resolve_dialect(dialect)
+        seen: set[str] = set()
+
+        def first_time(address: str) -> bool:
+            if address in seen:
+                return False
+            seen.add(address)
+            return True
+
+        out: list[dict[str, Any]] = []
+        if n <= 0:
+            return out
+        for number, item in self.source:
+            planned, errors, values = self._evaluate(number, item, dialect=resolved, first_time_seen=first_time)
+            text = values.get("text")
+            seg = count_segments(text) if isinstance(text, str) and self.channel in SEGMENTED_CHANNELS else None
+            out.append({
+                "row": number,
+                "address": planned.address,
+                "state": "ok" if planned.state == READY else planned.state,
+                "text": text,
+                "fields": {k: v for k, v in values.items() if k != "text"},
+                "segments": seg.segments if seg else None,
+                "encoding": seg.encoding if seg else None,
+                "idempotency_key": planned.idempotency_key,
+                "errors": [e.as_dict() for e in errors],
+            })
+            if len(out) >= n:
+                break
+        return out
+
+    def validate(self, dialect: str | Dialect | None = None) -> ValidationReport:
+        """Check every row without sending (or touching the ledger); raises nothing about the rows."""
+        resolved = _resolve_dialect(dialect)
+        template_errors = self._template_errors(resolved)
+        if template_errors:
+            return ValidationReport(self.campaign_id, {"total": 0}, template_errors, len(template_errors),
+                                    dialect=resolved.name if resolved else None)
+        store = self._plan(resolved, ledger=None)
+        try:
+            counts = {
+                "total": store.count(), "valid": store.count(READY), "invalid": store.count(INVALID),
+                "suppressed": store.count(SUPPRESSED), "duplicate": store.count(DUPLICATE),
+                "already_sent": 0, "segments": store.segment_total([READY]),
+            }
+            return ValidationReport(self.campaign_id, counts, store.errors(MAX_LISTED_ERRORS), store.error_count(),
+                                    dialect=resolved.name if resolved else None)
+        finally:
+            store.close()
+
+    # --- the validation pass ------------------------------------------------------------
+    def _plan(self, dialect: Dialect | None, ledger: Ledger | None) -> ScratchStore:
+        store = ScratchStore()
+        try:
+            progress = CampaignProgress(self.campaign_id, "validating", None)
+            for number, item in self.source:
+                planned, errors, _ = self._evaluate(
+                    number, item, dialect=dialect, first_time_seen=store.first_time_seen
+                )
+                if planned.state == READY and ledger is not None and planned.idempotency_key:
+                    entry = ledger.get(planned.idempotency_key)
+                    if entry is not None:
+                        planned.state = ALREADY_SENT
+                        planned.message_id = entry.message_id
+                        planned.batch_id = entry.batch_id
+                store.add(planned, [(e.field, e.message) for e in errors])
+                progress.processed += 1
+                if planned.state in (INVALID, SUPPRESSED, DUPLICATE, ALREADY_SENT):
+                    setattr(progress, planned.state, getattr(progress, planned.state) + 1)
+                if self.progress and progress.processed % _PROGRESS_EVERY_ROWS == 0:
+                    self.progress(progress)
+            store.finish_planning()
+            if self.progress:
+                self.progress(progress)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _prepare(self, dialect: Dialect | None, ledger: Ledger) -> tuple[ScratchStore, str]:
+        template_errors = self._template_errors(dialect)
+        if template_errors:
+            raise CampaignValidationError(template_errors)
+        started = _now()
+        store = self._plan(dialect, ledger)
+        if store.count(INVALID) and not self.skip_invalid:
+            report = CampaignReport.from_store(
+                store, self.campaign_id, dialect=dialect.name if dialect else None, dry_run=True,
+                ledger_path=str(self.ledger_path), started_at=started, finished_at=_now(),
+            )
+            raise CampaignValidationError(report.errors, error_count=report.error_count, report=report)
+        return store, started
+
+    def _report(self, store: ScratchStore, dialect: Dialect | None, strategy: Strategy | None,
+                started: str, dry_run: bool) -> CampaignReport:
+        return CampaignReport.from_store(
+            store, self.campaign_id, dialect=dialect.name if dialect else None, strategy=strategy,
+            dry_run=dry_run, ledger_path=str(self.ledger_path), started_at=started, finished_at=_now(),
+        )
+
+    def _record(self, ledger: Ledger, unit: SendUnit, results: list[RowResult], dialect: str) -> None:
+        by_row = {p.row: p for p in unit.rows}
+        entries = [
+            LedgerEntry(
+                idempotency_key=by_row[r.row].idempotency_key or "", campaign_id=self.campaign_id,
+                address=by_row[r.row].address or "", message_id=r.message_id, batch_id=r.batch_id,
+                dialect=dialect, row=r.row,
+            )
+            for r in results
+            if r.state in (ACCEPTED, ALREADY_SENT)
+        ]
+        if entries:
+            ledger.record(entries)
+
+    def _units(self, store: ScratchStore, dialect: Dialect, strategy: Strategy) -> Iterable[SendUnit]:
+        return plan_units(store, strategy, campaign_id=self.campaign_id,
+                          max_batch_size=dialect.capabilities.max_batch_size, rate_limit=self.rate_limit)
+
+    def _apply(self, store: ScratchStore, results: list[RowResult], progress: CampaignProgress) -> None:
+        store.set_results(results)
+        for r in results:
+            progress.processed += 1
+            if r.state == ACCEPTED:
+                progress.accepted += 1
+            elif r.state == ALREADY_SENT:
+                progress.already_sent += 1
+            elif r.state == FAILED:
+                progress.failed += 1
+        if self.progress:
+            self.progress(progress)
+
+    def _sending_progress(self, store: ScratchStore) -> CampaignProgress:
+        return CampaignProgress(
+            self.campaign_id, "sending", store.count(READY),
+            already_sent=store.count(ALREADY_SENT), invalid=store.count(INVALID),
+            suppressed=store.count(SUPPRESSED), duplicate=store.count(DUPLICATE),
+        )
+
+    def _finish(self, progress: CampaignProgress) -> None:
+        progress.phase = "done"
+        if self.progress:
+            self.progress(progress)
+
+    # --- sending ------------------------------------------------------------------------
+    def send(self, client: Any, *, dry_run: bool = False) -> CampaignReport:
+        """Validate every row, then send the good ones with a :class:`~relay_integrations.client.RelayClient`.
+
+        :param client: the client (its dialect decides limits and the sending strategy); may be
+            None for a dry run without a relay in mind.
+        :param dry_run: validate and consult the ledger, send nothing; rows to send are ``would_send``.
+        :raises CampaignValidationError: rows are bad and ``skip_invalid`` is off (nothing was sent).
+        :raises RelayAuthError: the relay refused the credentials (accepted messages stay in the ledger).
+        """
+        dialect: Dialect | None = client.dialect if client is not None else None
+        if client is None and not dry_run:
+            raise ValueError("a client is needed unless dry_run=True")
+        ledger = Ledger(self.ledger_path, read_only=dry_run)
+        try:
+            store, started = self._prepare(dialect, ledger)
+            strategy = choose_strategy(dialect.capabilities.batch) if dialect else None
+            if dry_run or dialect is None:
+                store.relabel(READY, WOULD_SEND)
+                return self._report(store, dialect, strategy, started, dry_run=True)
+            assert strategy is not None
+            progress = self._sending_progress(store)
+            self._send_sync(client, store, ledger, dialect, strategy, progress)
+            self._finish(progress)
+            return self._report(store, dialect, strategy, started, dry_run=False)
+        finally:
+            ledger.close()
+
+    def _send_sync(self, client: Any, store: ScratchStore, ledger: Ledger, dialect: Dialect,
+                   strategy: Strategy, progress: CampaignProgress) -> None:
+        pacer = Pacer(self.rate_limit)
+
+        def work(unit: SendUnit) -> list[RowResult]:
+            pacer.wait(unit.size)
+            results = run_unit(client, unit)
+            # Recorded here, in the worker, so an accepted message reaches the ledger even when
+            # the caller's thread is unwinding from an exception.
+            self._record(ledger, unit, results, dialect.name)
+            return results
+
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="relay-campaign")
+        in_flight: set[Future[list[RowResult]]] = set()
+        try:
+            for unit in self._units(store, dialect, strategy):
+                in_flight.add(pool.submit(work, unit))
+                while len(in_flight) >= self.concurrency:
+                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        self._apply(store, fut.result(), progress)
+            while in_flight:
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    self._apply(store, fut.result(), progress)
+        finally:
+            # On an error, requests already running finish (and reach the ledger); queued ones are dropped.
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    async def asend(self, client: Any, *, dry_run: bool = False) -> CampaignReport:
+        """:meth:`send` with an :class:`~relay_integrations.client.AsyncRelayClient`.
+
+        The validation pass runs in a worker thread (so the progress callback is called from
+        there while validating); sends run as tasks, at most ``concurrency`` at once.
+        """
+        dialect: Dialect | None = client.dialect if client is not None else None
+        if client is None and not dry_run:
+            raise ValueError("a client is needed unless dry_run=True")
+        ledger = Ledger(self.ledger_path, read_only=dry_run)
+        try:
+            store, started = await asyncio.to_thread(self._prepare, dialect, ledger)
+            strategy = choose_strategy(dialect.capabilities.batch) if dialect else None
+            if dry_run or dialect is None:
+                store.relabel(READY, WOULD_SEND)
+                return self._report(store, dialect, strategy, started, dry_run=True)
+            assert strategy is not None
+            progress = self._sending_progress(store)
+            await self._send_async(client, store, ledger, dialect, strategy, progress)
+            self._finish(progress)
+            return self._report(store, dialect, strategy, started, dry_run=False)
+        finally:
+            ledger.close()
+
+    async def _send_async(self, client: Any, store: ScratchStore, ledger: Ledger, dialect: Dialect,
+                          strategy: Strategy, progress: CampaignProgress) -> None:
+        pacer = Pacer(self.rate_limit)
+
+        async def work(unit: SendUnit) -> list[RowResult]:
+            await pacer.await_turn(unit.size)
+            results = await arun_unit(client, unit)
+            self._record(ledger, unit, results, dialect.name)
+            return results
+
+        in_flight: set[asyncio.Task[list[RowResult]]] = set()
+        try:
+            for unit in self._units(store, dialect, strategy):
+                in_flight.add(asyncio.ensure_future(work(unit)))
+                while len(in_flight) >= self.concurrency:
+                    done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        self._apply(store, task.result(), progress)
+            while in_flight:
+                done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    self._apply(store, task.result(), progress)
+        except asyncio.CancelledError:
+            for task in in_flight:
+                task.cancel()
+            raise
+        except BaseException:
+            # Let the requests already running finish so what they got accepted reaches the ledger.
+            if in_flight:
+                await asyncio.wait(in_flight)
+            raise
+
+
+def _resolve_dialect(dialect: str | Dialect | None) -> Dialect | None:
+    if dialect is None:
+        return None
+    from relay_integrations.dialects import get_dialect
+
+    return get_dialect(dialect)
