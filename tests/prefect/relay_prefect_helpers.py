@@ -1,0 +1,117 @@
+"""Helpers of the Prefect tests: relay credentials, the relay's test hooks, and a proxy that loses
+a relay's answer after the relay acted on the request."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+
+from prefect_blocks import RelayCredentials
+from relay_integrations.process import ReferenceRelayProcess
+
+API_KEY = "test-key-4f9c2a"
+
+
+def credentials_for(relay: ReferenceRelayProcess, dialect: str, **overrides: object) -> RelayCredentials:
+    """Credentials for ``dialect`` on a reference relay."""
+    fields: dict[str, object] = {
+        "base_url": relay.url(dialect),
+        "dialect": dialect,
+        "api_key": relay.api_key,
+        "login": relay.login,
+        "phone_id": "phone_main" if dialect == "phonerelay" else None,
+        "sender": "+1987654321" if dialect == "relaysms" else None,
+        "timeout": 5.0,
+        "max_retries": 2,
+    }
+    fields.update(overrides)
+    return RelayCredentials(**fields)  # type: ignore[arg-type]
+
+
+def sim_messages(relay: ReferenceRelayProcess, dialect: str) -> list[dict[str, object]]:
+    """Everything the relay stored for ``dialect`` (its test hook ``GET /_sim/messages``)."""
+    response = httpx.get(
+        f"{relay.base_url}/_sim/messages", params={"dialect": dialect},
+        headers={"Authorization": f"Bearer {relay.api_key}"}, timeout=5.0,
+    )
+    response.raise_for_status()
+    body = response.json()
+    messages = body["messages"] if isinstance(body, dict) else body
+    assert isinstance(messages, list)
+    return messages
+
+
+class AnswerDroppingProxy:
+    """An HTTP proxy in front of a relay that forwards every request, but for the first
+    ``drops`` requests matching ``method`` and ``path_suffix`` closes the connection instead of
+    passing the relay's answer on: the relay acted, the client never heard.
+
+    :param upstream: the relay's root URL.
+    """
+
+    def __init__(self, upstream: str, *, method: str = "POST", path_suffix: str = "", drops: int = 1) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.method = method
+        self.path_suffix = path_suffix
+        self.drops_left = drops
+        self.forwarded = 0
+        self.dropped = 0
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                del format, args
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                answer = httpx.request(self.command, proxy.upstream + self.path, content=body, headers=headers,
+                                       timeout=10.0)
+                if proxy._should_drop(self.command, self.path):
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.send_response(answer.status_code)
+                for key, value in answer.headers.items():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _should_drop(self, method: str, path: str) -> bool:
+        with self._lock:
+            self.forwarded += 1
+            if method == self.method and path.split("?")[0].endswith(self.path_suffix) and self.drops_left > 0:
+                self.drops_left -= 1
+                self.dropped += 1
+                return True
+            return False
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def url(self, dialect: str) -> str:
+        return f"{self.base_url}/{dialect}"
+
+    def __enter__(self) -> AnswerDroppingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
