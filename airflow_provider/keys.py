@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 # A fixed namespace: the same task instance must map to the same key on every machine and release.
-_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/relay-integrations/airflow")
+NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/relay-integrations/airflow")
 
 
 def task_identity(context: Mapping[str, Any]) -> tuple[str, str, str, int]:
@@ -33,7 +33,7 @@ def derive_idempotency_key(context: Mapping[str, Any], *, purpose: str = "send")
         get different keys.
     """
     dag_id, run_id, task_id, map_index = task_identity(context)
-    return str(uuid.uuid5(_NAMESPACE, "\x1f".join((purpose, dag_id, run_id, task_id, str(map_index)))))
+    return str(uuid.uuid5(NAMESPACE, "\x1f".join((purpose, dag_id, run_id, task_id, str(map_index)))))
 
 
 def _slug(text: str, limit: int) -> str:
@@ -46,6 +46,6 @@ def derive_campaign_id(context: Mapping[str, Any]) -> str:
     The hash covers the run id so two runs of the DAG never share a campaign (and its idempotency keys).
     """
     dag_id, run_id, task_id, map_index = task_identity(context)
-    digest = uuid.uuid5(_NAMESPACE, "\x1f".join(("campaign", dag_id, run_id, task_id, str(map_index)))).hex[:12]
+    digest = uuid.uuid5(NAMESPACE, "\x1f".join(("campaign", dag_id, run_id, task_id, str(map_index)))).hex[:12]
     where = f"{_slug(dag_id, 40)}.{_slug(task_id, 40)}" + (f".{map_index}" if map_index >= 0 else "")
     return f"{where}-{digest}"

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-class RelayConnectionError(ValueError):
+class RelayConnectionConfigError(ValueError):
     """The Airflow connection cannot describe a relay; ``field`` names the connection field at fault."""
 
     def __init__(self, conn_id: str, field: str, problem: str) -> None:
@@ -78,14 +78,14 @@ def base_url_from_connection(conn: Connection) -> str:
     """
     host = (conn.host or "").strip()
     if not host:
-        raise RelayConnectionError(conn.conn_id, "host", "the relay's base URL is required")
+        raise RelayConnectionConfigError(conn.conn_id, "host", "the relay's base URL is required")
     if "://" not in host:
         hostname = urlsplit("//" + host).hostname or ""
         scheme = "http" if hostname in _LOOPBACK_HOSTS else "https"
         host = f"{scheme}://{host}"
     parts = urlsplit(host)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise RelayConnectionError(conn.conn_id, "host", f"not an http(s) URL: {conn.host!r}")
+        raise RelayConnectionConfigError(conn.conn_id, "host", f"not an http(s) URL: {conn.host!r}")
     netloc = parts.netloc
     if conn.port and parts.port is None:
         netloc = f"{netloc}:{conn.port}"
@@ -101,9 +101,9 @@ def _as_float(conn_id: str, name: str, value: Any, default: float) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise RelayConnectionError(conn_id, name, f"expected a number, got {value!r}") from None
+        raise RelayConnectionConfigError(conn_id, name, f"expected a number, got {value!r}") from None
     if number <= 0:
-        raise RelayConnectionError(conn_id, name, f"must be positive, got {value!r}")
+        raise RelayConnectionConfigError(conn_id, name, f"must be positive, got {value!r}")
     return number
 
 
@@ -113,9 +113,9 @@ def _as_int(conn_id: str, name: str, value: Any, default: int) -> int:
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise RelayConnectionError(conn_id, name, f"expected an integer, got {value!r}") from None
+        raise RelayConnectionConfigError(conn_id, name, f"expected an integer, got {value!r}") from None
     if number < 0:
-        raise RelayConnectionError(conn_id, name, f"must not be negative, got {value!r}")
+        raise RelayConnectionConfigError(conn_id, name, f"must not be negative, got {value!r}")
     return number
 
 
@@ -141,14 +141,14 @@ def settings_from_connection(conn: Connection, extras: Mapping[str, Any]) -> Rel
 
     dialect = _as_str(extra("dialect"))
     if dialect is None:
-        raise RelayConnectionError(conn.conn_id, "extra.dialect", f"required, one of {', '.join(DIALECT_NAMES)}")
+        raise RelayConnectionConfigError(conn.conn_id, "extra.dialect", f"required, one of {', '.join(DIALECT_NAMES)}")
     if dialect not in DIALECT_NAMES:
-        raise RelayConnectionError(
+        raise RelayConnectionConfigError(
             conn.conn_id, "extra.dialect", f"unknown dialect {dialect!r}; expected one of {', '.join(DIALECT_NAMES)}"
         )
     api_key = conn.password or ""
     if not api_key:
-        raise RelayConnectionError(conn.conn_id, "password", "the relay's API key is required")
+        raise RelayConnectionConfigError(conn.conn_id, "password", "the relay's API key is required")
     return RelaySettings(
         conn_id=conn.conn_id,
         base_url=base_url_from_connection(conn),
@@ -171,9 +171,9 @@ def _decode_extra(conn: Connection) -> dict[str, Any]:
     try:
         decoded = json.loads(conn.extra)
     except json.JSONDecodeError:
-        raise RelayConnectionError(conn.conn_id, "extra", "is not valid JSON") from None
+        raise RelayConnectionConfigError(conn.conn_id, "extra", "is not valid JSON") from None
     if not isinstance(decoded, dict):
-        raise RelayConnectionError(conn.conn_id, "extra", "must be a JSON object")
+        raise RelayConnectionConfigError(conn.conn_id, "extra", "must be a JSON object")
     return decoded
 
 
@@ -261,7 +261,7 @@ class RelayHook(BaseHook):
 
         location = settings.webhook_inbox_url
         if not location:
-            raise RelayConnectionError(
+            raise RelayConnectionConfigError(
                 settings.conn_id, "extra.webhook_inbox_url", "required to wait for webhook events"
             )
         if location.startswith(("http://", "https://")):
@@ -283,9 +283,10 @@ class RelayHook(BaseHook):
         try:
             with self.get_client() as client:
                 client.health()
-                client.list_messages()
-        except RelayConnectionError as e:
+                # phonerelay's /health needs no key; listing one message proves the key works everywhere.
+                client.list_messages(limit=1)
+        except RelayConnectionConfigError as e:
             return False, str(e)
         except RelayError as e:
-            return False, f"relay refused: {e}"
-        return True, f"relay {self.settings.dialect} at {self.settings.base_url} answered and accepted the key"
+            return False, f"relay check failed: {e}"
+        return True, f"{self.settings.dialect} relay at {self.settings.base_url} answered and accepted the key"

@@ -1,0 +1,280 @@
+"""Sensors that wait for delivery states and for webhook events (replies, receipts).
+
+Both sensors can hand their waiting to a trigger (``deferrable=True``); the trigger applies the same
+rules (:mod:`airflow_provider.waiting`) as poke mode, so the outcome does not depend on the mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_provider.hooks.relay import RelayHook
+from airflow_provider.triggers.relay import RelayMessageStatusTrigger, RelayWebhookTrigger
+from airflow_provider.waiting import (
+    as_utc,
+    event_is_recent,
+    is_settled,
+    is_transient,
+    judge_states,
+    message_ids_from,
+    target_state_from,
+)
+from relay_integrations.errors import RelayError
+from relay_integrations.models import MessageState
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class RelayMessageFailedError(AirflowFailException):
+    """A watched message failed (or was cancelled); waiting longer cannot change that.
+
+    :param failed: message id -> the relay's error text (or state).
+    """
+
+    def __init__(self, failed: Mapping[str, str]) -> None:
+        self.failed = dict(failed)
+        shown = ", ".join(f"{mid}: {err}" for mid, err in list(self.failed.items())[:10])
+        more = f" (+{len(self.failed) - 10} more)" if len(self.failed) > 10 else ""
+        super().__init__(f"{len(self.failed)} message(s) failed: {shown}{more}")
+
+
+class RelayMessageStatusSensor(BaseSensorOperator):
+    """Wait until a message, or every message of a campaign, reaches a state (default ``delivered``).
+
+    Returns ``{"target_state", "states": {message_id: state}, "failed": {message_id: error}}``.
+
+    :param message_ids: One message id, a list of ids, a send receipt or a campaign report (dicts as
+        returned by the relay operators, e.g. ``send.output``), or a list of receipts. (templated)
+    :param relay_conn_id: The ``relay`` connection. (templated)
+    :param target_state: ``queued``, ``sending``, ``sent`` or ``delivered``; a later good state also
+        counts (a delivered message has been sent). (templated)
+    :param fail_on_failed: Fail the task as soon as a message failed (default). With ``False`` failed
+        messages count as finished and are listed in the result.
+    :param deferrable: Hand the waiting to :class:`RelayMessageStatusTrigger` on the triggerer.
+    """
+
+    template_fields: Sequence[str] = ("message_ids", "relay_conn_id", "target_state")
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self,
+        *,
+        message_ids: Any,
+        relay_conn_id: str = RelayHook.default_conn_name,
+        target_state: str = MessageState.DELIVERED.value,
+        fail_on_failed: bool = True,
+        deferrable: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.message_ids = message_ids
+        self.relay_conn_id = relay_conn_id
+        self.target_state = target_state
+        self.fail_on_failed = fail_on_failed
+        self.deferrable = deferrable
+        self._known: dict[str, tuple[MessageState, str | None]] = {}
+
+    @cached_property
+    def hook(self) -> RelayHook:
+        return RelayHook(self.relay_conn_id)
+
+    def _ids(self) -> list[str]:
+        ids = message_ids_from(self.message_ids)
+        if not ids:
+            raise AirflowException("message_ids: no message id to wait for")
+        return ids
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        ids = self._ids()
+        self.log.info("Deferring: waiting for %d message(s) to be %s", len(ids), self.target_state)
+        self.defer(
+            trigger=RelayMessageStatusTrigger(
+                message_ids=ids,
+                relay_conn_id=self.relay_conn_id,
+                target_state=target_state_from(self.target_state).value,
+                fail_on_failed=self.fail_on_failed,
+                poll_interval=self.poke_interval,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        target = target_state_from(self.target_state)
+        ids = self._ids()
+        with self.hook.get_client() as client:
+            for message_id in ids:
+                previous = self._known.get(message_id)
+                if previous is not None and is_settled(previous[0], target):
+                    continue
+                try:
+                    report = client.get_status(message_id)
+                except RelayError as e:
+                    if not is_transient(e):
+                        raise
+                    self.log.warning("Relay busy or unreachable, will ask again: %s", e)
+                    return PokeReturnValue(is_done=False)
+                self._known[message_id] = (report.state, report.error)
+        verdict = judge_states({m: self._known[m] for m in ids}, target)
+        self.log.info("%s", verdict.describe(target))
+        if verdict.failed and self.fail_on_failed:
+            raise RelayMessageFailedError(verdict.failed)
+        return PokeReturnValue(is_done=verdict.done, xcom_value=verdict.as_result(target) if verdict.done else None)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger fired: the same outcome poke mode would have had."""
+        status = event.get("status")
+        if status == "failed":
+            raise RelayMessageFailedError(event.get("failed") or {})
+        if status != "success":
+            raise AirflowException(f"waiting for message states failed: {event.get('message')}")
+        self.log.info("%s", event.get("message"))
+        return {k: event[k] for k in ("target_state", "states", "failed")}
+
+
+class RelayWebhookSensor(BaseSensorOperator):
+    """Wait for a webhook event (an inbound reply, a delivery receipt) in the connection's webhook inbox.
+
+    The inbox is the connection's ``webhook_inbox_url``: a receiver's URL (``relay webhooks serve``) or the
+    path of its SQLite file. Returns the matching event as a dict.
+
+    :param relay_conn_id: The ``relay`` connection. (templated)
+    :param kind: ``inbound`` (a reply) or ``status`` (a delivery receipt). (templated)
+    :param sender: Who sent the event (the number replying). (templated)
+    :param recipient: Who the event is for. (templated)
+    :param text_contains: Case-insensitive keyword the text must contain. (templated)
+    :param message_id: The message a status event is about. (templated)
+    :param state: Canonical state of a status event (``delivered``, ``failed``...). (templated)
+    :param event_type: The relay's own event name. (templated)
+    :param dialect: Relay dialect of the event; defaults to the connection's dialect. (templated)
+    :param received_after: Ignore events stored before this datetime (or ISO string). Defaults to the
+        start of the DAG run, so a reply to an earlier run never satisfies this one. (templated)
+    :param include_earlier_events: Accept events from before the DAG run started too.
+    :param deferrable: Hand the waiting to :class:`RelayWebhookTrigger` on the triggerer.
+    """
+
+    template_fields: Sequence[str] = (
+        "relay_conn_id",
+        "kind",
+        "sender",
+        "recipient",
+        "text_contains",
+        "message_id",
+        "state",
+        "event_type",
+        "dialect",
+        "received_after",
+    )
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self,
+        *,
+        relay_conn_id: str = RelayHook.default_conn_name,
+        kind: str | None = None,
+        sender: str | None = None,
+        recipient: str | None = None,
+        text_contains: str | None = None,
+        message_id: str | None = None,
+        state: str | None = None,
+        event_type: str | None = None,
+        dialect: str | None = None,
+        received_after: datetime | str | None = None,
+        include_earlier_events: bool = False,
+        deferrable: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.relay_conn_id = relay_conn_id
+        self.kind = kind
+        self.sender = sender
+        self.recipient = recipient
+        self.text_contains = text_contains
+        self.message_id = message_id
+        self.state = state
+        self.event_type = event_type
+        self.dialect = dialect
+        self.received_after = received_after
+        self.include_earlier_events = include_earlier_events
+        self.deferrable = deferrable
+        self._cursor: int | None = None
+
+    @cached_property
+    def hook(self) -> RelayHook:
+        return RelayHook(self.relay_conn_id)
+
+    def event_filter(self) -> dict[str, Any]:
+        """The filter fields given (plus the connection's dialect), as plain JSON for a trigger."""
+        match = {
+            "dialect": self.dialect or self.hook.settings.dialect,
+            "kind": self.kind,
+            "sender": self.sender,
+            "recipient": self.recipient,
+            "text_contains": self.text_contains,
+            "message_id": self.message_id,
+            "state": self.state,
+            "event_type": self.event_type,
+        }
+        return {k: v for k, v in match.items() if v not in (None, "")}
+
+    def _since(self, context: Context) -> datetime | None:
+        if self.include_earlier_events:
+            return None
+        if self.received_after:
+            return as_utc(self.received_after)
+        dag_run = context.get("dag_run")
+        return as_utc(getattr(dag_run, "start_date", None)) if dag_run is not None else None
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        since = self._since(context)
+        match = self.event_filter()
+        self.log.info("Deferring: waiting for a webhook event matching %s", match)
+        self.defer(
+            trigger=RelayWebhookTrigger(
+                match=match,
+                relay_conn_id=self.relay_conn_id,
+                received_after=since.isoformat() if since else None,
+                poll_interval=self.poke_interval,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        from relay_integrations.webhooks.inbox import EventFilter
+
+        since = self._since(context)
+        wanted = EventFilter.coerce(self.event_filter(), after=self._cursor)
+        with self.hook.get_webhook_inbox() as inbox:
+            while True:
+                events = inbox.query(wanted)
+                for event in events:
+                    if event_is_recent(event, since):
+                        self.log.info("Matching %s event %s from %s", event.kind, event.event_id, event.sender)
+                        return PokeReturnValue(is_done=True, xcom_value=event.model_dump(mode="json"))
+                if not events:
+                    return PokeReturnValue(is_done=False)
+                # Everything seen so far is too old: never read it again.
+                self._cursor = events[-1].cursor
+                if len(events) < wanted.limit:
+                    return PokeReturnValue(is_done=False)
+                wanted = wanted.model_copy(update={"after": self._cursor})
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger fired: return the matching event."""
+        if event.get("status") != "success":
+            raise AirflowException(f"waiting for a webhook event failed: {event.get('message')}")
+        matched: dict[str, Any] = event["event"]
+        self.log.info("Matching %s event %s", matched.get("kind"), matched.get("event_id"))
+        return matched
