@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import respx
@@ -57,7 +58,8 @@ def replay(
 ) -> Replayed:
     """Send ``request`` as a client would and answer it with ``status``/``body``."""
     with respx.mock(base_url=BASE_URL, assert_all_called=True) as mock:
-        route = mock.route(method=request.method, path=request.path.split("?", 1)[0]).respond(
+        # respx matches the decoded path; the raw (quoted) one is checked via Replayed.raw_path.
+        route = mock.route(method=request.method, path=unquote(request.path.split("?", 1)[0])).respond(
             status, json=body, headers=dict(headers or {})
         )
         with httpx.Client(base_url=BASE_URL) as client:
