@@ -17,7 +17,7 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from prefect import get_run_logger, task
@@ -27,7 +27,18 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import TaskRunContext
 from prefect.tasks import Task
 
+from prefect_blocks.artifacts import (
+    PROGRESS_UPDATE_INTERVAL,
+    CampaignProgressArtifact,
+    acreate_report_artifacts,
+    acreate_validation_artifact,
+    create_report_artifacts,
+    create_validation_artifact,
+)
+from prefect_blocks.artifacts import artifact_key as campaign_artifact_key
 from prefect_blocks.credentials import RelayCredentials, RelayWebhookInbox
+from relay_integrations.campaign import Campaign, CampaignReport, CampaignValidationError
+from relay_integrations.client import AsyncRelayClient, RelayClient
 from relay_integrations.errors import (
     RelayAuthError,
     RelayInsufficientBalanceError,
@@ -254,6 +265,51 @@ def _ids(message_id: str | Sequence[str]) -> list[str]:
     return ids
 
 
+def poll_until_settled(
+    client: RelayClient, message_ids: Sequence[str], wanted: MessageState, wait_seconds: float, poll_interval: float
+) -> tuple[dict[str, StatusReport], list[str]]:
+    """Poll each message until it reaches ``wanted`` or a final state, or ``wait_seconds`` pass.
+
+    :return: the last report of every message polled, and the ids still not settled (empty unless timed out).
+    """
+    reports: dict[str, StatusReport] = {}
+    pending = list(dict.fromkeys(message_ids))
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        for one in pending:
+            reports[one] = client.get_status(one)
+        pending = [i for i in pending if not _settled(reports[i], wanted)]
+        remaining = deadline - time.monotonic()
+        if not pending or remaining <= 0:
+            return reports, pending
+        time.sleep(min(poll_interval, remaining))
+
+
+async def apoll_until_settled(
+    client: AsyncRelayClient, message_ids: Sequence[str], wanted: MessageState, wait_seconds: float,
+    poll_interval: float, concurrency: int = 8,
+) -> tuple[dict[str, StatusReport], list[str]]:
+    """Async twin of :func:`poll_until_settled`, ``concurrency`` status requests at once."""
+    reports: dict[str, StatusReport] = {}
+    pending = list(dict.fromkeys(message_ids))
+    limiter = anyio.CapacityLimiter(max(1, concurrency))
+    deadline = time.monotonic() + wait_seconds
+
+    async def poll(one: str) -> None:
+        async with limiter:
+            reports[one] = await client.get_status(one)
+
+    while True:
+        async with anyio.create_task_group() as group:
+            for one in pending:
+                group.start_soon(poll, one)
+        pending = [i for i in pending if not _settled(reports[i], wanted)]
+        remaining = deadline - time.monotonic()
+        if not pending or remaining <= 0:
+            return reports, pending
+        await anyio.sleep(min(poll_interval, remaining))
+
+
 def _finish_wait(
     ids: list[str], reports: dict[str, StatusReport], wanted: MessageState, single: bool, raise_on_failure: bool
 ) -> StatusReport | list[StatusReport]:
@@ -287,27 +343,11 @@ async def await_for_message_status(
     """Poll until messages reach ``state`` (async twin of :func:`wait_for_message_status`)."""
     wanted = MessageState(state)
     ids = _ids(message_id)
-    reports: dict[str, StatusReport] = {}
-    pending = list(dict.fromkeys(ids))
-    limiter = anyio.CapacityLimiter(max(1, concurrency))
-    deadline = time.monotonic() + timeout
     async with credentials.get_async_client() as client:
-
-        async def poll(one: str) -> None:
-            async with limiter:
-                reports[one] = await client.get_status(one)
-
-        while True:
-            async with anyio.create_task_group() as group:
-                for one in pending:
-                    group.start_soon(poll, one)
-            pending = [i for i in pending if not _settled(reports[i], wanted)]
-            if not pending:
-                return _finish_wait(ids, reports, wanted, isinstance(message_id, str), raise_on_failure)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _timeout_error(pending, reports, wanted, timeout)
-            await anyio.sleep(min(poll_interval, remaining))
+        reports, pending = await apoll_until_settled(client, ids, wanted, timeout, poll_interval, concurrency)
+    if pending:
+        raise _timeout_error(pending, reports, wanted, timeout)
+    return _finish_wait(ids, reports, wanted, isinstance(message_id, str), raise_on_failure)
 
 
 @async_dispatch(await_for_message_status)
@@ -336,20 +376,11 @@ def wait_for_message_status(
     del concurrency  # the sync twin polls one message after the other
     wanted = MessageState(state)
     ids = _ids(message_id)
-    reports: dict[str, StatusReport] = {}
-    pending = list(dict.fromkeys(ids))
-    deadline = time.monotonic() + timeout
     with credentials.get_client() as client:
-        while True:
-            for one in pending:
-                reports[one] = client.get_status(one)
-            pending = [i for i in pending if not _settled(reports[i], wanted)]
-            if not pending:
-                return _finish_wait(ids, reports, wanted, isinstance(message_id, str), raise_on_failure)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _timeout_error(pending, reports, wanted, timeout)
-            time.sleep(min(poll_interval, remaining))
+        reports, pending = poll_until_settled(client, ids, wanted, timeout, poll_interval)
+    if pending:
+        raise _timeout_error(pending, reports, wanted, timeout)
+    return _finish_wait(ids, reports, wanted, isinstance(message_id, str), raise_on_failure)
 
 
 # --- query_inbound_stats -----------------------------------------------------------------------
@@ -480,3 +511,249 @@ def wait_for_webhook_event(
         event = opened.wait_for(wanted, timeout=timeout, poll_interval=poll_interval)
     get_run_logger().info("Webhook event %s (%s) matched %s", event.event_id, event.event_type, wanted.describe())
     return event
+
+
+# --- send_campaign -----------------------------------------------------------------------------
+
+
+class CampaignSendError(RuntimeError):
+    """Some rows of a campaign were not taken by the relay (after the client's own retries).
+
+    Retrying is safe: rows the relay accepted are in the campaign's ledger (and carry idempotency
+    keys), so a retry sends only the rows that failed.
+
+    :param report: the campaign report dict (``CampaignReport.to_dict``) of the attempt.
+    """
+
+    def __init__(self, report: Mapping[str, Any]) -> None:
+        self.report = dict(report)
+        counts = self.report.get("counts", {})
+        failed = [r for r in self.report.get("rows", []) if r.get("state") == "failed"]
+        first = f"; first: row {failed[0].get('row')}: {failed[0].get('error')}" if failed else ""
+        super().__init__(
+            f"campaign {self.report.get('campaign_id')}: {counts.get('failed', 0)} of {counts.get('total', 0)} "
+            f"row(s) failed, {counts.get('accepted', 0)} accepted{first}"
+        )
+
+
+IdempotencyScope = Literal["flow-run", "campaign"]
+
+
+def _campaign_scope_id(campaign_id: str, scope: IdempotencyScope) -> str:
+    """The id the core campaign derives keys and its ledger from.
+
+    ``flow-run``: the flow run id joins the campaign id, so retries of the task or the flow run
+    never send twice while a new flow run (next week's schedule) sends again. ``campaign``: the
+    campaign id alone, so the campaign goes out once whichever run sends it.
+    """
+    if scope == "campaign":
+        return campaign_id
+    context = TaskRunContext.get()
+    run_id = None
+    if context is not None:
+        run_id = context.task_run.flow_run_id or context.task_run.id
+    if run_id is None:
+        raise RuntimeError("send_campaign with idempotency_scope='flow-run' must run as a Prefect task")
+    return f"{campaign_id}@{run_id}"
+
+
+def _make_campaign(
+    template: str,
+    recipients: list[dict[str, Any]] | str,
+    campaign_id: str,
+    scope: IdempotencyScope,
+    channel: str,
+    address_field: str,
+    fields: dict[str, Any] | None,
+    default_region: str | None,
+    skip_invalid: bool,
+    suppression: list[str] | None,
+    concurrency: int,
+    rate_limit: float | None,
+    ledger_path: str | None,
+    progress: Any,
+) -> Campaign:
+    if not campaign_id or not campaign_id.strip():
+        raise ValueError("campaign_id: give the campaign a name (part of every idempotency key)")
+    return Campaign(
+        template,
+        recipients,
+        campaign_id=_campaign_scope_id(campaign_id, scope),
+        address_field=address_field,
+        channel=channel,
+        fields=fields or {},
+        default_region=default_region,
+        skip_invalid=skip_invalid,
+        suppression=suppression or (),
+        ledger_path=ledger_path,
+        concurrency=concurrency,
+        rate_limit=rate_limit,
+        progress=progress,
+    )
+
+
+def _report_dict(report: CampaignReport, campaign_id: str, scope: IdempotencyScope,
+                 max_rows: int | None) -> dict[str, Any]:
+    try:
+        result = report.to_dict(max_rows=max_rows)
+        result["message_ids"] = report.message_ids
+    finally:
+        report.close()
+    result["campaign_id"] = campaign_id
+    result["idempotency_scope"] = scope
+    return result
+
+
+def _log_campaign(result: Mapping[str, Any]) -> None:
+    counts = result["counts"]
+    get_run_logger().info(
+        "Campaign %s%s: %s", result["campaign_id"], " (dry run)" if result.get("dry_run") else "",
+        ", ".join(f"{k} {v}" for k, v in counts.items()),
+    )
+
+
+def _check_sent(result: dict[str, Any], fail_on_send_errors: bool) -> dict[str, Any]:
+    if fail_on_send_errors and result["counts"].get("failed"):
+        raise CampaignSendError(result)
+    return result
+
+
+@task(
+    cache_policy=NO_CACHE,
+    retries=SEND_RETRIES,
+    retry_delay_seconds=SEND_RETRY_DELAYS,
+    retry_condition_fn=retry_transient_failures,
+)
+async def asend_campaign(
+    credentials: RelayCredentials,
+    template: str,
+    recipients: list[dict[str, Any]] | str,
+    campaign_id: str,
+    channel: str = "sms",
+    address_field: str = "phone",
+    fields: dict[str, Any] | None = None,
+    default_region: str | None = None,
+    skip_invalid: bool = False,
+    suppression: list[str] | None = None,
+    dry_run: bool = False,
+    idempotency_scope: IdempotencyScope = "flow-run",
+    concurrency: int = 8,
+    rate_limit: float | None = None,
+    ledger_path: str | None = None,
+    fail_on_send_errors: bool = True,
+    artifact_key: str | None = None,
+    max_rows: int | None = None,
+) -> dict[str, Any]:
+    """Send a templated campaign (async twin of :func:`send_campaign`)."""
+    key = campaign_artifact_key(campaign_id, artifact_key)
+    bar = CampaignProgressArtifact(f"{key}-progress")
+    campaign = _make_campaign(template, recipients, campaign_id, idempotency_scope, channel, address_field, fields,
+                              default_region, skip_invalid, suppression, concurrency, rate_limit, ledger_path,
+                              bar.record)
+    await bar.acreate(f"Campaign {campaign_id}: starting")
+
+    async def pump() -> None:
+        # The campaign's callback only records (it also runs in a worker thread); this pushes.
+        while True:
+            await bar.apush()
+            await anyio.sleep(PROGRESS_UPDATE_INTERVAL)
+
+    outcome: CampaignReport | Exception
+    async with credentials.get_async_client() as client, anyio.create_task_group() as group:
+        group.start_soon(pump)
+        try:
+            outcome = await campaign.asend(client, dry_run=dry_run)
+        except Exception as exc:  # re-raised below, outside the task group, unwrapped
+            outcome = exc
+        group.cancel_scope.cancel()
+    if isinstance(outcome, CampaignValidationError):
+        await acreate_validation_artifact(key, campaign_id, outcome.errors)
+    if isinstance(outcome, Exception):
+        raise outcome
+    report = outcome
+    await bar.apush()
+    result = _report_dict(report, campaign_id, idempotency_scope, max_rows)
+    await acreate_report_artifacts(key, result)
+    _log_campaign(result)
+    return _check_sent(result, fail_on_send_errors)
+
+
+@async_dispatch(asend_campaign)
+@task(
+    cache_policy=NO_CACHE,
+    retries=SEND_RETRIES,
+    retry_delay_seconds=SEND_RETRY_DELAYS,
+    retry_condition_fn=retry_transient_failures,
+)
+def send_campaign(
+    credentials: RelayCredentials,
+    template: str,
+    recipients: list[dict[str, Any]] | str,
+    campaign_id: str,
+    channel: str = "sms",
+    address_field: str = "phone",
+    fields: dict[str, Any] | None = None,
+    default_region: str | None = None,
+    skip_invalid: bool = False,
+    suppression: list[str] | None = None,
+    dry_run: bool = False,
+    idempotency_scope: IdempotencyScope = "flow-run",
+    concurrency: int = 8,
+    rate_limit: float | None = None,
+    ledger_path: str | None = None,
+    fail_on_send_errors: bool = True,
+    artifact_key: str | None = None,
+    max_rows: int | None = None,
+) -> dict[str, Any]:
+    """Send one template to many recipients: validate every row first, then send each message once.
+
+    Progress shows in the ``<key>-progress`` artifact while sending; the run ends with a
+    ``<key>-report`` table (one row per recipient: state, message id, segments, error) and a
+    ``<key>-summary`` markdown artifact (counts, segments, failures). ``<key>`` is
+    ``campaign-<campaign id as a key>`` unless ``artifact_key`` is given.
+
+    :param credentials: the relay to send through.
+    :param template: the message text, a Jinja2 template rendered with each recipient row.
+    :param recipients: a list of row dicts, or the path of a ``.csv`` / ``.jsonl`` file on the worker.
+    :param campaign_id: names the campaign; with the flow run, it makes every idempotency key.
+    :param channel: sms, wa, tg, email, ... (decides how addresses are checked).
+    :param address_field: the row field holding the address.
+    :param fields: other message fields (``subject``, ``sender``, ``phone_id``...), str values are templates.
+    :param default_region: ISO country for phone numbers written without ``+``.
+    :param skip_invalid: send the good rows when some are bad; by default any bad row fails the
+        task before anything is sent, with every row-level error in the message and in the
+        ``<key>-validation-errors`` table artifact (and is not retried).
+    :param suppression: addresses never to message (opt-outs).
+    :param dry_run: validate and report, send nothing.
+    :param idempotency_scope: ``flow-run`` (default): retries of the task or of the flow run never
+        send twice, a new flow run sends again; ``campaign``: the campaign id alone decides, so it
+        is sent once whichever run sends it.
+    :param concurrency: requests in flight at once.
+    :param rate_limit: at most this many messages per second.
+    :param ledger_path: the campaign's ledger of accepted messages on the worker
+        (default: ``$RELAY_CAMPAIGN_LEDGER_DIR`` or the user cache).
+    :param fail_on_send_errors: fail the task (after writing the artifacts) when the relay refused
+        some rows, so Prefect retries them; accepted rows are never sent again.
+    :param artifact_key: the artifact key prefix (lowercase letters, digits, dashes).
+    :param max_rows: at most this many rows in the returned dict and the table (problems first).
+    :return: the report as a JSON-able dict: ``counts`` (total, accepted, already_sent, invalid,
+        suppressed, duplicate, failed, segments), ``rows``, ``errors``, ``message_ids``...
+    :raises CampaignValidationError: bad rows and ``skip_invalid`` off; nothing was sent.
+    :raises CampaignSendError: rows failed and ``fail_on_send_errors`` is on (retried).
+    """
+    key = campaign_artifact_key(campaign_id, artifact_key)
+    bar = CampaignProgressArtifact(f"{key}-progress")
+    campaign = _make_campaign(template, recipients, campaign_id, idempotency_scope, channel, address_field, fields,
+                              default_region, skip_invalid, suppression, concurrency, rate_limit, ledger_path, bar)
+    bar.create(f"Campaign {campaign_id}: starting")
+    with credentials.get_client() as client:
+        try:
+            report = campaign.send(client, dry_run=dry_run)
+        except CampaignValidationError as exc:
+            create_validation_artifact(key, campaign_id, exc.errors)
+            raise
+    bar.push()
+    result = _report_dict(report, campaign_id, idempotency_scope, max_rows)
+    create_report_artifacts(key, result)
+    _log_campaign(result)
+    return _check_sent(result, fail_on_send_errors)
