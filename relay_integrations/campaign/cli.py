@@ -1,15 +1,263 @@
-"""Sub-commands of ``relay`` for this component (filled in by the component)."""
+"""``relay campaign``, ``relay send`` and ``relay status``: the campaign and client from a shell.
+
+Connection options fall back to ``RELAY_BASE_URL``, ``RELAY_DIALECT``, ``RELAY_API_KEY``
+(and ``RELAY_LOGIN``, ``RELAY_SENDER``, ``RELAY_PHONE_ID``); prefer the environment for the API
+key, which keeps it out of the process list. Results are JSON on stdout; the campaign's progress
+bar goes to stderr.
+
+Exit codes: 0 done, 1 some messages failed, 2 bad input (validation errors, usage), 3 the relay
+refused or could not be reached.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from relay_integrations.dialects import DIALECT_NAMES
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_RELAY = 0, 1, 2, 3
+
+_ENV = {
+    "base_url": "RELAY_BASE_URL",
+    "dialect": "RELAY_DIALECT",
+    "api_key": "RELAY_API_KEY",
+    "login": "RELAY_LOGIN",
+    "sender": "RELAY_SENDER",
+    "phone_id": "RELAY_PHONE_ID",
+}
+
+
+def _connection_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection")
+    group.add_argument("--base-url", help=f"The relay's base URL (or ${_ENV['base_url']}).")
+    group.add_argument("--dialect", choices=DIALECT_NAMES, help=f"The relay's API (or ${_ENV['dialect']}).")
+    group.add_argument("--api-key", help=f"API key / password (or ${_ENV['api_key']}, preferred).")
+    group.add_argument("--login", help=f"smsgate login (or ${_ENV['login']}).")
+    group.add_argument("--sender", help=f"Default sender number, relaysms 'from' (or ${_ENV['sender']}).")
+    group.add_argument("--phone-id", help=f"Default phonerelay phone_id (or ${_ENV['phone_id']}).")
+    group.add_argument("--timeout", type=float, default=10.0, help="Read timeout in seconds (default 10).")
+    group.add_argument("--max-retries", type=int, default=3, help="Retries on transient errors (default 3).")
 
 
 def register(subparsers: Any) -> None:
-    """Add this component's sub-commands to ``relay``."""
-    del subparsers
+    """Add ``relay campaign``, ``relay send`` and ``relay status`` to ``relay``."""
+    campaign = subparsers.add_parser(
+        "campaign",
+        help="Send one template to many recipients, validated first, never twice.",
+        description="Render TEMPLATE for every recipient, validate every row before the first send, "
+        "send through the relay's best path, and print the report as JSON. A re-run with the same "
+        "--campaign-id and ledger sends only what was not accepted before.",
+    )
+    _connection_options(campaign)
+    campaign.add_argument("--template", required=True, metavar="TEXT_OR_FILE",
+                          help="Jinja2 template text, or the path of a file holding it.")
+    campaign.add_argument("--recipients", required=True, metavar="FILE", help="A .csv (with header) or .jsonl file.")
+    campaign.add_argument("--campaign-id", required=True, help="Names the campaign; part of every idempotency key.")
+    campaign.add_argument("--channel", default="sms", help="Message channel (default sms).")
+    campaign.add_argument("--address-field", default="phone", help="Recipient field with the address (default phone).")
+    campaign.add_argument("--field", action="append", default=[], metavar="NAME=TEMPLATE",
+                          help="Another message field (subject, title, priority...); repeatable.")
+    campaign.add_argument("--default-region", help="Country code for numbers without + (e.g. US).")
+    campaign.add_argument("--number-check", choices=["possible", "valid"], default="possible")
+    campaign.add_argument("--no-dedupe", action="store_true", help="Send to repeated addresses again.")
+    campaign.add_argument("--suppression", metavar="FILE", help="Addresses not to message, one per line.")
+    campaign.add_argument("--dry-run", action="store_true", help="Validate and report; send nothing.")
+    campaign.add_argument("--skip-invalid", action="store_true", help="Send the good rows when some are bad.")
+    campaign.add_argument("--concurrency", type=int, default=8, help="Requests in flight (default 8).")
+    campaign.add_argument("--rate-limit", type=float, help="At most this many messages per second.")
+    campaign.add_argument("--ledger", metavar="PATH", help="The ledger file (default: per campaign, user cache).")
+    campaign.add_argument("--max-rows", type=int, default=None,
+                          help="Print at most this many report rows (problems first).")
+    campaign.add_argument("--no-progress", action="store_true", help="No progress bar on stderr.")
+    campaign.set_defaults(func=_campaign)
+
+    send = subparsers.add_parser("send", help="Send one message and print the receipt as JSON.")
+    _connection_options(send)
+    send.add_argument("--to", required=True, action="append", help="Recipient; repeat for smsgate multi-recipient.")
+    send.add_argument("--text", required=True, help="Message text.")
+    send.add_argument("--channel", default="sms")
+    send.add_argument("--subject")
+    send.add_argument("--title")
+    send.add_argument("--idempotency-key", help="Reuse to make a retried send safe (where the relay supports it).")
+    send.set_defaults(func=_send)
+
+    status = subparsers.add_parser("status", help="Print a message's status as JSON.")
+    _connection_options(status)
+    status.add_argument("message_id", metavar="MESSAGE_ID")
+    status.set_defaults(func=_status)
 
 
-def _unused(args: argparse.Namespace) -> int:
-    return 0
+# --- helpers ------------------------------------------------------------------------------
+class _UsageError(Exception):
+    pass
+
+
+def _setting(args: argparse.Namespace, name: str, *, required: bool = False) -> str | None:
+    value = getattr(args, name, None) or os.environ.get(_ENV[name]) or None
+    if required and not value:
+        flag = "--" + name.replace("_", "-")
+        raise _UsageError(f"{flag} (or ${_ENV[name]}) is required")
+    return value
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from relay_integrations.client import RelayClient
+
+    dialect = _setting(args, "dialect", required=True)
+    if dialect not in DIALECT_NAMES:
+        raise _UsageError(f"unknown dialect {dialect!r}; expected one of {', '.join(DIALECT_NAMES)}")
+    return RelayClient(
+        _setting(args, "base_url", required=True) or "",
+        dialect,
+        _setting(args, "api_key", required=True) or "",
+        login=_setting(args, "login"),
+        sender=_setting(args, "sender"),
+        phone_id=_setting(args, "phone_id"),
+        timeout=args.timeout,
+        max_retries=args.max_retries,
+    )
+
+
+def _print_json(value: Any, out: IO[str] | None = None) -> None:
+    stream = out or sys.stdout
+    stream.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
+    stream.flush()
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"relay: {message}\n")
+    return code
+
+
+class ProgressBar:
+    """A one-line progress bar on a stream (stderr), redrawn at most ten times a second."""
+
+    def __init__(self, stream: IO[str], width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self._last = 0.0
+        self._drawn = False
+
+    def __call__(self, progress: Any) -> None:
+        now = time.monotonic()
+        final = progress.phase == "done"
+        if not final and now - self._last < 0.1:
+            return
+        self._last = now
+        if progress.phase == "validating":
+            line = f"validating: {progress.processed} rows read, {progress.invalid} invalid"
+        else:
+            fraction = progress.fraction if progress.fraction is not None else 1.0
+            filled = round(fraction * self.width)
+            bar = "#" * filled + "-" * (self.width - filled)
+            line = (f"[{bar}] {progress.processed}/{progress.total} sent: accepted {progress.accepted}"
+                    f" already {progress.already_sent} failed {progress.failed}")
+        self.stream.write("\r" + line.ljust(79))
+        self._drawn = True
+        if final:
+            self.close()
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
+
+
+def _parse_fields(values: list[str]) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for value in values:
+        name, sep, template = value.partition("=")
+        if not sep or not name:
+            raise _UsageError(f"--field expects NAME=TEMPLATE, got {value!r}")
+        fields[name.strip()] = template
+    return fields
+
+
+def _read_suppression(path: str | None) -> list[str]:
+    if not path:
+        return []
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+# --- commands -----------------------------------------------------------------------------
+def _campaign(args: argparse.Namespace) -> int:
+    from relay_integrations.campaign import Campaign, CampaignValidationError
+    from relay_integrations.errors import RelayError
+
+    try:
+        template: str | Path = Path(args.template) if os.path.isfile(args.template) else args.template
+        bar = None if args.no_progress else ProgressBar(sys.stderr)
+        campaign = Campaign(
+            template, args.recipients, campaign_id=args.campaign_id, address_field=args.address_field,
+            channel=args.channel, fields=_parse_fields(args.field), default_region=args.default_region,
+            number_check=args.number_check, skip_invalid=args.skip_invalid, dedupe=not args.no_dedupe,
+            suppression=_read_suppression(args.suppression), ledger_path=args.ledger,
+            concurrency=args.concurrency, rate_limit=args.rate_limit, progress=bar,
+        )
+        client = _client(args)
+    except (_UsageError, ValueError, FileNotFoundError) as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    try:
+        with client:
+            try:
+                report = campaign.send(client, dry_run=args.dry_run)
+            finally:
+                if bar:
+                    bar.close()
+    except CampaignValidationError as exc:
+        body: dict[str, Any] = {"error": "validation", "message": str(exc), "errors": exc.errors,
+                                "error_count": exc.error_count}
+        if exc.report is not None:
+            body["report"] = exc.report.to_dict(args.max_rows)
+        _print_json(body)
+        return _fail(str(exc), EXIT_INVALID)
+    except RelayError as exc:
+        return _fail(f"{exc} (messages accepted so far are in the ledger; re-run to continue)", EXIT_RELAY)
+    _print_json(report.to_dict(args.max_rows))
+    return EXIT_FAILED if report.counts["failed"] else EXIT_OK
+
+
+def _send(args: argparse.Namespace) -> int:
+    from relay_integrations.errors import RelayError
+    from relay_integrations.models import OutboundMessage
+
+    try:
+        client = _client(args)
+        message = OutboundMessage(
+            to=args.to[0] if len(args.to) == 1 else args.to, text=args.text, channel=args.channel,
+            subject=args.subject, title=args.title, idempotency_key=args.idempotency_key,
+        )
+    except (_UsageError, ValueError) as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    try:
+        with client:
+            receipt = client.send(message)
+    except RelayError as exc:
+        return _fail(str(exc), EXIT_RELAY)
+    _print_json(receipt.model_dump(mode="json"))
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    from relay_integrations.errors import RelayError
+
+    try:
+        client = _client(args)
+    except (_UsageError, ValueError) as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    try:
+        with client:
+            report = client.get_status(args.message_id)
+    except RelayError as exc:
+        return _fail(str(exc), EXIT_RELAY)
+    _print_json(report.model_dump(mode="json"))
+    return EXIT_OK
