@@ -1,0 +1,266 @@
+"""A ready flow: send a templated campaign, wait for delivery, summarise the replies.
+
+Deploy it as is (every parameter is JSON)::
+
+    from prefect_blocks.flows import relay_campaign_flow
+
+    relay_campaign_flow.serve(name="relay-campaign")          # or .deploy(...) to a work pool
+
+then run it from the UI or ``prefect deployment run 'relay-campaign/relay-campaign' -p ...``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from prefect_blocks.artifacts import artifact_key as campaign_artifact_key
+from prefect_blocks.credentials import RelayCredentials, RelayWebhookInbox
+from prefect_blocks.tasks import poll_until_settled, send_campaign
+from relay_integrations.errors import UnsupportedOperationError
+from relay_integrations.models import InboundQuery, MessageState, StatusReport
+from relay_integrations.webhooks.inbox import EventFilter
+
+# Replies that ask to stop messages, as carriers and regulators know them (compared trimmed, upper case).
+OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "OPT-OUT"})
+MAX_LISTED = 50
+_SENT_STATES = ("accepted", "already_sent")
+
+
+def _load_credentials(credentials: RelayCredentials | str) -> RelayCredentials:
+    return credentials if isinstance(credentials, RelayCredentials) else RelayCredentials.load(credentials)
+
+
+def _load_inbox(inbox: RelayWebhookInbox | str | None) -> RelayWebhookInbox | None:
+    if inbox is None or isinstance(inbox, RelayWebhookInbox):
+        return inbox
+    return RelayWebhookInbox.load(inbox)
+
+
+# --- delivery ----------------------------------------------------------------------------------
+
+
+def summarize_delivery(
+    reports: Mapping[str, StatusReport], pending: Iterable[str], wanted: MessageState
+) -> dict[str, Any]:
+    """Recipient-level state counts over status reports (a report without recipients counts once)."""
+    by_state: Counter[str] = Counter()
+    failed: list[dict[str, Any]] = []
+    for report in reports.values():
+        if report.recipients:
+            for recipient in report.recipients:
+                by_state[recipient.state.value] += 1
+                if recipient.state in (MessageState.FAILED, MessageState.CANCELLED):
+                    failed.append({"message_id": report.message_id, "address": recipient.address,
+                                   "error": recipient.error or report.error})
+        else:
+            by_state[report.state.value] += 1
+            if report.state in (MessageState.FAILED, MessageState.CANCELLED):
+                failed.append({"message_id": report.message_id, "address": None, "error": report.error})
+    not_settled = list(pending)
+    return {
+        "wanted": wanted.value,
+        "complete": not not_settled,
+        "messages": len(reports),
+        "by_state": dict(sorted(by_state.items())),
+        "failed": failed[:MAX_LISTED],
+        "not_settled": not_settled[:MAX_LISTED],
+        "not_settled_count": len(not_settled),
+    }
+
+
+@task(name="wait-for-campaign-delivery", cache_policy=NO_CACHE)
+def wait_for_campaign_delivery(
+    credentials: RelayCredentials,
+    message_ids: list[str],
+    state: MessageState = MessageState.DELIVERED,
+    timeout: float = 600.0,
+    poll_interval: float = 5.0,
+) -> dict[str, Any]:
+    """Poll every campaign message until it settles, then count states (never raises on failures or time-outs)."""
+    wanted = MessageState(state)
+    with credentials.get_client() as client:
+        reports, pending = poll_until_settled(client, message_ids, wanted, timeout, poll_interval)
+    summary = summarize_delivery(reports, pending, wanted)
+    get_run_logger().info("Delivery: %s%s", summary["by_state"],
+                          "" if summary["complete"] else f", {summary['not_settled_count']} not settled in time")
+    return summary
+
+
+# --- replies -----------------------------------------------------------------------------------
+
+
+def summarize_replies(replies: Iterable[Mapping[str, Any]], addresses: set[str], source: str) -> dict[str, Any]:
+    """Count replies (``{sender, text}``) from the campaign's addresses; opt-outs by keyword."""
+    counted = [r for r in replies if r.get("sender") in addresses]
+    repliers = {r["sender"] for r in counted}
+    opt_outs = sorted({r["sender"] for r in counted if str(r.get("text") or "").strip().upper() in OPT_OUT_KEYWORDS})
+    return {
+        "source": source,
+        "replies": len(counted),
+        "repliers": len(repliers),
+        "reply_rate": round(len(repliers) / len(addresses), 4) if addresses else 0.0,
+        "opt_outs": opt_outs[:MAX_LISTED],
+        "opt_out_count": len(opt_outs),
+        "latest": [{"sender": r["sender"], "text": r.get("text")} for r in counted[-10:]],
+    }
+
+
+def _inbox_replies(inbox: RelayWebhookInbox, since: datetime) -> list[dict[str, Any]]:
+    replies: list[dict[str, Any]] = []
+    page = EventFilter(kind="inbound", limit=1000)
+    with inbox.get_inbox() as opened:
+        while True:
+            events = opened.query(page)
+            for event in events:
+                received = event.received_at or event.occurred_at
+                if received is None or _aware(received) >= since:
+                    replies.append({"sender": event.sender, "text": event.text})
+            if len(events) < page.limit:
+                return replies
+            page = page.model_copy(update={"after": events[-1].cursor})
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _stats_replies(credentials: RelayCredentials, since: datetime) -> list[dict[str, Any]]:
+    with credentials.get_client() as client:
+        stats = client.inbound_stats(InboundQuery(range="7d", event_types=["message"], limit=1000))
+    replies = []
+    for event in stats.events:
+        created = event.get("created_at")
+        if created:
+            try:
+                if _aware(datetime.fromisoformat(str(created).replace("Z", "+00:00"))) < since:
+                    continue
+            except ValueError:
+                pass
+        replies.append({"sender": event.get("source"), "text": event.get("text")})
+    return replies
+
+
+@task(name="summarize-campaign-replies", cache_policy=NO_CACHE)
+def summarize_campaign_replies(
+    credentials: RelayCredentials,
+    addresses: list[str],
+    since: datetime,
+    inbox: RelayWebhookInbox | None = None,
+) -> dict[str, Any]:
+    """Replies from the campaign's recipients since it started: from the webhook inbox when there is
+    one, else from the relay's inbound query (phonerelay); otherwise says why there is no summary."""
+    wanted = set(addresses)
+    if inbox is not None:
+        return summarize_replies(_inbox_replies(inbox, since), wanted, "webhook-inbox")
+    try:
+        return summarize_replies(_stats_replies(credentials, since), wanted, "inbound-query")
+    except UnsupportedOperationError:
+        return {"source": None, "replies": None,
+                "note": f"{credentials.dialect} has no inbound query; give the flow a webhook inbox to count replies"}
+
+
+# --- the flow ----------------------------------------------------------------------------------
+
+
+def _outcome_markdown(result: Mapping[str, Any]) -> str:
+    counts = result["campaign"]["counts"]
+    lines = [f"# Campaign `{result['campaign_id']}`", "",
+             f"Rows: {counts.get('total', 0)}; accepted {counts.get('accepted', 0)}, already sent "
+             f"{counts.get('already_sent', 0)}, invalid {counts.get('invalid', 0)}, suppressed "
+             f"{counts.get('suppressed', 0)}, failed {counts.get('failed', 0)}; "
+             f"SMS segments {counts.get('segments', 0)}.",
+             ""]
+    delivery = result.get("delivery")
+    if delivery:
+        states = ", ".join(f"{k} {v}" for k, v in delivery["by_state"].items()) or "none"
+        lines += [f"Delivery (waited for {delivery['wanted']}): {states}"
+                  + ("" if delivery["complete"] else f"; {delivery['not_settled_count']} not settled in time") + ".",
+                  ""]
+    replies = result.get("replies")
+    if replies and replies.get("replies") is not None:
+        lines += [f"Replies ({replies['source']}): {replies['replies']} from {replies['repliers']} recipient(s), "
+                  f"reply rate {replies['reply_rate']:.1%}, opt-outs {replies['opt_out_count']}.", ""]
+    elif replies:
+        lines += [f"Replies: {replies.get('note')}", ""]
+    return "\n".join(lines)
+
+
+@flow(name="relay-campaign", log_prints=False)
+def relay_campaign_flow(
+    credentials: RelayCredentials | str,
+    template: str,
+    recipients: list[dict[str, Any]] | str,
+    campaign_id: str,
+    channel: str = "sms",
+    address_field: str = "phone",
+    fields: dict[str, Any] | None = None,
+    default_region: str | None = None,
+    skip_invalid: bool = False,
+    suppression: list[str] | None = None,
+    dry_run: bool = False,
+    wait_for_state: Literal["sent", "delivered"] | None = "delivered",
+    delivery_timeout: float = 600.0,
+    poll_interval: float = 5.0,
+    inbox: RelayWebhookInbox | str | None = None,
+    reply_window_seconds: float = 0.0,
+) -> dict[str, Any]:
+    """Send a templated campaign through a relay, wait for delivery, and summarise the replies.
+
+    Retrying the flow run (or its send task) never sends a message twice; a new flow run of the
+    same campaign sends again. Artifacts: ``campaign-<id>-progress``, ``-report``, ``-summary``
+    and ``-outcome`` (this flow's summary).
+
+    :param credentials: a RelayCredentials block, or the name of a saved one.
+    :param template: the message text, a Jinja2 template rendered with each recipient row.
+    :param recipients: rows (list of dicts) or a ``.csv``/``.jsonl`` path on the worker.
+    :param campaign_id: names the campaign (and its artifacts).
+    :param channel: sms, wa, tg, email...
+    :param address_field: the row field with the address.
+    :param fields: other message fields (``subject``, ``sender``...), templates allowed.
+    :param default_region: ISO country for numbers written without ``+``.
+    :param skip_invalid: send the good rows when some are bad (by default nothing is sent then).
+    :param suppression: addresses never to message.
+    :param dry_run: validate and report only.
+    :param wait_for_state: ``delivered``, ``sent``, or None not to wait.
+    :param delivery_timeout: seconds to wait for delivery before summarising what is known.
+    :param poll_interval: seconds between status polls.
+    :param inbox: a RelayWebhookInbox block or a saved one's name, to count replies from webhooks;
+        without one, replies come from the relay's inbound query where it has one (phonerelay).
+    :param reply_window_seconds: seconds to wait for replies after delivery before summarising.
+    :return: ``{campaign_id, campaign: <report without rows>, delivery, replies}``.
+    """
+    relay = _load_credentials(credentials)
+    replies_inbox = _load_inbox(inbox)
+    started = datetime.now(timezone.utc)
+    report = send_campaign(
+        relay, template, recipients, campaign_id, channel=channel, address_field=address_field, fields=fields,
+        default_region=default_region, skip_invalid=skip_invalid, suppression=suppression, dry_run=dry_run,
+    )
+    result: dict[str, Any] = {
+        "campaign_id": campaign_id,
+        "campaign": {k: v for k, v in report.items() if k not in ("rows", "message_ids")},
+        "delivery": None,
+        "replies": None,
+    }
+    if not dry_run:
+        if wait_for_state and report["message_ids"]:
+            result["delivery"] = wait_for_campaign_delivery(
+                relay, report["message_ids"], MessageState(wait_for_state), delivery_timeout, poll_interval
+            )
+        if reply_window_seconds > 0:
+            time.sleep(reply_window_seconds)
+        addresses = [r["address"] for r in report["rows"] if r.get("state") in _SENT_STATES and r.get("address")]
+        result["replies"] = summarize_campaign_replies(relay, addresses, started, replies_inbox)
+    create_markdown_artifact(
+        markdown=_outcome_markdown(result), key=f"{campaign_artifact_key(campaign_id)}-outcome",
+        description=f"Campaign {campaign_id}: sent, delivered, replies",
+    )
+    return result
