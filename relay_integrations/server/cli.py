@@ -1,15 +1,95 @@
-"""Sub-commands of ``relay`` for this component (filled in by the component)."""
+"""``relay serve``: run the reference relay. Every option also has a ``RELAY_*`` environment default."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
+
+from relay_integrations.server.config import (
+    DEFAULT_API_KEY,
+    DEFAULT_LOGIN,
+    DEFAULT_NUMBERS,
+    DEFAULT_PORT,
+    DIALECTS,
+    env_default,
+)
+
+
+def _webhook_url(value: str) -> tuple[str, str]:
+    dialect, sep, url = value.partition("=")
+    if not sep or dialect not in DIALECTS or not url:
+        raise argparse.ArgumentTypeError(f"expected DIALECT=URL with DIALECT one of {', '.join(DIALECTS)}")
+    return dialect, url
 
 
 def register(subparsers: Any) -> None:
-    """Add this component's sub-commands to ``relay``."""
-    del subparsers
+    """Add ``relay serve`` to ``relay``."""
+    p = subparsers.add_parser(
+        "serve", help="run the reference relay (all four relay APIs, simulated delivery)",
+        description="Run the reference relay. Defaults come from RELAY_* environment variables.",
+    )
+    p.add_argument("--host", default=env_default("HOST", "127.0.0.1"), help="bind address [RELAY_HOST]")
+    p.add_argument("--port", type=int, default=int(env_default("PORT", str(DEFAULT_PORT)) or DEFAULT_PORT),
+                   help="port [RELAY_PORT, 5110]")
+    p.add_argument("--db", default=env_default("DB", "./relay.db"),
+                   help="SQLite database file, or :memory: [RELAY_DB, ./relay.db]")
+    p.add_argument("--api-key", default=env_default("API_KEY"), help="API key for every dialect [RELAY_API_KEY]")
+    p.add_argument("--login", default=env_default("LOGIN", DEFAULT_LOGIN), help="smsgate login [RELAY_LOGIN]")
+    p.add_argument("--dialect", choices=DIALECTS, default=env_default("DIALECT"),
+                   help="also serve this dialect at the root [RELAY_DIALECT]")
+    p.add_argument("--delivery-latency", type=float, default=float(env_default("DELIVERY_LATENCY", "1.0") or 1.0),
+                   help="seconds from acceptance to delivery [RELAY_DELIVERY_LATENCY, 1.0]")
+    p.add_argument("--failure-rate", type=float, default=float(env_default("FAILURE_RATE", "0") or 0),
+                   help="fraction of messages that fail, by seeded hash of the id [RELAY_FAILURE_RATE, 0]")
+    p.add_argument("--webhook-secret", default=env_default("WEBHOOK_SECRET"),
+                   help="signing key for outgoing webhooks [RELAY_WEBHOOK_SECRET]")
+    p.add_argument("--numbers", nargs="+", default=(env_default("NUMBERS") or ",".join(DEFAULT_NUMBERS)).split(","),
+                   help="relaysms numbers the account owns [RELAY_NUMBERS, comma separated; +1987654321]")
+    p.add_argument("--webhook-url", action="append", type=_webhook_url, default=[], metavar="DIALECT=URL",
+                   help="send every webhook of DIALECT to URL (repeatable)")
+    p.add_argument("--synchronous", choices=("normal", "full"), default=env_default("SYNCHRONOUS", "normal"),
+                   help="SQLite synchronous mode; normal survives kill -9, full also an OS crash [RELAY_SYNCHRONOUS]")
+    p.add_argument("--balance", type=float, default=float(env_default("BALANCE", "1000") or 1000),
+                   help="relaysms starting balance in USD [RELAY_BALANCE, 1000]")
+    p.add_argument("--allow-external-webhooks", action="store_true",
+                   help="also post webhooks to non-loopback hosts (off: recorded as skipped)")
+    p.add_argument("--log-level", default=env_default("LOG_LEVEL", "warning"),
+                   choices=("critical", "error", "warning", "info", "debug"), help="uvicorn log level")
+    p.set_defaults(func=run)
 
 
-def _unused(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from relay_integrations.server.app import create_app
+    from relay_integrations.server.config import ServerConfig
+
+    api_key = args.api_key
+    if not api_key:
+        api_key = DEFAULT_API_KEY
+        print(f"relay serve: no --api-key or RELAY_API_KEY given; using the development key {DEFAULT_API_KEY!r}",
+              file=sys.stderr)
+    try:
+        config = ServerConfig(
+            db_path=args.db, api_key=api_key, login=args.login, delivery_latency=args.delivery_latency,
+            failure_rate=args.failure_rate, webhook_secret=args.webhook_secret,
+            numbers=[n for n in args.numbers if n], dialect=args.dialect, webhook_urls=dict(args.webhook_url),
+            synchronous=args.synchronous.upper(), balance=args.balance,
+            allow_external_webhooks=args.allow_external_webhooks,
+        )
+    except ValueError as exc:
+        print(f"relay serve: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(config=config)
+    base = f"http://{args.host}:{args.port}"
+    print(f"reference relay on {base}  (database: {args.db})", flush=True)
+    for name in DIALECTS:
+        print(f"  {name:<11} {base}/{name}", flush=True)
+    if args.dialect:
+        print(f"  {args.dialect} is also served at {base}/", flush=True)
+    if not args.webhook_secret:
+        print("  webhooks go out unsigned: no --webhook-secret given", flush=True)
+    print(f"  docs        {base}/docs", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0

@@ -1,0 +1,235 @@
+"""The reference relay as an ASGI app: every dialect under its prefix, errors in each dialect's shape."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from relay_integrations.server import routes_coop, routes_phonerelay, routes_relaysms, routes_smsgate, sim
+from relay_integrations.server.common import ApiError
+from relay_integrations.server.config import DIALECTS, ServerConfig
+from relay_integrations.server.context import RelayContext
+from relay_integrations.server.delivery import DeliveryWorker
+from relay_integrations.server.errors import error_response
+from relay_integrations.server.outbox import WebhookDispatcher
+
+log = logging.getLogger("relay_integrations.server")
+
+_ROUTERS = {
+    "phonerelay": routes_phonerelay.build_router,
+    "relaysms": routes_relaysms.build_router,
+    "coop": routes_coop.build_router,
+    "smsgate": routes_smsgate.build_router,
+}
+_BATCH_PATH_SUFFIXES = ("/sms/batch", "/messages/bulk")
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over the limit, whether announced by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, *, limit: int, batch_limit: int,
+                 dialect_of_path: Callable[[str], str | None]) -> None:
+        self.app = app
+        self.limit = limit
+        self.batch_limit = batch_limit
+        self.dialect_of_path = dialect_of_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        if not any(name == b"content-type" for name, _ in scope["headers"]):
+            # curl -d without -H sends no type; every endpoint here takes JSON, so read it as JSON.
+            scope = {**scope, "headers": [*scope["headers"], (b"content-type", b"application/json")]}
+        path: str = scope["path"]
+        limit = self.batch_limit if path.rstrip("/").endswith(_BATCH_PATH_SUFFIXES) else self.limit
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > limit
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._reject(scope, receive, send, limit)
+                    return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._reject(scope, receive, send, limit)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        err = ApiError(413, f"body: request body larger than {limit} bytes", field="body")
+        response = error_response(self.dialect_of_path(scope["path"]), err)
+        await response(scope, receive, send)
+
+
+def _field_of(loc: Sequence[Any]) -> str:
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += f".{p}" if out else str(p)
+    return out or (str(loc[0]) if loc else "body")
+
+
+def create_app(
+    db_path: str = ":memory:",
+    api_key: str = "dev-key",
+    login: str = "relay",
+    delivery_latency: float = 1.0,
+    failure_rate: float = 0.0,
+    webhook_secret: str | None = None,
+    numbers: Sequence[str] | None = None,
+    dialect: str | None = None,
+    webhook_urls: Mapping[str, str] | None = None,
+    *,
+    config: ServerConfig | None = None,
+    **options: Any,
+) -> FastAPI:
+    """Build a reference relay app. Background delivery and webhooks run while the app's lifespan runs.
+
+    :param db_path: SQLite file or ``:memory:``.
+    :param api_key: key every dialect accepts.
+    :param login: smsgate Basic-auth login.
+    :param delivery_latency: seconds from acceptance to the final state.
+    :param failure_rate: fraction of messages that fail (seeded by message id).
+    :param webhook_secret: signing key for outgoing webhooks.
+    :param numbers: relaysms owned numbers.
+    :param dialect: also serve this dialect at the root.
+    :param webhook_urls: dialect -> URL receiving all that dialect's webhooks.
+    :param config: a complete :class:`ServerConfig` instead of the arguments above.
+    :param options: further :class:`ServerConfig` fields (``synchronous``, ``balance``, ...).
+    """
+    if config is None:
+        config = ServerConfig(
+            db_path=str(db_path), api_key=api_key, login=login, delivery_latency=delivery_latency,
+            failure_rate=failure_rate, webhook_secret=webhook_secret,
+            numbers=list(numbers) if numbers else ServerConfig().numbers, dialect=dialect,
+            webhook_urls=dict(webhook_urls or {}), **options,
+        )
+    ctx = RelayContext(config)
+    worker = DeliveryWorker(ctx)
+    dispatcher = WebhookDispatcher(ctx)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker.start()
+        task = asyncio.create_task(dispatcher.run(), name="relay-webhooks")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            worker.stop()
+            ctx.store.close()
+
+    app = FastAPI(
+        title="relay-integrations reference relay",
+        description="phonerelay, relaysms, coop and smsgate APIs on one server, with simulated delivery.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.relay = ctx
+    endpoint_dialect: dict[Any, str] = {}
+
+    for name, build in _ROUTERS.items():
+        router = build(ctx)
+        for route in router.routes:
+            endpoint_dialect[getattr(route, "endpoint", None)] = name
+        app.include_router(router, prefix=f"/{name}")
+        if config.dialect == name:
+            app.include_router(router)
+    app.include_router(sim.build_router(ctx))
+
+    def dialect_of_path(path: str) -> str | None:
+        first = path.lstrip("/").split("/", 1)[0]
+        if first in DIALECTS:
+            return first
+        if first == "_sim" or path in ("/health", "/docs", "/openapi.json"):
+            return None
+        return config.dialect
+
+    def dialect_of(request: Request) -> str | None:
+        endpoint = request.scope.get("endpoint")
+        if endpoint is not None and endpoint in endpoint_dialect:
+            return endpoint_dialect[endpoint]
+        return dialect_of_path(request.url.path)
+
+    @app.get("/health", tags=["relay"], summary="Liveness (no auth)")
+    async def health() -> JSONResponse:
+        return JSONResponse({"status": "ok", "dialects": list(DIALECTS), "root_dialect": config.dialect,
+                             "database": "memory" if config.db_path == ":memory:" else "sqlite-wal"})
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(dialect_of(request), exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request", "type": ""}
+        if first.get("type") == "json_invalid":
+            err = ApiError(400, "body: malformed JSON", field="body")
+        else:
+            field = _field_of(first.get("loc", ()))
+            msg = str(first.get("msg", "invalid"))
+            if first.get("type") == "missing":
+                msg = "is required"
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            err = ApiError(400, f"{field}: {msg}{more}", field=field)
+        return error_response(dialect_of(request), err)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        cause = exc.__cause__
+        if isinstance(cause, ApiError):
+            return error_response(dialect_of(request), cause)
+        if isinstance(cause, _BodyTooLarge):
+            raise cause
+        message = {404: "not found", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
+        if exc.status_code == 400:
+            message = "body: could not be parsed"
+        return error_response(dialect_of(request), ApiError(exc.status_code, message))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(dialect_of(request), ApiError(500, "internal error"))
+
+    app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes, batch_limit=config.max_batch_body_bytes,
+                       dialect_of_path=dialect_of_path)
+    return app

@@ -1,0 +1,142 @@
+"""Small helpers every part of the reference relay shares: ids, clocks, address forms, segments, API errors."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """An error answer. The app renders it in the error shape of the dialect that raised it.
+
+    :param status: HTTP status code.
+    :param message: human text; names the offending field and never contains a credential.
+    :param field: the request field at fault, if any (``messages[3].to`` for batch rows).
+    :param code: the dialect's error code; derived from ``status`` when not given.
+    """
+
+    def __init__(self, status: int, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.code = code
+
+
+def invalid(field: str, message: str) -> ApiError:
+    """A 400 about one field; the message starts with the field name."""
+    return ApiError(400, f"{field}: {message}", field=field)
+
+
+# --- clocks and ids -------------------------------------------------------------------------------
+
+
+def now() -> float:
+    return time.time()
+
+
+def iso_z(ts: float | None) -> str | None:
+    """``2026-01-27T07:00:00Z`` (relaysms, coop)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_ms_z(ts: float | None) -> str | None:
+    """``2026-05-17T09:32:11.421Z`` (smsgate)."""
+    if ts is None:
+        return None
+    dt = datetime.fromtimestamp(ts, timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def iso_offset(ts: float | None) -> str | None:
+    """``2026-02-17T19:40:00+00:00`` (phonerelay)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).replace(microsecond=0).isoformat()
+
+
+def day_of(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
+
+
+def hour_of(ts: float) -> int:
+    return datetime.fromtimestamp(ts, timezone.utc).hour
+
+
+def new_id(prefix: str = "") -> str:
+    return prefix + uuid.uuid4().hex if prefix else str(uuid.uuid4())
+
+
+def seeded_fraction(seed: str, message_id: str) -> float:
+    """A stable number in [0, 1) for a message id: the failure-rate draw is reproducible."""
+    digest = hashlib.sha256(f"{seed}:{message_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+# --- address forms --------------------------------------------------------------------------------
+# Forms only, on purpose: the docs' own examples (+1234567890, +15551234567) are not real numbers.
+
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+USERNAME = re.compile(r"^@[A-Za-z0-9_]{3,64}$")
+CHAT_ID = re.compile(r"^-?[0-9]{1,20}$")
+GROUP_GUID = re.compile(
+    r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|(?:iMessage|SMS|any);[-+];[^\s]+|chat[0-9A-Za-z]{4,})$"
+)
+URL = re.compile(r"^https?://[^\s/]+(?:/[^\s]*)?$")
+
+
+def is_e164(value: str) -> bool:
+    return bool(E164.match(value))
+
+
+def is_email(value: str) -> bool:
+    return bool(EMAIL.match(value))
+
+
+def require_e164(field: str, value: str) -> str:
+    if not is_e164(value):
+        raise invalid(field, f"{value!r} is not an E.164 phone number (+ and 7 to 15 digits)")
+    return value
+
+
+def require_url(field: str, value: str | None) -> str | None:
+    if value is not None and not URL.match(value):
+        raise invalid(field, "must be an http(s) URL")
+    return value
+
+
+def fails_by_number(address: str | None) -> bool:
+    """Recipients whose number ends in 0000 always fail in the simulation."""
+    return bool(address) and str(address).endswith("0000")
+
+
+# --- SMS segments ---------------------------------------------------------------------------------
+
+_GSM_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXTENDED = set("^{}\\[~]|€\f")
+
+
+def sms_segments(text: str) -> int:
+    """Parts an SMS of ``text`` takes: GSM-7 160/153 (extension chars count 2), else UCS-2 70/67."""
+    if all(c in _GSM_BASIC or c in _GSM_EXTENDED for c in text):
+        units = sum(2 if c in _GSM_EXTENDED else 1 for c in text)
+        return 1 if units <= 160 else -(-units // 153)
+    units = len(text.encode("utf-16-le")) // 2
+    return 1 if units <= 70 else -(-units // 67)
+
+
+def json_default(value: Any) -> Any:
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,182 @@
+"""What every route of one relay instance shares: configuration, store, credentials, webhook targets."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from relay_integrations.server.common import ApiError
+from relay_integrations.server.config import ServerConfig
+from relay_integrations.server.store import Store, dumps
+
+RELAYSMS_KEY_SETTING = "relaysms_api_key"
+JWT_SECRET_SETTING = "smsgate_jwt_secret"
+BALANCE_SETTING = "relaysms_balance_micros"
+
+
+@dataclass
+class WebhookTarget:
+    id: str
+    dialect: str
+    url: str
+    event: str | None = None
+    number: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class RelayContext:
+    """Shared state of one relay. Created by :func:`relay_integrations.server.create_app`."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.store = Store(config.db_path, synchronous=config.synchronous)
+        self._targets_lock = threading.Lock()
+        self._targets: list[WebhookTarget] = []
+        # A regenerated relaysms key survives restarts, like the real account's key.
+        self.relaysms_key = self.store.get_setting(RELAYSMS_KEY_SETTING) or config.api_key
+        jwt_secret = self.store.get_setting(JWT_SECRET_SETTING)
+        if jwt_secret is None:
+            jwt_secret = secrets.token_hex(32)
+            self.store.set_setting(JWT_SECRET_SETTING, jwt_secret)
+        self._jwt_secret = jwt_secret.encode()
+        if self.store.get_setting(BALANCE_SETTING) is None:
+            micros = round(config.balance * 1_000_000)
+            now = time.time()
+
+            def _seed(conn: Any) -> None:
+                conn.execute("INSERT INTO settings(key, value) VALUES (?, ?)", (BALANCE_SETTING, str(micros)))
+                conn.execute(
+                    "INSERT INTO transactions(ts, type, amount_micros, description, balance_after_micros) "
+                    "VALUES (?, 'credit', ?, 'Initial balance', ?)", (now, micros, micros))
+
+            self.store.write(_seed)
+        self._install_configured_webhooks()
+        self.reload_targets()
+
+    # --- credentials ------------------------------------------------------------------------
+    @staticmethod
+    def _same(given: str, expected: str) -> bool:
+        return hmac.compare_digest(given.encode(), expected.encode())
+
+    @staticmethod
+    def bearer(request: Request) -> str | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return None
+
+    def require_bearer(self, request: Request, expected: str | None = None) -> None:
+        token = self.bearer(request)
+        if token is None:
+            raise ApiError(401, "Missing API key: send Authorization: Bearer <key>")
+        if not self._same(token, expected or self.config.api_key):
+            raise ApiError(401, "Invalid API key")
+
+    def require_relaysms(self, request: Request) -> None:
+        token = request.headers.get("x-api-key") or self.bearer(request)
+        if not token:
+            raise ApiError(401, "Missing API key: send X-API-Key or Authorization: Bearer")
+        if not self._same(token, self.relaysms_key):
+            raise ApiError(401, "Invalid or missing API key")
+
+    def require_smsgate(self, request: Request, *, basic_only: bool = False) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                login, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                raise ApiError(401, "Malformed Basic credentials") from None
+            # Evaluate both comparisons so timing does not reveal which part was wrong.
+            ok_login = self._same(login, self.config.login)
+            ok_password = self._same(password, self.config.api_key)
+            if ok_login and ok_password:
+                return
+            raise ApiError(401, "Invalid login or password")
+        if scheme.lower() == "bearer" and value.strip() and not basic_only:
+            if self.verify_jwt(value.strip()):
+                return
+            raise ApiError(401, "Invalid or expired token")
+        raise ApiError(401, "Authorization required: Basic LOGIN:PASSWORD or Bearer JWT")
+
+    # --- smsgate JWT (HS256, minimal and self-contained) ---------------------------------------
+    def issue_jwt(self, ttl: int, scopes: list[str]) -> tuple[str, str, float]:
+        now = int(time.time())
+        token_id = secrets.token_hex(8)
+        header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        payload = _b64url(json.dumps(
+            {"sub": self.config.login, "iat": now, "exp": now + ttl, "jti": token_id, "scopes": scopes}
+        ).encode())
+        signing_input = f"{header}.{payload}".encode()
+        sig = _b64url(hmac.new(self._jwt_secret, signing_input, hashlib.sha256).digest())
+        return f"{header}.{payload}.{sig}", token_id, float(now + ttl)
+
+    def verify_jwt(self, token: str) -> bool:
+        parts = token.split(".")
+        if len(parts) != 3:
+            return False
+        expected = _b64url(hmac.new(self._jwt_secret, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest())
+        if not hmac.compare_digest(expected.encode(), parts[2].encode()):
+            return False
+        try:
+            claims = json.loads(_b64url_decode(parts[1]))
+        except ValueError:
+            return False
+        return isinstance(claims, dict) and float(claims.get("exp", 0)) > time.time()
+
+    def rotate_relaysms_key(self) -> str:
+        new_key = "rk_" + secrets.token_urlsafe(24)
+        self.store.set_setting(RELAYSMS_KEY_SETTING, new_key)
+        self.relaysms_key = new_key
+        return new_key
+
+    # --- webhook targets ----------------------------------------------------------------------
+    def _install_configured_webhooks(self) -> None:
+        now = time.time()
+        rows = []
+        for dialect, url in self.config.webhook_urls.items():
+            config: dict[str, Any] = {}
+            if dialect == "phonerelay":
+                config = {"callback_url": url, "active": True, "callback_token": self.config.webhook_secret}
+            rows.append((f"cfg-{dialect}", dialect, url, None, None, dumps(config), now))
+        if rows:
+            self.store.write(lambda c: c.executemany(
+                "INSERT INTO webhooks(id, dialect, url, event, number, config, created_at) VALUES (?,?,?,?,?,?,?) "
+                "ON CONFLICT(id) DO UPDATE SET url = excluded.url, config = excluded.config", rows))
+
+    def reload_targets(self) -> None:
+        rows = self.store.query("SELECT * FROM webhooks ORDER BY created_at, id")
+        targets = [
+            WebhookTarget(id=r["id"], dialect=r["dialect"], url=r["url"], event=r["event"], number=r["number"],
+                          config=json.loads(r["config"] or "{}"), created_at=r["created_at"])
+            for r in rows
+        ]
+        with self._targets_lock:
+            self._targets = targets
+
+    def targets(self, dialect: str) -> list[WebhookTarget]:
+        with self._targets_lock:
+            return [t for t in self._targets if t.dialect == dialect]
+
+    def has_targets(self, dialect: str) -> bool:
+        with self._targets_lock:
+            return any(t.dialect == dialect for t in self._targets)

@@ -1,0 +1,228 @@
+"""The reference relay's durable store: one SQLite database in WAL mode.
+
+Why it is safe to acknowledge after :meth:`Store.write` returns: every write runs in one
+``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction and the HTTP answer is sent only afterwards.
+With ``journal_mode=WAL`` and ``synchronous=NORMAL`` a committed transaction is in the WAL file
+(in the OS page cache) before ``COMMIT`` returns; killing the process (``kill -9``) cannot lose
+it, only an operating-system crash or power cut before the next checkpoint could. Pass
+``synchronous="FULL"`` (``relay serve --synchronous full``) to fsync on every commit as well.
+
+One connection, guarded by a lock, serves every thread: the relay is one process on a laptop,
+SQLite serialises writers anyway, and a statement takes microseconds, so a connection pool would
+add nothing but contention. Batch and bulk sends insert all their rows in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    dialect TEXT NOT NULL,
+    direction TEXT NOT NULL DEFAULT 'outbound',
+    channel TEXT NOT NULL DEFAULT 'sms',
+    state TEXT NOT NULL,
+    to_addr TEXT,
+    from_addr TEXT,
+    body TEXT,
+    idem_key TEXT,
+    client_ref TEXT,
+    batch_id TEXT,
+    batch_index INTEGER,
+    priority INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    fail_mode INTEGER NOT NULL DEFAULT 0,
+    dead_letter INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    segments INTEGER NOT NULL DEFAULT 1,
+    created_at REAL NOT NULL,
+    sending_at REAL,
+    sent_at REAL,
+    final_at REAL,
+    updated_at REAL NOT NULL,
+    next_at REAL,
+    extra TEXT NOT NULL DEFAULT '{}'
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_idem ON messages(dialect, idem_key) WHERE idem_key IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_client_ref ON messages(dialect, client_ref) WHERE client_ref IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_due ON messages(next_at) WHERE next_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_batch ON messages(batch_id, batch_index) WHERE batch_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_dialect ON messages(dialect, direction, seq);
+
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    dialect TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    from_addr TEXT,
+    total INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    extra TEXT NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT PRIMARY KEY,
+    dialect TEXT NOT NULL,
+    url TEXT NOT NULL,
+    event TEXT,
+    number TEXT,
+    config TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    dialect TEXT NOT NULL,
+    url TEXT NOT NULL,
+    event TEXT NOT NULL,
+    message_id TEXT,
+    body BLOB NOT NULL,
+    token TEXT,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_status INTEGER,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    delivered_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_attempt_at) WHERE status = 'pending';
+
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS transactions (
+    seq INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    type TEXT NOT NULL,
+    amount_micros INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    balance_after_micros INTEGER NOT NULL,
+    message_id TEXT
+);
+
+CREATE TABLE IF NOT EXISTS bins (
+    seq INTEGER PRIMARY KEY,
+    bin TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    content_type TEXT,
+    body TEXT NOT NULL
+);
+"""
+
+
+class Store:
+    """Thread-safe access to the relay database.
+
+    :param path: database file, or ``:memory:`` (state lives only as long as the process).
+    :param synchronous: SQLite ``synchronous`` pragma, ``NORMAL`` (default) or ``FULL``.
+    """
+
+    def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
+        if synchronous.upper() not in ("NORMAL", "FULL"):
+            raise ValueError("synchronous must be NORMAL or FULL")
+        self.path = path
+        self._lock = threading.RLock()
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly one write().
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._conn.row_factory = sqlite3.Row
+        if path != ":memory:":
+            self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        self._conn.execute("PRAGMA foreign_keys=OFF")
+        self._conn.execute("PRAGMA temp_store=MEMORY")
+        self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one immediate transaction; committed when this returns."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            return fn(self._conn)
+
+    # --- small conveniences -----------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        return self.read(lambda c: c.execute(sql, params).fetchall())
+
+    def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.read(lambda c: c.execute(sql, params).fetchone())
+        return row
+
+    def get_setting(self, key: str) -> str | None:
+        row = self.query_one("SELECT value FROM settings WHERE key = ?", (key,))
+        return None if row is None else str(row["value"])
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.write(lambda c: c.execute(
+            "INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        ))
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads_extra(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
+    raw = row["extra"]
+    if not raw:
+        return {}
+    value: dict[str, Any] = json.loads(raw)
+    return value
+
+
+MESSAGE_COLUMNS = (
+    "id", "dialect", "direction", "channel", "state", "to_addr", "from_addr", "body", "idem_key",
+    "client_ref", "batch_id", "batch_index", "priority", "attempts", "fail_mode", "error", "segments",
+    "created_at", "sending_at", "sent_at", "final_at", "updated_at", "next_at", "extra",
+)
+_INSERT_MESSAGE = (
+    f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({', '.join('?' for _ in MESSAGE_COLUMNS)}) "
+    "ON CONFLICT DO NOTHING"
+)
+
+
+def message_row(**values: Any) -> tuple[Any, ...]:
+    """A tuple for :func:`insert_messages` from keyword values (missing columns default sensibly)."""
+    defaults: dict[str, Any] = {
+        "direction": "outbound", "channel": "sms", "priority": 0, "attempts": 0, "fail_mode": 0,
+        "segments": 1, "extra": "{}",
+    }
+    merged = {**defaults, **values}
+    if isinstance(merged["extra"], dict):
+        merged["extra"] = dumps(merged["extra"])
+    merged.setdefault("updated_at", merged["created_at"])
+    return tuple(merged.get(col) for col in MESSAGE_COLUMNS)
+
+
+def insert_message(conn: sqlite3.Connection, row: tuple[Any, ...]) -> bool:
+    """Insert one message; False when a unique key (id, idempotency key, client ref) already exists."""
+    return conn.execute(_INSERT_MESSAGE, row).rowcount == 1
+
+
+def insert_messages(conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+    conn.executemany(_INSERT_MESSAGE, rows)
