@@ -16,7 +16,7 @@ from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from relay_integrations.dialects.base import Dialect, Endpoint, RelayRequest
 from relay_integrations.errors import (
@@ -323,7 +323,9 @@ class Operations:
         if page.has_more is None and limit is not None and len(page.messages) < limit:
             return None
         if page.page is not None or "page" in params:
-            number = page.page if page.page is not None else _int(params.get("page")) or 1
+            # The page we asked for wins over the one reported, so a relay echoing a wrong number
+            # cannot make the pager go round in circles.
+            number = _int(params.get("page")) or page.page or 1
             if page.has_more is None and page.total is not None and limit and number * limit >= page.total:
                 return None
             return {**filters, "page": number + 1}
@@ -337,7 +339,13 @@ class Operations:
             raise UnsupportedOperationError(f"{self.dialect.name} has no inbound statistics",
                                             dialect=self.dialect.name)
         merged = {**(query.model_dump(exclude_none=True) if query else {}), **filters}
-        full_query = InboundQuery(**merged)  # a misspelled filter is named here, before any request
+        try:
+            full_query = InboundQuery(**merged)
+        except ValidationError as exc:  # a misspelled or mistyped filter is named before any request
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or None
+            raise RelayValidationError(f"inbound query filter {field!r}: {first['msg']}", field=field,
+                                       dialect=self.dialect.name) from None
         build = getattr(self.dialect, "build_inbound_query", None)
         parse = getattr(self.dialect, "parse_inbound_stats", None)
         if callable(build):

@@ -16,7 +16,9 @@ subclasses, and no text this module produces (reprs, exceptions, logs) contains 
 
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -67,24 +69,26 @@ def _user_agent() -> str:
     return f"relay-integrations/{__version__}"
 
 
+@functools.lru_cache(maxsize=1)
+def _default_ssl_context() -> ssl.SSLContext:
+    """One verifying context for every client: building one costs ~0.1 s, a client should not."""
+    return httpx.create_ssl_context()
+
+
 def _normalise_base_url(base_url: str, dialect: Dialect) -> str:
     """The relay's root URL: trailing slashes and the doc's base path (``/api/v1``...) removed."""
     url = str(base_url).strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("base_url must be an absolute http(s) URL, e.g. http://127.0.0.1:8080/phonerelay")
+    if "@" in parts.netloc:
+        # Not echoed back: the user-info part is a credential.
+        raise ValueError("base_url must not contain credentials; pass api_key= (and login= for smsgate)")
     path = parts.path.rstrip("/")
     base_path = (dialect.base_path or "").rstrip("/")
     if base_path and path.endswith(base_path):
         path = path[: -len(base_path)].rstrip("/")
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-
-
-def _display_url(url: str) -> str:
-    """The URL without any user-info (``user:password@``), for reprs and logs."""
-    parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _decode(response: httpx.Response) -> Any:
@@ -116,6 +120,7 @@ class _ClientBase:
         use_jwt: bool = False,
         limits: httpx.Limits | None = None,
         user_agent: str | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self._dialect = get_dialect(dialect)
         self._base_url = _normalise_base_url(base_url, self._dialect)
@@ -131,6 +136,7 @@ class _ClientBase:
             self._timeout = httpx.Timeout(timeout, connect=min(DEFAULT_CONNECT_TIMEOUT, timeout))
         self._limits = limits or httpx.Limits(max_connections=20, max_keepalive_connections=10)
         self._headers = {"User-Agent": user_agent or _user_agent(), "Accept": "application/json"}
+        self._verify: ssl.SSLContext | bool = _default_ssl_context() if verify is True else verify
 
     # --- public properties ----------------------------------------------------------------
     @property
@@ -164,8 +170,7 @@ class _ClientBase:
             for name, value in (("login", self.login), ("phone_id", self.phone_id), ("sender", self.sender))
             if value is not None
         )
-        url = _display_url(self._base_url)
-        return f"{type(self).__name__}(base_url={url!r}, dialect={self._dialect.name!r}{extra})"
+        return f"{type(self).__name__}(base_url={self._base_url!r}, dialect={self._dialect.name!r}{extra})"
 
     __str__ = __repr__
 
@@ -282,6 +287,7 @@ class RelayClient(_ClientBase):
     :param use_jwt: smsgate: authenticate with a JWT from ``POST /auth/token`` instead of Basic auth.
     :param limits: connection pool limits.
     :param user_agent: replaces ``relay-integrations/<version>``.
+    :param verify: TLS verification: ``True`` (a shared default context), ``False``, or an ``ssl.SSLContext``.
     """
 
     def __init__(
@@ -302,14 +308,15 @@ class RelayClient(_ClientBase):
         use_jwt: bool = False,
         limits: httpx.Limits | None = None,
         user_agent: str | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         super().__init__(
             base_url, dialect, api_key, login=login, phone_id=phone_id, sender=sender, timeout=timeout,
             max_retries=max_retries, backoff_factor=backoff_factor, max_backoff=max_backoff,
-            max_retry_after=max_retry_after, use_jwt=use_jwt, limits=limits, user_agent=user_agent,
+            max_retry_after=max_retry_after, use_jwt=use_jwt, limits=limits, user_agent=user_agent, verify=verify,
         )
         self._http = httpx.Client(timeout=self._timeout, limits=self._limits, headers=self._headers,
-                                  transport=transport, follow_redirects=False)
+                                  transport=transport, follow_redirects=False, verify=self._verify)
         self._sleep: Callable[[float], None] = time.sleep
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -542,14 +549,15 @@ class AsyncRelayClient(_ClientBase):
         use_jwt: bool = False,
         limits: httpx.Limits | None = None,
         user_agent: str | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         super().__init__(
             base_url, dialect, api_key, login=login, phone_id=phone_id, sender=sender, timeout=timeout,
             max_retries=max_retries, backoff_factor=backoff_factor, max_backoff=max_backoff,
-            max_retry_after=max_retry_after, use_jwt=use_jwt, limits=limits, user_agent=user_agent,
+            max_retry_after=max_retry_after, use_jwt=use_jwt, limits=limits, user_agent=user_agent, verify=verify,
         )
         self._http = httpx.AsyncClient(timeout=self._timeout, limits=self._limits, headers=self._headers,
-                                       transport=transport, follow_redirects=False)
+                                       transport=transport, follow_redirects=False, verify=self._verify)
         self._sleep: Callable[[float], Any] = anyio.sleep
 
     # --- lifecycle ------------------------------------------------------------------------
