@@ -86,9 +86,9 @@ def rollup_state(recipient_states: Sequence[str]) -> str:
     all Failed -> Failed; otherwise Sent. An empty list is Pending (nothing has happened yet).
     """
     names = [s.strip().lower() for s in recipient_states]
-    for name in names:
+    for raw, name in zip(recipient_states, names, strict=True):
         if name not in STATES:
-            raise ValueError(f"smsgate: unknown message state {name!r}")
+            raise ValueError(f"smsgate: unknown message state {raw!r}")
     if not names or "pending" in names:
         return "Pending"
     if "processed" in names:
