@@ -73,8 +73,9 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()
+def _canonical(value: Any) -> str:
+    """One stable text for a message's content (what its idempotency key and group are derived from)."""
+    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
 class Campaign:
@@ -202,7 +203,7 @@ class Campaign:
                 if self.channel in SEGMENTED_CHANNELS:
                     segments = count_segments(text).segments
         message: dict[str, Any] = {**values, "to": address, "channel": self.channel}
-        if not errors:
+        if not errors and self.fields:  # text, to and channel alone are already known to fit the model
             try:
                 OutboundMessage.model_validate(message)
             except ValidationError as exc:
@@ -216,13 +217,13 @@ class Campaign:
         assert address is not None
         if self.dedupe and not first_time_seen(address):
             return PlannedRow(number, address, DUPLICATE, segments=segments), [], values
-        content = {k: v for k, v in message.items() if k not in ("to", "metadata")}
-        key = key_to_uuid(_digest([self.campaign_id, address, content]))
+        content = _canonical({k: v for k, v in message.items() if k not in ("to", "metadata")})
+        key = key_to_uuid("\x1f".join((self.campaign_id, address, content)))
         message["metadata"] = {**dict(values.get("metadata") or {}), "campaign_id": self.campaign_id,
                                "idempotency_key": key}
         message["idempotency_key"] = key
         planned = PlannedRow(number, address, READY, segments=segments, idempotency_key=key,
-                             group_key=_digest(content)[:32], message=message)
+                             group_key=hashlib.sha256(content.encode()).hexdigest()[:32], message=message)
         return planned, [], values
 
     def _template_errors(self, dialect: Dialect | None) -> list[dict[str, Any]]:
