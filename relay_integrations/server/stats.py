@@ -1,7 +1,8 @@
 """The phonerelay inbound query: every documented filter and section, computed from stored traffic.
 
-Inbound events are what ``POST /_sim/inbound`` stored for phonerelay; "sent" traffic is phonerelay's
-outbound messages that reached ``sent`` (delivered ones included). A response to an inbound event
+Inbound events are what ``POST /_sim/inbound`` stored for phonerelay; "sent" traffic is every
+phonerelay outbound message the relay accepted and has not failed (queued ones included, so a reply
+counts the moment it is sent). A response to an inbound event
 is the first outbound message to its source at or after it; ``has_response``,
 ``median_response_min`` and ``sort=slowest|fastest`` use that.
 """
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from relay_integrations.server.common import day_of, hour_of, invalid, iso_offset, now
 from relay_integrations.server.context import RelayContext
 from relay_integrations.server.events import phonerelay_event
+from relay_integrations.server.states import raw_state
 from relay_integrations.server.store import loads_extra
 
 CALL_TYPES = ("call", "missed", "answered")
@@ -106,7 +108,7 @@ def inbound_query(ctx: RelayContext, q: InboundQueryBody) -> dict[str, Any]:
             continue
         if row["direction"] == "inbound":
             inbound.append(row)
-        elif row["state"] in ("sent", "delivered"):
+        elif row["state"] != "failed":
             sent.append(row)
 
     # Responses: first outbound message to the event's source at or after the event.
@@ -175,7 +177,8 @@ def inbound_query(ctx: RelayContext, q: InboundQueryBody) -> dict[str, Any]:
         del p["_ts"]
     sent_events = [
         {"message_id": r["id"], "destination": r["to_addr"], "channel": r["channel"],
-         "status": "sent", "delivered": r["state"] == "delivered", "created_at": iso_offset(r["created_at"]),
+         "status": raw_state("phonerelay", r["state"]), "delivered": r["state"] == "delivered",
+         "created_at": iso_offset(r["created_at"]),
          "tags": loads_extra(r).get("tags") or []}
         for r in reversed(sent[-q.limit:])
     ]
