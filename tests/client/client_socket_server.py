@@ -124,3 +124,72 @@ def closed_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
     return port
+
+
+@contextmanager
+def lossy_proxy(upstream: str, *, lose_answers: int = 1) -> Iterator[ScriptedServer]:
+    """A proxy that forwards every request to ``upstream`` but hangs up instead of passing on the
+    first ``lose_answers`` answers: the relay took the request, the client never heard back."""
+    import httpx
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.1)
+    proxy = ScriptedServer(port=listener.getsockname()[1], script=[])
+    lock = threading.Lock()
+    remaining = [lose_answers]
+
+    def handle(conn: socket.socket) -> None:
+        buffer = b""
+        with conn, httpx.Client(base_url=upstream) as forward:
+            while not proxy.stop.is_set():
+                head_end = buffer.find(b"\r\n\r\n")
+                while head_end < 0:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                    head_end = buffer.find(b"\r\n\r\n")
+                lines = buffer[:head_end].decode("latin-1").split("\r\n")
+                method, path, _ = lines[0].split(" ", 2)
+                headers = dict(line.split(":", 1) for line in lines[1:] if ":" in line)
+                headers = {k.strip(): v.strip() for k, v in headers.items()}
+                length = int(next((v for k, v in headers.items() if k.lower() == "content-length"), "0"))
+                rest = buffer[head_end + 4:]
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                body, buffer = rest[:length], rest[length:]
+                keep = {k: v for k, v in headers.items() if k.lower() not in ("host", "content-length", "connection")}
+                answer = forward.request(method, path, content=body, headers=keep)
+                with lock:
+                    proxy.received.append((method, path, json.loads(body) if body else None))
+                    lose = remaining[0] > 0
+                    if lose:
+                        remaining[0] -= 1
+                if lose:
+                    return
+                extra = "".join(f"{k}: {v}\r\n" for k, v in answer.headers.items()
+                                if k.lower() not in ("content-length", "transfer-encoding", "connection",
+                                                     "content-encoding"))
+                conn.sendall(f"HTTP/1.1 {answer.status_code} X\r\n{extra}Content-Length: {len(answer.content)}"
+                             f"\r\n\r\n".encode() + answer.content)
+
+    def accept_loop() -> None:
+        while not proxy.stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            conn.settimeout(None)
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    acceptor = threading.Thread(target=accept_loop, daemon=True)
+    acceptor.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop.set()
+        acceptor.join(2)
+        listener.close()
