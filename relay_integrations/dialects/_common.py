@@ -189,6 +189,17 @@ def lookup_state(dialect: str, table: Mapping[str, MessageState], raw: str) -> M
         raise ValueError(f"{dialect}: unknown message state {raw!r} (known: {known})") from None
 
 
+def lookup_state_or_none(table: Mapping[str, MessageState], raw: Any) -> MessageState | None:
+    """Like :func:`lookup_state` but ``None`` for a missing or unknown name.
+
+    For list rows and webhook bodies: one row in a state we do not model (an inbound message's
+    ``received``) must not make the whole page or delivery unreadable; its raw name is kept.
+    """
+    if not isinstance(raw, str):
+        return None
+    return table.get(raw.strip().lower())
+
+
 def stable_event_id(dialect: str, *parts: Any) -> str:
     """A deterministic event id for webhook bodies that carry none: the same delivery, retried,
     gets the same id, so the inbox can de-duplicate it."""

@@ -20,6 +20,7 @@ from relay_integrations.dialects._common import (
     drop_none,
     extract_error,
     lookup_state,
+    lookup_state_or_none,
     parse_datetime,
     stable_event_id,
 )
@@ -321,13 +322,8 @@ class CoopDialect(Dialect):
 
     def _summary(self, item: Mapping[str, Any]) -> MessageSummary:
         raw_state = item.get("status")
-        state: MessageState | None = None
-        if isinstance(raw_state, str):
-            try:
-                state = self.map_state(raw_state)
-            except ValueError:
-                # Received messages may carry a state we do not model ("received"); keep it raw.
-                state = None
+        # Received messages carry a state we do not model ("received"); it stays in raw_state.
+        state = lookup_state_or_none(STATES, raw_state)
         direction_raw = str(item.get("direction") or "").lower()
         direction: Literal["outbound", "inbound"] | None = None
         if direction_raw in ("sent", "outbound"):
@@ -386,12 +382,7 @@ class CoopDialect(Dialect):
                 )
             ]
         raw_state = _WEBHOOK_STATES.get(event_type) or data.get("status")
-        state: MessageState | None = None
-        if isinstance(raw_state, str):
-            try:
-                state = self.map_state(raw_state)
-            except ValueError:
-                state = None
+        state = lookup_state_or_none(STATES, raw_state)
         kind: Literal["status", "other"] = "status" if event_type.startswith("message.") else "other"
         error = data.get("error")
         return [

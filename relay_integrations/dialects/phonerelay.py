@@ -15,9 +15,11 @@ from typing import Any, ClassVar
 
 from relay_integrations.dialects._common import (
     as_dict,
+    as_int,
     build_error,
     extract_error,
     lookup_state,
+    lookup_state_or_none,
     parse_datetime,
     stable_event_id,
 )
@@ -109,7 +111,10 @@ class PhoneRelayDialect(Dialect):
         raw = message.get("status")
         if raw is None:
             raise RelayError(f"{self.name} answer has no status", dialect=self.name, body=dict(message))
-        state = self.map_state(raw)
+        return self._delivered(self.map_state(raw), message)
+
+    @staticmethod
+    def _delivered(state: MessageState, message: Mapping[str, Any]) -> MessageState:
         # The relay reports delivery as a `sent` message with `delivered_at` set.
         if state is MessageState.SENT and message.get("delivered_at"):
             return MessageState.DELIVERED
@@ -221,7 +226,8 @@ class PhoneRelayDialect(Dialect):
             messages=summaries,
             page=data.get("page"),
             limit=data.get("limit"),
-            total=data.get("total", data.get("count")),
+            # "count" is the number of rows in this answer, not a total; only "total" is one.
+            total=data.get("total") if isinstance(data.get("total"), int) else None,
             has_more=has_more if isinstance(has_more, bool) else None,
             dialect=self.name,
             raw=body if isinstance(body, list) else data,
@@ -230,9 +236,10 @@ class PhoneRelayDialect(Dialect):
     def _summary(self, item: Mapping[str, Any]) -> MessageSummary:
         raw_state = item.get("status")
         direction = item.get("direction")
+        state = lookup_state_or_none(STATES, raw_state)
         return MessageSummary(
             message_id=str(item.get("message_id") or item.get("id") or ""),
-            state=self._state(item) if raw_state is not None else None,
+            state=self._delivered(state, item) if state is not None else None,
             raw_state=raw_state,
             to=item.get("to") or item.get("destination"),
             sender=item.get("source_number") or item.get("from"),
@@ -242,6 +249,17 @@ class PhoneRelayDialect(Dialect):
             created_at=parse_datetime(item.get("created_at")),
             raw=dict(item),
         )
+
+    def next_page_filters(self, filters: dict[str, Any], page: MessagePage) -> dict[str, Any] | None:
+        """The filters of the page after ``page``: the doc shows only ``limit``, so there is a next page
+        only when the relay says ``has_more`` (the reference relay also takes ``offset``)."""
+        if page.has_more is not True or not page.messages:
+            return None
+        raw = page.raw if isinstance(page.raw, Mapping) else {}
+        offset = as_int(raw.get("offset"))
+        if offset is None:
+            offset = as_int(filters.get("offset")) or 0
+        return {**filters, "offset": offset + len(page.messages)}
 
     # --- phonerelay-only endpoints ----------------------------------------------------------
     def build_health(self) -> RelayRequest:

@@ -20,6 +20,7 @@ from relay_integrations.dialects._common import (
     extract_error,
     header,
     lookup_state,
+    lookup_state_or_none,
     parse_datetime,
     stable_event_id,
 )
@@ -232,12 +233,8 @@ class RelaySmsDialect(Dialect):
             index = as_int(item.get("index"))
             index = position if index is None else index
             raw_state = item.get("status")
-            state: MessageState | None
-            try:
-                state = self.map_state(raw_state) if raw_state else None
-            except ValueError:
-                # "rejected" and the like: no message was created for this row.
-                state = None
+            # "rejected" and the like map to None: no message was created for this row.
+            state = lookup_state_or_none(STATES, raw_state)
             _code, err_message, _field = extract_error(item)
             source = messages[index] if 0 <= index < len(messages) else None
             message_id = self._message_id(item)
@@ -356,7 +353,7 @@ class RelaySmsDialect(Dialect):
         direction = item.get("direction")
         return MessageSummary(
             message_id=self._message_id(item) or "",
-            state=self.map_state(raw_state) if raw_state else None,
+            state=lookup_state_or_none(STATES, raw_state),
             raw_state=raw_state,
             to=item.get("to"),
             sender=item.get("from"),
@@ -408,12 +405,7 @@ class RelaySmsDialect(Dialect):
             ]
         if event_type == "message.status" or data.get("status"):
             raw_state = data.get("status")
-            state: MessageState | None = None
-            if isinstance(raw_state, str):
-                try:
-                    state = self.map_state(raw_state)
-                except ValueError:
-                    state = None
+            state = lookup_state_or_none(STATES, raw_state)
             error = data.get("error_message") or data.get("error_code")
             return [
                 WebhookEvent(

@@ -22,6 +22,7 @@ from relay_integrations.dialects._common import (
     extract_error,
     iso,
     lookup_state,
+    lookup_state_or_none,
     parse_datetime,
     stable_event_id,
 )
@@ -285,7 +286,7 @@ class SmsGateDialect(Dialect):
             messages.append(
                 MessageSummary(
                     message_id=str(item.get("id") or ""),
-                    state=self.map_state(raw_state) if raw_state else None,
+                    state=lookup_state_or_none(STATES, raw_state),
                     raw_state=raw_state,
                     to=", ".join(numbers) or None,
                     direction="outbound",

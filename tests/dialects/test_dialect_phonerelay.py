@@ -508,3 +508,24 @@ def test_parse_webhook_tolerates_empty_and_bare_bodies() -> None:
     assert DIALECT.parse_webhook({"event": "inbound", "events": []}, {}) == []
     single = DIALECT.parse_webhook(CALLBACK_BODY["events"][0], {})  # type: ignore[index]
     assert len(single) == 1 and single[0].message_id == "in_1"
+
+
+def test_list_keeps_inbound_rows_and_pages_by_offset() -> None:
+    answer = {
+        "success": True,
+        "messages": [
+            {"message_id": "msg_9", "status": "sent", "direction": "outbound", "delivered_at": None},
+            {"message_id": "in_3", "status": "received", "direction": "inbound", "from": "+1555", "text": "hi"},
+        ],
+        "count": 2,
+        "limit": 2,
+        "offset": 4,
+        "has_more": True,
+    }
+    page = DIALECT.parse_message_page(answer)
+    assert [m.state for m in page.messages] == [MessageState.SENT, None]
+    assert page.messages[1].raw_state == "received" and page.messages[1].direction == "inbound"
+    assert page.total is None  # "count" is this page's size, not a total
+    assert DIALECT.next_page_filters({"limit": 2}, page) == {"limit": 2, "offset": 6}
+    last = DIALECT.parse_message_page({**answer, "has_more": False})
+    assert DIALECT.next_page_filters({"limit": 2}, last) is None

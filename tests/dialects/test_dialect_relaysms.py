@@ -686,3 +686,11 @@ def test_inbound_webhook_example() -> None:
     assert event.text == "Hello!"
     assert event.state is None
     assert event.occurred_at == datetime(2026, 1, 27, 7, 0, tzinfo=timezone.utc)
+
+
+def test_list_keeps_rows_in_unmodelled_states() -> None:
+    inbound = {**DOC_LIST["data"]["messages"][0], "status": "received", "direction": "inbound"}  # type: ignore[index]
+    page = DIALECT.parse_message_page(envelope({"messages": [inbound], "page": 1, "limit": 25, "has_more": False}))
+    assert page.messages[0].state is None and page.messages[0].raw_state == "received"
+    with pytest.raises(ValueError, match="received"):
+        DIALECT.map_state("received")
