@@ -103,6 +103,8 @@ class Campaign:
     :param rate_limit: at most this many messages per second (None: as fast as the relay takes them).
     :param progress: called with a :class:`CampaignProgress` as rows are validated and sent. If it
         raises, the campaign stops after the requests in flight finish (their results are recorded).
+    :param batch_size: at most this many messages (or smsgate recipients) per request; default the
+        relay's maximum (relaysms and coop 1000, smsgate 100).
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class Campaign:
         concurrency: int = 8,
         rate_limit: float | None = None,
         progress: ProgressCallback | None = None,
+        batch_size: int | None = None,
     ) -> None:
         if not campaign_id or not str(campaign_id).strip():
             raise ValueError("campaign_id must be a non-empty string")
@@ -130,6 +133,9 @@ class Campaign:
             raise ValueError("number_check must be 'possible' or 'valid'")
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.batch_size = batch_size
         self.campaign_id = str(campaign_id)
         self.address_field = address_field
         self.channel = channel
@@ -352,8 +358,11 @@ class Campaign:
             ledger.record(entries)
 
     def _units(self, store: ScratchStore, dialect: Dialect, strategy: Strategy) -> Iterable[SendUnit]:
-        return plan_units(store, strategy, campaign_id=self.campaign_id,
-                          max_batch_size=dialect.capabilities.max_batch_size, rate_limit=self.rate_limit)
+        limit = dialect.capabilities.max_batch_size
+        if self.batch_size is not None:
+            limit = min(limit, self.batch_size)
+        return plan_units(store, strategy, campaign_id=self.campaign_id, max_batch_size=limit,
+                          rate_limit=self.rate_limit)
 
     def _apply(self, store: ScratchStore, results: list[RowResult], progress: CampaignProgress) -> None:
         store.set_results(results)

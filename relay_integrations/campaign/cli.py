@@ -71,6 +71,7 @@ def register(subparsers: Any) -> None:
     campaign.add_argument("--skip-invalid", action="store_true", help="Send the good rows when some are bad.")
     campaign.add_argument("--concurrency", type=int, default=8, help="Requests in flight (default 8).")
     campaign.add_argument("--rate-limit", type=float, help="At most this many messages per second.")
+    campaign.add_argument("--batch-size", type=int, help="At most this many messages per request.")
     campaign.add_argument("--ledger", metavar="PATH", help="The ledger file (default: per campaign, user cache).")
     campaign.add_argument("--max-rows", type=int, default=None,
                           help="Print at most this many report rows (problems first).")
@@ -202,6 +203,7 @@ def _campaign(args: argparse.Namespace) -> int:
             number_check=args.number_check, skip_invalid=args.skip_invalid, dedupe=not args.no_dedupe,
             suppression=_read_suppression(args.suppression), ledger_path=args.ledger,
             concurrency=args.concurrency, rate_limit=args.rate_limit, progress=bar,
+            batch_size=args.batch_size,
         )
         client = _client(args)
     except (_UsageError, ValueError, FileNotFoundError) as exc:
