@@ -363,16 +363,24 @@ class Operations:
         return InboundStats(**fields, raw=answer)
 
     def health(self) -> Flow[dict[str, Any]]:
-        """phonerelay's ``GET /health``; elsewhere the cheapest authenticated call (one message listed)."""
-        has_health = self.find_endpoint("health") is not None
-        request = self.endpoint_request("health") if has_health else self.dialect.build_list_messages(limit=1)
+        """The relay's health endpoint where it has one (phonerelay ``GET /health``, which takes no key),
+        then the cheapest authenticated call (one message listed), so a wrong key is caught too."""
+        checked: list[str] = []
+        answer: Any = None
+        if self.find_endpoint("health") is not None:
+            request = self.endpoint_request("health")
+            response = yield request
+            answer = self.dialect.unwrap(response.body)
+            checked.append(f"{request.method} {request.path}")
+        request = self.dialect.build_list_messages(limit=1)
         response = yield request
+        checked.append(f"{request.method} {request.path}")
         return {
             "ok": True,
             "dialect": self.dialect.name,
-            "checked": f"{request.method} {request.path}",
+            "checked": " + ".join(checked),
             "status_code": response.status_code,
-            "answer": self.dialect.unwrap(response.body) if has_health else None,
+            "answer": answer,
         }
 
     def message_log(self, message_id: str) -> Flow[StatusReport]:

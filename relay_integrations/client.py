@@ -30,7 +30,7 @@ import httpx
 from pydantic import SecretStr
 
 from relay_integrations._operations import Credentials, Flow, Operations, RelayResponse
-from relay_integrations._retry import RetryPolicy, retry_after_from
+from relay_integrations._retry import NEVER_SENT_ERRORS, RetryPolicy, retry_after_from
 from relay_integrations.dialects import get_dialect
 from relay_integrations.dialects.base import Capabilities, Dialect, RelayRequest
 from relay_integrations.errors import (
@@ -201,8 +201,9 @@ class _ClientBase:
         retry_after = retry_after_from(response.headers)
         try:
             error = self._dialect.parse_error(status, body, response.headers)
-        except Exception:  # a dialect that cannot read this answer still gets the right class
-            logger.debug("%s could not parse a %s error answer", self._dialect.name, status, exc_info=True)
+        except Exception as exc:  # a dialect that cannot read this answer still gets the right class
+            # Only the exception's type: its text or traceback could quote the answer's body.
+            logger.debug("%s could not read a %s error answer (%s)", self._dialect.name, status, type(exc).__name__)
             error = None
         if not isinstance(error, RelayError):
             cls = error_for_status(status)
@@ -221,16 +222,17 @@ class _ClientBase:
         status = response.status_code
         body = _decode(response)
         if 200 <= status < 300:
-            logger.debug("%s %s -> %s (attempt %d)", request.method, request.path, status, attempt)
+            logger.debug("%s %s %s -> %s (attempt %d)", self._dialect.name, request.method, request.path, status,
+                         attempt)
             return RelayResponse(status_code=status, body=body, headers=response.headers, attempts=attempt)
         retry_after = retry_after_from(response.headers)
         delay = self.retry_policy.delay_after_status(attempt, status, retry_after, retry_safe=request.retry_safe)
         if delay is not None:
-            logger.warning(
-                "%s %s -> %s (attempt %d); retrying in %.2f s", request.method, request.path, status, attempt, delay
-            )
+            logger.warning("%s %s %s -> %s (attempt %d); retrying in %.2f s",
+                           self._dialect.name, request.method, request.path, status, attempt, delay)
             return delay
-        logger.info("%s %s -> %s (attempt %d); giving up", request.method, request.path, status, attempt)
+        logger.info("%s %s %s -> %s (attempt %d); giving up",
+                    self._dialect.name, request.method, request.path, status, attempt)
         raise self._error_for(request, response, body)
 
     def _transport_delay(self, request: RelayRequest, attempt: int, exc: httpx.HTTPError) -> float:
@@ -240,11 +242,15 @@ class _ClientBase:
             delay = self.retry_policy.delay_after_error(attempt, exc, retry_safe=request.retry_safe)
         kind = type(exc).__name__
         if delay is not None:
-            logger.warning("%s %s failed: %s (attempt %d); retrying in %.2f s",
-                           request.method, request.path, kind, attempt, delay)
+            logger.warning("%s %s %s failed: %s (attempt %d); retrying in %.2f s",
+                           self._dialect.name, request.method, request.path, kind, attempt, delay)
             return delay
-        logger.info("%s %s failed: %s (attempt %d); giving up", request.method, request.path, kind, attempt)
-        not_repeated = "" if request.retry_safe else "; not repeated because it could send the message twice"
+        logger.info("%s %s %s failed: %s (attempt %d); giving up",
+                    self._dialect.name, request.method, request.path, kind, attempt)
+        not_repeated = ""
+        if not request.retry_safe and not isinstance(exc, NEVER_SENT_ERRORS):
+            not_repeated = ("; the relay may or may not have taken it, and it was not repeated because that "
+                            "could send it twice")
         cls = RelayTimeoutError if isinstance(exc, httpx.TimeoutException) else RelayConnectionError
         verb = "timed out" if cls is RelayTimeoutError else "failed"
         raise self._clean(cls(
@@ -252,9 +258,10 @@ class _ClientBase:
             dialect=self._dialect.name,
         )) from exc
 
-    def _parse_failed(self, exc: Exception) -> RelayError:
+    def _parse_failed(self, request: RelayRequest, exc: Exception) -> RelayError:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         return self._clean(RelayError(
-            f"unexpected answer from {self._dialect.name}: {type(exc).__name__}", dialect=self._dialect.name
+            f"unexpected answer to {request.method} {request.path}: {detail}", dialect=self._dialect.name
         ))
 
     def _url(self, request: RelayRequest) -> str:
@@ -347,7 +354,7 @@ class RelayClient(_ClientBase):
                 except (StopIteration, RelayError):
                     raise
                 except _PARSE_ERRORS as exc:  # the answer did not have the documented shape
-                    raise self._parse_failed(exc) from exc
+                    raise self._parse_failed(request, exc) from exc
         except StopIteration as stop:
             result: T = stop.value
             return result
@@ -418,7 +425,9 @@ class RelayClient(_ClientBase):
         return self._run(self._ops.inbound_stats(query, filters))
 
     def health(self) -> dict[str, Any]:
-        """``{"ok": True, ...}`` when the relay answers an authenticated call; raises otherwise."""
+        """``{"ok": True, "dialect", "checked", "status_code", "answer"}`` when the relay answers its health
+        endpoint (where it has one) and an authenticated call; raises the relay's error otherwise
+        (:class:`~relay_integrations.errors.RelayAuthError` for a wrong key)."""
         return self._run(self._ops.health())
 
     def call(
@@ -588,7 +597,7 @@ class AsyncRelayClient(_ClientBase):
                 except (StopIteration, RelayError):
                     raise
                 except _PARSE_ERRORS as exc:  # the answer did not have the documented shape
-                    raise self._parse_failed(exc) from exc
+                    raise self._parse_failed(request, exc) from exc
         except StopIteration as stop:
             result: T = stop.value
             return result

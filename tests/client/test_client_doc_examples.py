@@ -162,7 +162,9 @@ def test_phonerelay_status_list_health(phonerelay: Any) -> None:
     assert [m.message_id for m in page.messages] == ["msg_1"]
 
     health = client.health()
-    assert health["ok"] is True and health["answer"] == {"status": "ok"} and health["checked"] == "GET /health"
+    assert health["ok"] is True and health["answer"] == {"status": "ok"}
+    assert health["checked"] == "GET /health + GET /api/v1/messages"
+    assert listing.call_count == 2 and listing.calls.last.request.headers["Authorization"] == f"Bearer {KEY}"
 
 
 def test_phonerelay_inbound_query(phonerelay: Any) -> None:

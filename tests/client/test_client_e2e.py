@@ -202,3 +202,9 @@ def test_lost_answer_without_key_is_not_repeated(relay: ReferenceRelayProcess, d
             client.send(message_for(dialect, to))
     assert len(proxy.received) == 1
     assert stored_for(relay, dialect, to) == 1
+
+
+def test_health_catches_a_wrong_key_even_where_health_is_public(relay: ReferenceRelayProcess) -> None:
+    with RelayClient(**{**client_kwargs(relay, "phonerelay"), "api_key": "nope"}) as client:
+        with pytest.raises(RelayAuthError):
+            client.health()

@@ -116,7 +116,8 @@ def test_timeouts_and_parse_failures_are_clean(debug_logs: pytest.LogCaptureFixt
             client.send(OutboundMessage(to="+1555", text="x"))
         with pytest.raises(RelayError) as unreadable:
             client.get_status("m1")
-    assert "unexpected answer" in str(unreadable.value)
+    assert "unexpected answer to GET /api/v1/messages/m1/status" in str(unreadable.value)
+    assert "teleported" in str(unreadable.value)
     for error in (timeout.value, unreadable.value):
         assert_clean(full_text(error))
     assert_clean(debug_logs.text)

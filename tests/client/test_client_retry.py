@@ -277,7 +277,7 @@ def test_send_without_key_is_not_retried_after_a_read_timeout(dialect: str) -> N
         with pytest.raises(RelayTimeoutError) as caught:
             client.send(OutboundMessage(to="+1234567890", text="hi"))
     assert route.call_count == 1 and sleeps == []
-    assert "not repeated" in str(caught.value)
+    assert "may or may not have taken it" in str(caught.value)
 
 
 @pytest.mark.parametrize(
