@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 
@@ -31,17 +32,31 @@ def credentials_for(relay: ReferenceRelayProcess, dialect: str, **overrides: obj
     return RelayCredentials(**fields)  # type: ignore[arg-type]
 
 
-def sim_messages(relay: ReferenceRelayProcess, dialect: str) -> list[dict[str, object]]:
-    """Everything the relay stored for ``dialect`` (its test hook ``GET /_sim/messages``)."""
+def sim_messages(relay: ReferenceRelayProcess, dialect: str, direction: str = "outbound") -> list[dict[str, Any]]:
+    """What the relay stored for ``dialect`` (its test hook ``GET /_sim/messages``)."""
     response = httpx.get(
-        f"{relay.base_url}/_sim/messages", params={"dialect": dialect},
+        f"{relay.base_url}/_sim/messages", params={"dialect": dialect, "direction": direction},
         headers={"Authorization": f"Bearer {relay.api_key}"}, timeout=5.0,
     )
     response.raise_for_status()
-    body = response.json()
-    messages = body["messages"] if isinstance(body, dict) else body
-    assert isinstance(messages, list)
+    messages: list[dict[str, Any]] = response.json()["messages"]
     return messages
+
+
+def texts_sent_to(relay: ReferenceRelayProcess, dialect: str, address: str) -> list[str]:
+    """The text of every outbound message the relay stored for ``address``."""
+    return [str(m["text"]) for m in sim_messages(relay, dialect) if m["to"] == address]
+
+
+def inject_inbound(relay: ReferenceRelayProcess, dialect: str, sender: str, text: str, **extra: Any) -> dict[str, Any]:
+    """``POST /_sim/inbound``: the relay receives a message (and posts its webhooks)."""
+    response = httpx.post(
+        f"{relay.base_url}/_sim/inbound", json={"dialect": dialect, "from": sender, "text": text, **extra},
+        headers={"Authorization": f"Bearer {relay.api_key}"}, timeout=5.0,
+    )
+    response.raise_for_status()
+    stored: dict[str, Any] = response.json()
+    return stored
 
 
 class AnswerDroppingProxy:

@@ -14,7 +14,7 @@ from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
-from relay_prefect_helpers import API_KEY, credentials_for, sim_messages
+from relay_prefect_helpers import API_KEY, credentials_for, texts_sent_to
 
 import prefect_blocks
 from prefect_blocks import RelayCredentials, RelayNotification, RelayWebhookInbox
@@ -115,23 +115,12 @@ def test_webhook_inbox_block(tmp_path: os.PathLike[str]) -> None:
 # --- notifications -----------------------------------------------------------------------------
 
 
-def _texts_to(relay: ReferenceRelayProcess, dialect: str, address: str) -> list[str]:
-    found = []
-    for message in sim_messages(relay, dialect):
-        recipients = message.get("to") or message.get("recipients") or message.get("phoneNumbers") or []
-        if isinstance(recipients, str):
-            recipients = [recipients]
-        if address in recipients:  # type: ignore[operator]
-            found.append(str(message.get("text") or message.get("body") or message.get("message") or ""))
-    return found
-
-
 def test_notify_sends_to_every_recipient(relay: ReferenceRelayProcess) -> None:
     first, second = "+15550101001", "+15550101002"
     block = RelayNotification(credentials=credentials_for(relay, "phonerelay"), to=[first, second])
     block.notify("disk almost full", subject="ALERT")
     for address in (first, second):
-        texts = _texts_to(relay, "phonerelay", address)
+        texts = texts_sent_to(relay, "phonerelay", address)
         assert texts == ["ALERT\ndisk almost full"]
 
 
@@ -144,7 +133,7 @@ def test_notify_failure_raises_notification_error_with_the_relays_answer(relay: 
         block.notify("never delivered")
     assert "401" in caught.value.log or "403" in caught.value.log
     assert "wrong-key-123" not in caught.value.log
-    assert _texts_to(relay, "phonerelay", "+15550101003") == []
+    assert texts_sent_to(relay, "phonerelay", "+15550101003") == []
 
 
 def test_notify_tries_every_recipient_before_failing(relay: ReferenceRelayProcess) -> None:
@@ -153,7 +142,7 @@ def test_notify_tries_every_recipient_before_failing(relay: ReferenceRelayProces
     with pytest.raises(NotificationError) as caught:
         block.notify("partial")
     assert "not-a-number" in caught.value.log
-    assert _texts_to(relay, "relaysms", good) == ["partial"]
+    assert texts_sent_to(relay, "relaysms", good) == ["partial"]
 
 
 @pytest.mark.anyio
@@ -165,7 +154,7 @@ async def test_notify_as_an_automation_does(relay: ReferenceRelayProcess) -> Non
     block = await RelayNotification.aload(name)
     with block.raise_on_failure():
         await block.notify(subject="Flow run failed", body="etl-nightly crashed")
-    assert _texts_to(relay, "coop", address) == ["Flow run failed\netl-nightly crashed"]
+    assert texts_sent_to(relay, "coop", address) == ["Flow run failed\netl-nightly crashed"]
 
 
 def test_notify_from_a_flow_failure_hook(relay: ReferenceRelayProcess) -> None:
@@ -183,5 +172,5 @@ def test_notify_from_a_flow_failure_hook(relay: ReferenceRelayProcess) -> None:
 
     state = doomed(return_state=True)
     assert state.is_failed()
-    texts = _texts_to(relay, "phonerelay", address)
+    texts = texts_sent_to(relay, "phonerelay", address)
     assert len(texts) == 1 and texts[0].startswith("Prefect\n") and texts[0].endswith(" failed")
