@@ -225,3 +225,34 @@ def test_health_on_relays_without_a_health_endpoint_is_an_authenticated_list() -
     assert health["ok"] is True and health["checked"] == "GET /api/3rdparty/v1/messages"
     assert route.calls.last.request.url.params["limit"] == "1"
     assert route.calls.last.request.headers["Authorization"].startswith("Basic ")
+
+
+def test_expired_jwt_is_refreshed_once() -> None:
+    with respx.mock(base_url="http://127.0.0.1:9/smsgate") as mock, RelayClient(
+        "http://127.0.0.1:9/smsgate", "smsgate", KEY, login="u", use_jwt=True
+    ) as client:
+        token = mock.post("/api/3rdparty/v1/auth/token").mock(side_effect=[
+            httpx.Response(201, json={"access_token": "jwt-1"}), httpx.Response(201, json={"access_token": "jwt-2"}),
+        ])
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            if request.headers["Authorization"] == "Bearer jwt-1":
+                return httpx.Response(401, json={"message": "token expired"})
+            return httpx.Response(200, json={"id": "m1", "state": "Sent"})
+
+        status = mock.get("/api/3rdparty/v1/messages/m1").mock(side_effect=answer)
+        assert client.get_status("m1").message_id == "m1"
+    assert token.call_count == 2
+    assert [c.request.headers["Authorization"] for c in status.calls] == ["Bearer jwt-1", "Bearer jwt-2"]
+
+
+def test_wrong_basic_credentials_are_not_retried_as_jwt_refresh() -> None:
+    from relay_integrations import RelayAuthError
+
+    with respx.mock(base_url="http://127.0.0.1:9/smsgate") as mock, RelayClient(
+        "http://127.0.0.1:9/smsgate", "smsgate", KEY, login="u", use_jwt=True
+    ) as client:
+        token = mock.post("/api/3rdparty/v1/auth/token").respond(401, json={"message": "bad credentials"})
+        with pytest.raises(RelayAuthError, match="bad credentials"):
+            client.get_status("m1")
+    assert token.call_count == 1
