@@ -31,6 +31,8 @@ _ROUTERS = {
     "smsgate": routes_smsgate.build_router,
 }
 _BATCH_PATH_SUFFIXES = ("/sms/batch", "/messages/bulk")
+# Open without credentials: health checks and the relaysms webhook test bins (POST side).
+_PUBLIC_PATH_SUFFIXES = ("/health", "/status/bin", "/messages/bin")
 
 
 class _BodyTooLarge(Exception):
@@ -198,8 +200,23 @@ def create_app(
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error_response(dialect_of(request), exc)
 
+    def auth_failure(request: Request, dialect: str | None) -> ApiError | None:
+        """Bodies are parsed before handlers run; a request without valid credentials must still get 401."""
+        path = request.url.path.rstrip("/")
+        if path.endswith(_PUBLIC_PATH_SUFFIXES) or path in ("/health", ""):
+            return None
+        try:
+            ctx.authenticate(dialect, request)
+        except ApiError as err:
+            return err
+        return None
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        dialect = dialect_of(request)
+        denied = auth_failure(request, dialect)
+        if denied is not None:
+            return error_response(dialect, denied)
         errors = exc.errors()
         first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request", "type": ""}
         if first.get("type") == "json_invalid":
@@ -211,7 +228,7 @@ def create_app(
                 msg = "is required"
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             err = ApiError(400, f"{field}: {msg}{more}", field=field)
-        return error_response(dialect_of(request), err)
+        return error_response(dialect, err)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -222,6 +239,9 @@ def create_app(
             raise cause
         message = {404: "not found", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
         if exc.status_code == 400:
+            denied = auth_failure(request, dialect_of(request))
+            if denied is not None:
+                return error_response(dialect_of(request), denied)
             message = "body: could not be parsed"
         return error_response(dialect_of(request), ApiError(exc.status_code, message))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 import uuid
@@ -138,5 +139,17 @@ def sms_segments(text: str) -> int:
     return 1 if units <= 70 else -(-units // 67)
 
 
-def json_default(value: Any) -> Any:
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+def require_finite_json(field: str, value: Any) -> Any:
+    """Refuse NaN/Infinity (Python's JSON parser accepts them, JSON does not), so they are never echoed back."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise invalid(field, "numbers must be finite (no NaN or Infinity)") from None
+    return value
+
+
+def parse_json_strict(text: str) -> Any:
+    """json.loads that rejects NaN and Infinity."""
+    def _reject(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(text, parse_constant=_reject)

@@ -118,6 +118,15 @@ class RelayContext:
             raise ApiError(401, "Invalid or expired token")
         raise ApiError(401, "Authorization required: Basic LOGIN:PASSWORD or Bearer JWT")
 
+    def authenticate(self, dialect: str | None, request: Request) -> None:
+        """Check credentials as ``dialect`` does (``None``: the /_sim hooks); raises a 401 ApiError."""
+        if dialect == "relaysms":
+            self.require_relaysms(request)
+        elif dialect == "smsgate":
+            self.require_smsgate(request)
+        else:
+            self.require_bearer(request)
+
     # --- smsgate JWT (HS256, minimal and self-contained) ---------------------------------------
     def issue_jwt(self, ttl: int, scopes: list[str]) -> tuple[str, str, float]:
         now = int(time.time())

@@ -6,7 +6,6 @@ dialects and ``/_sim`` keep the configured key.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
@@ -21,7 +20,9 @@ from relay_integrations.server.common import (
     iso_z,
     new_id,
     now,
+    parse_json_strict,
     require_e164,
+    require_finite_json,
     require_url,
     sms_segments,
 )
@@ -146,6 +147,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
         require_e164("to", body.to)
         require_owned("from", body.from_)
         require_url("status_callback", body.status_callback)
+        require_finite_json("metadata", body.metadata)
         t = now()
         message_id = new_id()
         segments = sms_segments(body.body)
@@ -476,7 +478,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
             items = []
             for r in rows:
                 try:
-                    payload: Any = json.loads(r["body"])
+                    payload: Any = parse_json_strict(r["body"])
                 except ValueError:
                     payload = r["body"]
                 items.append({"id": r["seq"], "received_at": iso_z(r["received_at"]),
@@ -504,8 +506,13 @@ def _batch_item_error(index: int, item: Any) -> str | None:
         return f"{prefix}.body: is required"
     if len(text) > MAX_BODY:
         return f"{prefix}.body: at most {MAX_BODY} characters, got {len(text)}"
-    if item.get("metadata") is not None and not isinstance(item["metadata"], dict):
-        return f"{prefix}.metadata: must be an object"
+    if item.get("metadata") is not None:
+        if not isinstance(item["metadata"], dict):
+            return f"{prefix}.metadata: must be an object"
+        try:
+            require_finite_json("metadata", item["metadata"])
+        except ApiError:
+            return f"{prefix}.metadata: numbers must be finite (no NaN or Infinity)"
     callback = item.get("status_callback")
     if callback is not None:
         try:

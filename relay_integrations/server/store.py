@@ -184,7 +184,7 @@ class Store:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def loads_extra(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
