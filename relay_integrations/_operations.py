@@ -170,6 +170,7 @@ class Operations:
         self.phone_id = phone_id
         self.sender = sender
         self.use_jwt = use_jwt
+        self._endpoint_cache: dict[str, Endpoint | None] = {}
         if use_jwt and self.find_endpoint("sg_token") is None:
             raise UnsupportedOperationError(f"{dialect.name} has no token endpoint; use_jwt needs one",
                                             dialect=dialect.name)
@@ -177,12 +178,14 @@ class Operations:
     # --- endpoint lookup ------------------------------------------------------------------
     def find_endpoint(self, key: str) -> Endpoint | None:
         """The dialect's endpoint documented as ``_PATHS[key]``, or ``None`` if the relay has none."""
-        method, path = _PATHS[key]
-        wanted = _shape(path)
-        for endpoint in self.dialect.endpoints.values():
-            if endpoint.method.upper() == method and _shape(endpoint.path) == wanted:
-                return endpoint
-        return None
+        if key not in self._endpoint_cache:
+            method, path = _PATHS[key]
+            wanted = _shape(path)
+            self._endpoint_cache[key] = next(
+                (e for e in self.dialect.endpoints.values() if e.method.upper() == method and _shape(e.path) == wanted),
+                None,
+            )
+        return self._endpoint_cache[key]
 
     def endpoint_request(
         self,
