@@ -167,42 +167,55 @@ class EventStore:
         :param events: the parsed events (``dialect`` and ``event_id`` set).
         :param delivery_id: the delivery's own id from its headers, if the scheme has one.
         """
+        return self.add_many([(events, delivery_id)])[0]
+
+    def add_many(self, deliveries: Sequence[tuple[Sequence[WebhookEvent], str | None]]) -> list[StoreResult]:
+        """Store several deliveries in one transaction (one fsync), committed when this returns.
+
+        Each delivery is de-duplicated as if stored alone, in order, so a duplicate inside the same
+        batch is caught too. Returns one :class:`StoreResult` per delivery.
+        """
         now = datetime.now(timezone.utc)
+        with self._transaction() as conn:
+            return [self._insert(conn, events, delivery_id, now) for events, delivery_id in deliveries]
+
+    def _insert(
+        self, conn: sqlite3.Connection, events: Sequence[WebhookEvent], delivery_id: str | None, now: datetime
+    ) -> StoreResult:
+        if delivery_id is not None and events:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO deliveries (dialect, delivery_id, received_at) VALUES (?, ?, ?)",
+                (events[0].dialect, delivery_id, now.isoformat()),
+            )
+            if cur.rowcount == 0:
+                return StoreResult(stored=[], duplicates=len(events))
         stored: list[WebhookEvent] = []
         duplicates = 0
-        with self._transaction() as conn:
-            if delivery_id is not None and events:
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO deliveries (dialect, delivery_id, received_at) VALUES (?, ?, ?)",
-                    (events[0].dialect, delivery_id, now.isoformat()),
-                )
-                if cur.rowcount == 0:
-                    return StoreResult(stored=[], duplicates=len(events))
-            for event in events:
-                event = event.model_copy(update={"received_at": event.received_at or now, "cursor": None})
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO events (dialect, event_id, natural_key, kind, event_type, message_id,"
-                    " state, sender, recipient, text, received_at, event_json)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        event.dialect,
-                        event.event_id,
-                        _natural_key(event),
-                        event.kind,
-                        event.event_type,
-                        event.message_id,
-                        event.state.value if event.state else None,
-                        event.sender,
-                        event.recipient,
-                        event.text,
-                        now.isoformat(),
-                        event.model_dump_json(exclude={"cursor"}),
-                    ),
-                )
-                if cur.rowcount == 0:
-                    duplicates += 1
-                else:
-                    stored.append(event.model_copy(update={"cursor": cur.lastrowid}))
+        for event in events:
+            event = event.model_copy(update={"received_at": event.received_at or now, "cursor": None})
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO events (dialect, event_id, natural_key, kind, event_type, message_id,"
+                " state, sender, recipient, text, received_at, event_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.dialect,
+                    event.event_id,
+                    _natural_key(event),
+                    event.kind,
+                    event.event_type,
+                    event.message_id,
+                    event.state.value if event.state else None,
+                    event.sender,
+                    event.recipient,
+                    event.text,
+                    now.isoformat(),
+                    event.model_dump_json(exclude={"cursor"}),
+                ),
+            )
+            if cur.rowcount == 0:
+                duplicates += 1
+            else:
+                stored.append(event.model_copy(update={"cursor": cur.lastrowid}))
         return StoreResult(stored=stored, duplicates=duplicates)
 
     # --- reads ------------------------------------------------------------------------------------

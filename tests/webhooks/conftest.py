@@ -35,6 +35,15 @@ def start_receiver(tmp_path: Path) -> Iterator[Callable[..., ServedReceiver]]:
         served.stop()
 
 
+@pytest.fixture(scope="module")
+def shared_receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedReceiver]:
+    """One receiver for a whole module (default configuration); tests use unique ids and count deltas."""
+    db_path = tmp_path_factory.mktemp("shared") / "webhooks.db"
+    served = serve_app(create_receiver_app(db_path, [SECRET], API_KEY), db_path=db_path)
+    yield served
+    served.stop()
+
+
 @pytest.fixture
 def receiver(start_receiver: Callable[..., ServedReceiver]) -> ServedReceiver:
     """A receiver accepting :data:`SECRET` for every dialect, served on loopback."""
