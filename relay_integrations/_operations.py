@@ -269,6 +269,10 @@ class Operations:
             except RelayNotFoundError:
                 raise conflict from None
             report = self.dialect.parse_status(found.body)
+            landed = {_digits(r.address) for r in report.recipients}
+            if landed and landed != {_digits(a) for a in message.recipients}:
+                # The id belongs to a different message: answering "duplicate" would lose this one.
+                raise conflict from None
             return SendReceipt(
                 message_id=report.message_id,
                 state=report.state,
@@ -486,6 +490,11 @@ class Operations:
     def delete_inbound_callback(self, callback_id: str) -> Flow[Any]:
         # The doc gives one path for GET/POST/DELETE; the callback is named by its id in the query.
         return (yield from self.simple("inbound_callbacks_delete", params={"id": callback_id}))
+
+
+def _digits(address: str) -> str:
+    """A phone number reduced to its digits, so ``+1 202-555-0100`` and ``+12025550100`` compare equal."""
+    return "".join(ch for ch in address if ch.isdigit()) or address
 
 
 def _int(value: Any) -> int | None:

@@ -338,3 +338,24 @@ def test_real_refused_connection_is_retried_then_reported() -> None:
     assert len(sleeps) == 2
     assert not isinstance(caught.value, RelayTimeoutError)
     assert "3 attempt(s)" in str(caught.value)
+
+
+def test_smsgate_409_for_a_different_message_stays_a_conflict() -> None:
+    """The key was used before for other recipients: this message must not be reported as sent."""
+    from relay_integrations import RelayConflictError
+
+    with respx.mock(base_url="http://127.0.0.1:9/smsgate") as mock, client_for(
+        "smsgate", "http://127.0.0.1:9/smsgate", []
+    ) as client:
+        mock.post("/api/3rdparty/v1/messages").respond(409, json={"message": "exists"})
+        mock.get("/api/3rdparty/v1/messages/k-2").respond(200, json={
+            "id": "k-2", "state": "Sent", "recipients": [{"phoneNumber": "+19995550100", "state": "Sent"}],
+        })
+        with pytest.raises(RelayConflictError):
+            client.send(OutboundMessage(to="+12025550100", text="hi", idempotency_key="k-2"))
+        # the same recipients, written differently, are the same message
+        mock.get("/api/3rdparty/v1/messages/k-3").respond(200, json={
+            "id": "k-3", "state": "Sent", "recipients": [{"phoneNumber": "+12025550100", "state": "Sent"}],
+        })
+        receipt = client.send(OutboundMessage(to="+1 202-555-0100", text="hi", idempotency_key="k-3"))
+    assert receipt.duplicate is True
