@@ -128,12 +128,15 @@ class Ledger:
         if self._conn is None:
             return 0
         with self._lock:
-            if campaign_id is None:
-                (n,) = self._conn.execute("SELECT COUNT(*) FROM accepted").fetchone()
-            else:
-                (n,) = self._conn.execute(
-                    "SELECT COUNT(*) FROM accepted WHERE campaign_id = ?", (campaign_id,)
-                ).fetchone()
+            try:
+                if campaign_id is None:
+                    (n,) = self._conn.execute("SELECT COUNT(*) FROM accepted").fetchone()
+                else:
+                    (n,) = self._conn.execute(
+                        "SELECT COUNT(*) FROM accepted WHERE campaign_id = ?", (campaign_id,)
+                    ).fetchone()
+            except sqlite3.OperationalError:  # a read-only open of a file that has no table yet
+                return 0
         return int(n)
 
     def close(self) -> None:
