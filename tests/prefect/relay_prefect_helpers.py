@@ -9,6 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.client.schemas.sorting import TaskRunSort
 
 from prefect_blocks import RelayCredentials
 from relay_integrations.process import ReferenceRelayProcess
@@ -57,6 +61,17 @@ def inject_inbound(relay: ReferenceRelayProcess, dialect: str, sender: str, text
     response.raise_for_status()
     stored: dict[str, Any] = response.json()
     return stored
+
+
+def task_runs_of(flow_state: State[Any]) -> list[TaskRun]:
+    """The task runs of the flow run that ended in ``flow_state``, oldest first."""
+    flow_run_id = flow_state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        runs: list[TaskRun] = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+            sort=TaskRunSort.EXPECTED_START_TIME_ASC, limit=200,
+        )
+    return runs
 
 
 class AnswerDroppingProxy:
