@@ -58,6 +58,32 @@ def message_ids_from(value: Any) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def batch_ids_from(value: Any) -> list[str]:
+    """Bulk job ids whose messages are not listed yet: a campaign report's ``batch_ids`` (coop bulk jobs
+    answer with a job id only; the job lists its messages later)."""
+    found: list[str] = []
+    items = value if isinstance(value, list | tuple) else [value]
+    for item in items:
+        if isinstance(item, Mapping) and isinstance(item.get("batch_ids"), list | tuple):
+            found.extend(str(b) for b in item["batch_ids"] if b)
+    return list(dict.fromkeys(found))
+
+
+def bulk_job_message_ids(answer: Any) -> list[str] | None:
+    """The message ids a bulk job's results list, or ``None`` while the job has not listed them all."""
+    if not isinstance(answer, Mapping) or not isinstance(answer.get("results"), list):
+        return None
+    ids = [
+        str(mid)
+        for item in answer["results"]
+        if isinstance(item, Mapping) and (mid := item.get("messageId") or item.get("message_id"))
+    ]
+    total = answer.get("total") or answer.get("totalRecipients")
+    if not ids or (isinstance(total, int) and len(ids) < total):
+        return None
+    return ids
+
+
 def target_state_from(value: str | MessageState) -> MessageState:
     """The state to wait for; failed and cancelled are outcomes to report, not targets."""
     try:

@@ -202,7 +202,8 @@ class RelayCampaignOperator(BaseOperator):
     campaign id, which defaults to one derived from the run, so a retried task sends only what the
     first try did not.
 
-    Returns ``report.to_dict(max_rows=max_report_rows)`` plus ``message_ids`` (all of them), ready for
+    Returns ``report.to_dict(max_rows=max_report_rows)`` plus ``message_ids`` (all of them) and
+    ``batch_ids`` (bulk jobs whose messages the relay lists later, coop), ready for
     :class:`~airflow_provider.sensors.relay.RelayMessageStatusSensor`.
 
     :param template: Message text template, inline or a ``.j2`` file name. (templated: file lookup only)
@@ -376,6 +377,10 @@ class RelayCampaignOperator(BaseOperator):
         try:
             result = report.to_dict(max_rows=self.max_report_rows)
             result["message_ids"] = report.message_ids
+            # Bulk jobs (coop) answer with a job id only; the status sensor reads their messages later.
+            result["batch_ids"] = list(
+                dict.fromkeys(r["batch_id"] for r in report.rows if r.get("batch_id") and not r.get("message_id"))
+            )
         finally:
             report.close()
         counts = result["counts"]

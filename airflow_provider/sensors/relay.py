@@ -18,6 +18,8 @@ from airflow_provider.hooks.relay import RelayHook
 from airflow_provider.triggers.relay import RelayMessageStatusTrigger, RelayWebhookTrigger
 from airflow_provider.waiting import (
     as_utc,
+    batch_ids_from,
+    bulk_job_message_ids,
     event_is_recent,
     is_settled,
     is_transient,
@@ -51,7 +53,8 @@ class RelayMessageStatusSensor(BaseSensorOperator):
     Returns ``{"target_state", "states": {message_id: state}, "failed": {message_id: error}}``.
 
     :param message_ids: One message id, a list of ids, a send receipt or a campaign report (dicts as
-        returned by the relay operators, e.g. ``send.output``), or a list of receipts. (templated)
+        returned by the relay operators, e.g. ``send.output``), or a list of receipts. A campaign
+        report's bulk jobs (coop) are waited on too: their messages once the relay lists them. (templated)
     :param relay_conn_id: The ``relay`` connection. (templated)
     :param target_state: ``queued``, ``sending``, ``sent`` or ``delivered``; a later good state also
         counts (a delivered message has been sent). (templated)
@@ -80,25 +83,32 @@ class RelayMessageStatusSensor(BaseSensorOperator):
         self.fail_on_failed = fail_on_failed
         self.deferrable = deferrable
         self._known: dict[str, tuple[MessageState, str | None]] = {}
+        self._jobs: dict[str, list[str]] = {}
 
     @cached_property
     def hook(self) -> RelayHook:
         return RelayHook(self.relay_conn_id)
 
-    def _ids(self) -> list[str]:
-        ids = message_ids_from(self.message_ids)
-        if not ids:
+    def _targets(self) -> tuple[list[str], list[str]]:
+        ids, batch_ids = message_ids_from(self.message_ids), batch_ids_from(self.message_ids)
+        if not ids and not batch_ids:
             raise AirflowException("message_ids: no message id to wait for")
-        return ids
+        return ids, batch_ids
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        ids = self._ids()
-        self.log.info("Deferring: waiting for %d message(s) to be %s", len(ids), self.target_state)
+        ids, batch_ids = self._targets()
+        self.log.info(
+            "Deferring: waiting for %d message(s)%s to be %s",
+            len(ids),
+            f" and the messages of {len(batch_ids)} bulk job(s)" if batch_ids else "",
+            self.target_state,
+        )
         self.defer(
             trigger=RelayMessageStatusTrigger(
                 message_ids=ids,
+                batch_ids=batch_ids,
                 relay_conn_id=self.relay_conn_id,
                 target_state=target_state_from(self.target_state).value,
                 fail_on_failed=self.fail_on_failed,
@@ -110,25 +120,33 @@ class RelayMessageStatusSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         target = target_state_from(self.target_state)
-        ids = self._ids()
+        ids, batch_ids = self._targets()
         with self.hook.get_client() as client:
-            for message_id in ids:
-                previous = self._known.get(message_id)
-                if previous is not None and is_settled(previous[0], target):
-                    continue
-                try:
+            try:
+                for batch_id in batch_ids:
+                    if batch_id not in self._jobs:
+                        listed = bulk_job_message_ids(client.bulk_results(batch_id))
+                        if listed is not None:
+                            self._jobs[batch_id] = listed
+                for message_id in dict.fromkeys([*ids, *(m for b in batch_ids for m in self._jobs.get(b, []))]):
+                    previous = self._known.get(message_id)
+                    if previous is not None and is_settled(previous[0], target):
+                        continue
                     report = client.get_status(message_id)
-                except RelayError as e:
-                    if not is_transient(e):
-                        raise
-                    self.log.warning("Relay busy or unreachable, will ask again: %s", e)
-                    return PokeReturnValue(is_done=False)
-                self._known[message_id] = (report.state, report.error)
-        verdict = judge_states({m: self._known[m] for m in ids}, target)
-        self.log.info("%s", verdict.describe(target))
+                    self._known[message_id] = (report.state, report.error)
+            except RelayError as e:
+                if not is_transient(e):
+                    raise
+                self.log.warning("Relay busy or unreachable, will ask again: %s", e)
+                return PokeReturnValue(is_done=False)
+        unlisted = [b for b in batch_ids if b not in self._jobs]
+        verdict = judge_states(self._known, target)
+        self.log.info("%s%s", verdict.describe(target),
+                      f"; {len(unlisted)} bulk job(s) not listing their messages yet" if unlisted else "")
         if verdict.failed and self.fail_on_failed:
             raise RelayMessageFailedError(verdict.failed)
-        return PokeReturnValue(is_done=verdict.done, xcom_value=verdict.as_result(target) if verdict.done else None)
+        done = verdict.done and not unlisted
+        return PokeReturnValue(is_done=done, xcom_value=verdict.as_result(target) if done else None)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger fired: the same outcome poke mode would have had."""

@@ -16,6 +16,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider.hooks.relay import RelayHook
 from airflow_provider.waiting import (
     as_utc,
+    bulk_job_message_ids,
     event_is_recent,
     is_settled,
     is_transient,
@@ -37,6 +38,7 @@ class RelayMessageStatusTrigger(BaseTrigger):
     "failed", "message"}``.
 
     :param message_ids: Ids of the messages to watch.
+    :param batch_ids: Bulk jobs (coop) whose messages are watched once the relay lists them.
     :param relay_conn_id: The ``relay`` connection to ask.
     :param target_state: State every message must reach (``delivered`` also satisfies ``sent``).
     :param fail_on_failed: End with ``failed`` as soon as one message failed; otherwise failed
@@ -51,9 +53,11 @@ class RelayMessageStatusTrigger(BaseTrigger):
         target_state: str = "delivered",
         fail_on_failed: bool = True,
         poll_interval: float = 5.0,
+        batch_ids: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.message_ids = list(message_ids)
+        self.batch_ids = list(batch_ids or [])
         self.relay_conn_id = relay_conn_id
         self.target_state = target_state_from(target_state).value
         self.fail_on_failed = fail_on_failed
@@ -68,12 +72,14 @@ class RelayMessageStatusTrigger(BaseTrigger):
                 "target_state": self.target_state,
                 "fail_on_failed": self.fail_on_failed,
                 "poll_interval": self.poll_interval,
+                "batch_ids": list(self.batch_ids),
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         target = MessageState(self.target_state)
         known: dict[str, tuple[MessageState, str | None]] = {}
+        jobs: dict[str, list[str]] = {}
         limit = asyncio.Semaphore(_STATUS_CONCURRENCY)
         try:
             client = await RelayHook(self.relay_conn_id).aget_async_client()
@@ -84,22 +90,31 @@ class RelayMessageStatusTrigger(BaseTrigger):
                         report = await client.get_status(message_id)
                     known[message_id] = (report.state, report.error)
 
+                async def list_job(batch_id: str) -> None:
+                    listed = bulk_job_message_ids(await client.bulk_results(batch_id))
+                    if listed is not None:
+                        jobs[batch_id] = listed
+
                 while True:
-                    waiting = [m for m in self.message_ids if m not in known or not is_settled(known[m][0], target)]
-                    outcomes = await asyncio.gather(*(check(m) for m in waiting), return_exceptions=True)
+                    outcomes = await asyncio.gather(
+                        *(list_job(b) for b in self.batch_ids if b not in jobs), return_exceptions=True
+                    )
+                    watched = dict.fromkeys([*self.message_ids, *(m for b in self.batch_ids for m in jobs.get(b, []))])
+                    waiting = [m for m in watched if m not in known or not is_settled(known[m][0], target)]
+                    outcomes += await asyncio.gather(*(check(m) for m in waiting), return_exceptions=True)
                     for outcome in outcomes:
                         if isinstance(outcome, RelayError) and is_transient(outcome):
                             self.log.warning("Relay busy or unreachable, still waiting: %s", outcome)
                         elif isinstance(outcome, BaseException):
                             raise outcome
-                    if len(known) == len(self.message_ids):
-                        verdict = judge_states(known, target)
+                    if all(m in known for m in watched):
+                        verdict = judge_states({m: known[m] for m in watched}, target)
                         if verdict.failed and self.fail_on_failed:
                             yield TriggerEvent(
                                 {"status": "failed", **verdict.as_result(target), "message": verdict.describe(target)}
                             )
                             return
-                        if verdict.done:
+                        if verdict.done and all(b in jobs for b in self.batch_ids):
                             yield TriggerEvent(
                                 {"status": "success", **verdict.as_result(target), "message": verdict.describe(target)}
                             )

@@ -74,7 +74,11 @@ def test_target_state_rejects_outcomes() -> None:
 def test_judge_states() -> None:
     target = MessageState.SENT
     verdict = judge_states(
-        {"a": (MessageState.DELIVERED, None), "b": (MessageState.SENDING, None), "c": (MessageState.FAILED, "no route")},
+        {
+            "a": (MessageState.DELIVERED, None),
+            "b": (MessageState.SENDING, None),
+            "c": (MessageState.FAILED, "no route"),
+        },
         target,
     )
     assert verdict.pending == ["b"] and verdict.failed == {"c": "no route"} and not verdict.done
