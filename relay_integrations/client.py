@@ -400,9 +400,11 @@ class RelayClient(_ClientBase):
         return self._run(self._ops.send_batch(messages))
 
     def get_batch(self, batch_id: str) -> BatchProgress:
+        """Progress of a batch (relaysms) or bulk job (coop)."""
         return self._run(self._ops.get_batch(batch_id))
 
     def get_status(self, message_id: str) -> StatusReport:
+        """The message's canonical state now, with the relay's raw state, recipients and timestamps."""
         return self._run(self._ops.get_status(message_id))
 
     def list_messages(self, **filters: Any) -> MessagePage:
@@ -452,6 +454,7 @@ class RelayClient(_ClientBase):
         return self._run(self._ops.message_log(message_id))
 
     def list_numbers(self) -> Any:
+        """relaysms: the phone numbers the account owns."""
         return self._run(self._ops.simple("numbers"))
 
     def spam_diagnosis(
@@ -461,22 +464,28 @@ class RelayClient(_ClientBase):
         return self._run(self._ops.simple("spam_diagnosis", number, params=params))
 
     def balance(self) -> dict[str, Any]:
+        """relaysms: ``{"balance", "currency"}``."""
         return self._run(self._ops.simple("balance"))
 
     def transactions(self, *, page: int | None = None, limit: int | None = None) -> dict[str, Any]:
+        """relaysms: one page of the transaction history."""
         return self._run(self._ops.simple("transactions", params={"page": page, "limit": limit}))
 
     def get_webhooks(self) -> dict[str, Any]:
+        """relaysms: the global ``status_url`` and ``inbound_url``."""
         return self._run(self._ops.simple("webhooks_get"))
 
     def set_webhooks(self, *, status_url: str | None = None, inbound_url: str | None = None) -> Any:
+        """relaysms: set the global webhook URLs (only the ones given are sent)."""
         body = {k: v for k, v in (("status_url", status_url), ("inbound_url", inbound_url)) if v is not None}
         return self._run(self._ops.simple("webhooks_set", json=body))
 
     def get_number_webhooks(self, phone: str) -> dict[str, Any]:
+        """relaysms: one number's inbound callback."""
         return self._run(self._ops.simple("number_webhooks_get", phone))
 
     def set_number_webhooks(self, phone: str, *, inbound_callback: str | None) -> Any:
+        """relaysms: set (or clear with ``None``) one number's inbound callback."""
         return self._run(self._ops.simple("number_webhooks_set", phone, json={"inbound_callback": inbound_callback}))
 
     def regenerate_api_key(self) -> dict[str, Any]:
@@ -488,6 +497,7 @@ class RelayClient(_ClientBase):
         return self._run(self._ops.webhook_bin(kind, payload, post=True))
 
     def get_webhook_bin(self, kind: str) -> Any:
+        """relaysms: the payloads logged in the ``status`` or ``messages`` test bin."""
         return self._run(self._ops.webhook_bin(kind, post=False))
 
     def batch_messages(self, batch_id: str, *, page: int | None = None) -> MessagePage:
@@ -496,6 +506,7 @@ class RelayClient(_ClientBase):
 
     # --- phonerelay -----------------------------------------------------------------------
     def list_inbound_callbacks(self) -> Any:
+        """phonerelay: the inbound callbacks registered."""
         return self._run(self._ops.simple("inbound_callbacks_list"))
 
     def create_inbound_callback(self, callback_url: str, **filters: Any) -> Any:
@@ -504,26 +515,33 @@ class RelayClient(_ClientBase):
         return self._run(self._ops.simple("inbound_callbacks_create", json={"callback_url": callback_url, **filters}))
 
     def delete_inbound_callback(self, callback_id: str) -> Any:
+        """phonerelay: remove an inbound callback by id."""
         return self._run(self._ops.delete_inbound_callback(callback_id))
 
     # --- coop -----------------------------------------------------------------------------
     def list_bulk_jobs(self) -> Any:
+        """coop: the bulk jobs."""
         return self._run(self._ops.simple("bulk_list"))
 
     def get_bulk_job(self, job_id: str) -> dict[str, Any]:
+        """coop: one bulk job's details as the relay gives them (:meth:`get_batch` parses them)."""
         return self._run(self._ops.simple("bulk_get", job_id))
 
     def bulk_results(self, job_id: str) -> Any:
+        """coop: per-recipient delivery results of a completed bulk job."""
         return self._run(self._ops.simple("bulk_results", job_id))
 
     def attachments(self, message_id: str) -> Any:
+        """coop: a message's attachments with download URLs."""
         return self._run(self._ops.simple("attachments", message_id))
 
     def queue_stats(self) -> dict[str, Any]:
+        """coop: queue counts by state."""
         return self._run(self._ops.simple("queue_stats"))
 
     # --- webhooks (smsgate; mapped for relaysms and phonerelay) ----------------------------
     def list_webhooks(self) -> list[dict[str, Any]]:
+        """smsgate webhooks; phonerelay inbound callbacks; relaysms global URLs as ``{"event", "url"}``."""
         return self._run(self._ops.list_webhooks())
 
     def register_webhook(self, url: str, event: str | None = None, *, webhook_id: str | None = None,
@@ -533,6 +551,7 @@ class RelayClient(_ClientBase):
         return self._run(self._ops.register_webhook(url, event, webhook_id, extra))
 
     def delete_webhook(self, webhook_id: str) -> Any:
+        """smsgate: delete a webhook; phonerelay: delete an inbound callback."""
         return self._run(self._ops.delete_webhook(webhook_id))
 
 

@@ -13,6 +13,8 @@ import httpx
 import pytest
 import respx
 from client_socket_server import closed_port, scripted_server
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relay_integrations import (
     MessageState,
@@ -24,7 +26,7 @@ from relay_integrations import (
     RelayTimeoutError,
     RelayUnavailableError,
 )
-from relay_integrations._retry import RetryPolicy, parse_retry_after
+from relay_integrations._retry import NEVER_SENT_ERRORS, NOT_TAKEN_STATUSES, RetryPolicy, parse_retry_after
 
 KEY = "sk_retry_31f0"
 PHONERELAY_OK = {"success": True, "message_id": "msg_1", "status": "queued"}
@@ -359,3 +361,35 @@ def test_smsgate_409_for_a_different_message_stays_a_conflict() -> None:
         })
         receipt = client.send(OutboundMessage(to="+1 202-555-0100", text="hi", idempotency_key="k-3"))
     assert receipt.duplicate is True
+
+
+# --- the rule as a property ---------------------------------------------------------------------
+
+_ERRORS = [httpx.ConnectError("x"), httpx.ConnectTimeout("x"), httpx.PoolTimeout("x"), httpx.ReadTimeout("x"),
+           httpx.WriteTimeout("x"), httpx.ReadError("x"), httpx.WriteError("x"), httpx.RemoteProtocolError("x"),
+           httpx.LocalProtocolError("x"), httpx.ProxyError("x"), httpx.UnsupportedProtocol("x")]
+
+
+@given(
+    attempt=st.integers(min_value=1, max_value=8),
+    max_retries=st.integers(min_value=0, max_value=5),
+    status=st.integers(min_value=200, max_value=599),
+    retry_after=st.none() | st.floats(min_value=0, max_value=120),
+    error=st.sampled_from(_ERRORS),
+)
+def test_an_unsafe_request_is_only_repeated_when_it_never_arrived(
+    attempt: int, max_retries: int, status: int, retry_after: float | None, error: httpx.TransportError
+) -> None:
+    policy = RetryPolicy(max_retries=max_retries, backoff_factor=0.1, max_retry_after=60)
+    after_status = policy.delay_after_status(attempt, status, retry_after, retry_safe=False)
+    after_error = policy.delay_after_error(attempt, error, retry_safe=False)
+    if after_status is not None:
+        assert status in NOT_TAKEN_STATUSES and attempt <= max_retries
+        assert retry_after is None or after_status >= retry_after
+    if after_error is not None:
+        assert isinstance(error, NEVER_SENT_ERRORS) and attempt <= max_retries
+    # a safe request is repeated at least whenever an unsafe one is
+    if after_status is not None:
+        assert policy.delay_after_status(attempt, status, retry_after, retry_safe=True) is not None
+    if after_error is not None:
+        assert policy.delay_after_error(attempt, error, retry_safe=True) is not None
