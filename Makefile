@@ -41,7 +41,7 @@ test: venvs
 	exit $$status
 
 demo: venvs
-	$(AIRFLOW_VENV)/bin/python -m relay_integrations.demo
+	$(AIRFLOW_VENV)/bin/python examples/demo.py
 
 bench: venvs
 	$(AIRFLOW_VENV)/bin/python bench/run.py
