@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -160,3 +161,26 @@ def test_phonerelay_callback_token_arrives_verified_and_wrong_token_is_refused(
         time.sleep(0.05)
     assert sorted(d["last_status"] for d in deliveries) == [200, 401]
     assert len(inbox.query(message_id=inbound_id)) == 1
+
+
+def test_receiver_mounted_inside_the_reference_relay(tmp_path: Path) -> None:
+    # What `relay serve` could do: serve the receiver at /inbox of the relay's own app.
+    from relay_integrations.process import free_port
+    from relay_integrations.server.app import create_app
+
+    port = free_port()
+    inbox_url = f"http://127.0.0.1:{port}/inbox"
+    app = create_app(db_path=str(tmp_path / "relay.db"), api_key=RELAY_KEY, delivery_latency=0.05,
+                     webhook_secret=SECRET, webhook_urls={"coop": f"{inbox_url}/webhooks/coop"})
+    app.mount("/inbox", create_receiver_app(tmp_path / "webhooks.db", [SECRET], API_KEY))
+    served = serve_app(app, db_path=tmp_path / "webhooks.db", port=port, lifespan="on")
+    try:
+        with RelayClient(f"http://127.0.0.1:{port}/coop", "coop", RELAY_KEY, max_retries=1) as client:
+            receipt = client.send(OutboundMessage(to=_phone(), text="mounted"))
+        with WebhookInbox.remote(inbox_url, API_KEY) as inbox:
+            event = inbox.wait_for({"message_id": receipt.message_id, "state": "delivered"}, timeout=WAIT,
+                                   poll_interval=0.05)
+            assert event.dialect == "coop"
+        assert httpx.get(f"{inbox_url}/health").json() == {"status": "ok"}
+    finally:
+        served.stop()

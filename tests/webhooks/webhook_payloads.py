@@ -139,9 +139,9 @@ class ServedReceiver:
         self.client.close()
 
 
-def serve_app(app: Any, *, db_path: Path) -> ServedReceiver:
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+def serve_app(app: Any, *, db_path: Path, port: int | None = None, lifespan: str = "off") -> ServedReceiver:
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
