@@ -52,6 +52,11 @@ def register(subparsers: Any) -> None:
                    help="SQLite synchronous mode; normal survives kill -9, full also an OS crash [RELAY_SYNCHRONOUS]")
     p.add_argument("--balance", type=float, default=float(env_default("BALANCE", "1000") or 1000),
                    help="relaysms starting balance in USD [RELAY_BALANCE, 1000]")
+    p.add_argument("--webhook-retry-base", type=float, default=float(env_default("WEBHOOK_RETRY_BASE", "0.5") or 0.5),
+                   help="first webhook retry delay in seconds; doubles per attempt, with jitter [0.5]")
+    p.add_argument("--webhook-max-attempts", type=int, default=int(env_default("WEBHOOK_MAX_ATTEMPTS", "12") or 12),
+                   help="attempts before a webhook delivery is marked dead [12]")
+    p.add_argument("--seed", default=env_default("SEED", "relay-sim"), help="seed of the failure-rate draw")
     p.add_argument("--allow-external-webhooks", action="store_true",
                    help="also post webhooks to non-loopback hosts (off: recorded as skipped)")
     p.add_argument("--log-level", default=env_default("LOG_LEVEL", "warning"),
@@ -76,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
             failure_rate=args.failure_rate, webhook_secret=args.webhook_secret,
             numbers=[n for n in args.numbers if n], dialect=args.dialect, webhook_urls=dict(args.webhook_url),
             synchronous=args.synchronous.upper(), balance=args.balance,
-            allow_external_webhooks=args.allow_external_webhooks,
+            allow_external_webhooks=args.allow_external_webhooks, webhook_retry_base=args.webhook_retry_base,
+            webhook_max_attempts=args.webhook_max_attempts, seed=args.seed,
         )
     except ValueError as exc:
         print(f"relay serve: {exc}", file=sys.stderr)

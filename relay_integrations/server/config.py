@@ -62,6 +62,8 @@ class ServerConfig:
             raise ValueError("failure_rate must be between 0 and 1")
         if self.delivery_latency < 0:
             raise ValueError("delivery_latency must not be negative")
+        if self.webhook_retry_base <= 0 or self.webhook_max_attempts < 1:
+            raise ValueError("webhook_retry_base must be positive and webhook_max_attempts at least 1")
         for name in self.webhook_urls:
             if name not in DIALECTS:
                 raise ValueError(f"webhook_urls: unknown dialect {name!r}")

@@ -76,7 +76,7 @@ class WebhookDispatcher:
 
     def _due(self, limit: int) -> list[sqlite3.Row]:
         return self.ctx.store.query(
-            "SELECT seq, event_id, dialect, url, event, body, token, attempts FROM outbox "
+            "SELECT seq, event_id, dialect, url, event, message_id, body, token, attempts FROM outbox "
             "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?",
             (now(), limit),
         )
@@ -85,13 +85,18 @@ class WebhookDispatcher:
         rows = self._due(self.concurrency * 8)
         if not rows:
             return False
+        # Events about one message to one receiver go out in order (queued before sent before delivered);
+        # different messages and receivers go out concurrently.
+        groups: dict[tuple[str, str | None], list[sqlite3.Row]] = {}
+        for row in rows:
+            groups.setdefault((row["url"], row["message_id"]), []).append(row)
         semaphore = asyncio.Semaphore(self.concurrency)
 
-        async def _one(row: sqlite3.Row) -> tuple[int, str, int | None, str | None]:
+        async def _group(members: list[sqlite3.Row]) -> list[tuple[int, str, int | None, str | None]]:
             async with semaphore:
-                return await self._deliver(client, row)
+                return [await self._deliver(client, r) for r in members]
 
-        results = await asyncio.gather(*(_one(r) for r in rows))
+        results = [res for group in await asyncio.gather(*(_group(g) for g in groups.values())) for res in group]
         self._record(rows, results)
         return True
 
