@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 from prefect.testing.utilities import prefect_test_harness
-from relay_prefect_helpers import credentials_for
+from relay_prefect_helpers import API_KEY, INBOX_API_KEY, WEBHOOK_SECRET, WebhookSetup, credentials_for
 
 from prefect_blocks import RelayCredentials
-from relay_integrations.process import ReferenceRelayProcess
+from relay_integrations.process import ReferenceRelayProcess, WebhookReceiverProcess
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -30,3 +30,18 @@ def anyio_backend() -> str:
 @pytest.fixture
 def phonerelay_credentials(relay: ReferenceRelayProcess) -> RelayCredentials:
     return credentials_for(relay, "phonerelay")
+
+
+@pytest.fixture(scope="session")
+def webhook_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookSetup]:
+    """A private relay posting smsgate webhooks (received, delivered, failed) to a real receiver process."""
+    tmp = tmp_path_factory.mktemp("webhooks")
+    inbox_path = tmp / "inbox.db"
+    with ReferenceRelayProcess(db_path=tmp / "relay.db", api_key=API_KEY, webhook_secret=WEBHOOK_SECRET,
+                               delivery_latency=0.05, log_path=tmp / "relay.log") as relay, \
+            WebhookReceiverProcess(db_path=inbox_path, secrets=[WEBHOOK_SECRET], api_key=INBOX_API_KEY,
+                                   log_path=tmp / "receiver.log") as receiver:
+        with credentials_for(relay, "smsgate").get_client() as client:  # type: ignore[arg-type]
+            for event in ("sms:received", "sms:delivered", "sms:failed"):
+                client.register_webhook(receiver.url("smsgate"), event)
+        yield WebhookSetup(relay, receiver, inbox_path)  # type: ignore[arg-type]

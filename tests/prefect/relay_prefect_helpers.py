@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import socket
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import httpx
 from prefect.client.orchestration import get_client
@@ -14,10 +16,28 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.client.schemas.sorting import TaskRunSort
 
-from prefect_blocks import RelayCredentials
-from relay_integrations.process import ReferenceRelayProcess
+from prefect_blocks import RelayCredentials, RelayWebhookInbox
+from relay_integrations.process import ReferenceRelayProcess, WebhookReceiverProcess
 
 API_KEY = "test-key-4f9c2a"
+WEBHOOK_SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLXdlYmhvb2tz"
+INBOX_API_KEY = "inbox-key-77"
+
+
+class WebhookSetup(NamedTuple):
+    relay: ReferenceRelayProcess
+    receiver: WebhookReceiverProcess
+    inbox_path: Path
+
+    @property
+    def remote_inbox(self) -> RelayWebhookInbox:
+        return RelayWebhookInbox(location=self.receiver.base_url, api_key=INBOX_API_KEY)
+
+
+def unique_number() -> str:
+    """A fresh US number (never ending in 0000, which the reference relay fails)."""
+    number = f"+1555{uuid.uuid4().int % 10**7:07d}"
+    return number[:-1] + "1" if number.endswith("0000") else number
 
 
 def credentials_for(relay: ReferenceRelayProcess, dialect: str, **overrides: object) -> RelayCredentials:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -12,14 +10,15 @@ import pytest
 from prefect import flow
 from relay_prefect_helpers import (
     AnswerDroppingProxy,
+    WebhookSetup,
     credentials_for,
     inject_inbound,
     sim_messages,
     task_runs_of,
     texts_sent_to,
+    unique_number,
 )
 
-from prefect_blocks import RelayWebhookInbox
 from prefect_blocks.tasks import (
     MessageNotDeliveredError,
     get_message_status,
@@ -30,16 +29,8 @@ from prefect_blocks.tasks import (
 )
 from relay_integrations.errors import RelayValidationError
 from relay_integrations.models import InboundStats, MessageState, SendReceipt, StatusReport, WebhookEvent
-from relay_integrations.process import ReferenceRelayProcess, WebhookReceiverProcess
+from relay_integrations.process import ReferenceRelayProcess
 from relay_integrations.webhooks.inbox import WebhookWaitTimeout
-
-WEBHOOK_SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLXdlYmhvb2tz"
-
-
-def unique_number() -> str:
-    """A fresh US number (never ending in 0000, which the reference relay fails)."""
-    return f"+1555{uuid.uuid4().int % 10**7:07d}".replace("0000", "0001")
-
 
 # --- send_message + status ---------------------------------------------------------------------
 
@@ -208,26 +199,10 @@ def test_query_inbound_stats_sync_and_async(relay: ReferenceRelayProcess) -> Non
 # --- webhooks ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def webhook_setup(
-    start_relay: Callable[..., ReferenceRelayProcess], tmp_path: Path
-) -> Iterator[tuple[ReferenceRelayProcess, WebhookReceiverProcess]]:
-    """A private relay posting smsgate webhooks to a real receiver process."""
-    relay = start_relay(webhook_secret=WEBHOOK_SECRET, delivery_latency=0.05)
-    with WebhookReceiverProcess(db_path=tmp_path / "inbox.db", secrets=[WEBHOOK_SECRET], api_key="inbox-key-77",
-                                log_path=tmp_path / "receiver.log") as receiver:
-        with credentials_for(relay, "smsgate").get_client() as client:
-            for event in ("sms:received", "sms:delivered"):
-                client.register_webhook(receiver.url("smsgate"), event)  # type: ignore[attr-defined]
-        yield relay, receiver  # type: ignore[misc]
-
-
-def test_wait_for_webhook_event_sync_remote_and_local(
-    webhook_setup: tuple[ReferenceRelayProcess, WebhookReceiverProcess], tmp_path: Path
-) -> None:
-    relay, receiver = webhook_setup
+def test_wait_for_webhook_event_sync_remote_and_local(webhook_setup: WebhookSetup) -> None:
+    relay = webhook_setup.relay
     credentials = credentials_for(relay, "smsgate")
-    remote = RelayWebhookInbox(location=receiver.base_url, api_key="inbox-key-77")
+    remote = webhook_setup.remote_inbox
     customer = unique_number()
 
     @flow
@@ -237,7 +212,7 @@ def test_wait_for_webhook_event_sync_remote_and_local(
                                            poll_interval=0.1)
         inject_inbound(relay, "smsgate", customer, "YES")
         reply = wait_for_webhook_event(remote, kind="inbound", sender=customer, timeout=20, poll_interval=0.1)
-        from_file = wait_for_webhook_event(str(tmp_path / "inbox.db"), {"kind": "inbound", "sender": customer},
+        from_file = wait_for_webhook_event(str(webhook_setup.inbox_path), {"kind": "inbound", "sender": customer},
                                            timeout=5, poll_interval=0.1)
         return delivered, reply, from_file
 
@@ -247,11 +222,9 @@ def test_wait_for_webhook_event_sync_remote_and_local(
     assert from_file.event_id == reply.event_id
 
 
-def test_wait_for_webhook_event_async_and_timeout(
-    webhook_setup: tuple[ReferenceRelayProcess, WebhookReceiverProcess],
-) -> None:
-    relay, receiver = webhook_setup
-    remote = RelayWebhookInbox(location=receiver.base_url, api_key="inbox-key-77")
+def test_wait_for_webhook_event_async_and_timeout(webhook_setup: WebhookSetup) -> None:
+    relay = webhook_setup.relay
+    remote = webhook_setup.remote_inbox
     customer = unique_number()
     inject_inbound(relay, "smsgate", customer, "STOP")
 
@@ -284,8 +257,7 @@ def test_wait_for_webhook_event_refuses_a_url_without_key() -> None:
         state.result()
 
 
-def test_receiver_rejects_unsigned_posts(webhook_setup: tuple[ReferenceRelayProcess, WebhookReceiverProcess]) -> None:
+def test_receiver_rejects_unsigned_posts(webhook_setup: WebhookSetup) -> None:
     """The wait above is satisfied through verification, not around it."""
-    _, receiver = webhook_setup
-    answer = httpx.post(receiver.url("smsgate"), json={"event": "sms:received", "payload": {}}, timeout=5)
+    answer = httpx.post(webhook_setup.receiver.url("smsgate"), json={"event": "sms:received", "payload": {}}, timeout=5)
     assert answer.status_code in (400, 401, 403)
