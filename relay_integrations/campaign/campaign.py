@@ -28,13 +28,15 @@ from relay_integrations.campaign.addresses import (
     normalize_address,
     normalize_suppressed,
 )
-from relay_integrations.campaign.ledger import Ledger, LedgerEntry, default_ledger_path
+from relay_integrations.campaign.ledger import InFlight, Ledger, LedgerEntry, default_ledger_path
 from relay_integrations.campaign.recipients import RecipientSource, RowReadError, open_recipients
+from relay_integrations.campaign.reconcile import LIST_FILTERS, MAX_PAGES, Reconciler
 from relay_integrations.campaign.report import (
     ACCEPTED,
     ALREADY_SENT,
     DUPLICATE,
     FAILED,
+    IN_DOUBT,
     INVALID,
     MAX_LISTED_ERRORS,
     READY,
@@ -59,6 +61,7 @@ from relay_integrations.campaign.senders import (
 from relay_integrations.campaign.store import PlannedRow, RowResult, ScratchStore
 from relay_integrations.campaign.templates import FieldError, MessageTemplates, load_template_source
 from relay_integrations.dialects.base import Dialect
+from relay_integrations.errors import RelayAuthError
 from relay_integrations.models import OutboundMessage
 
 SEGMENTED_CHANNELS = frozenset({"sms"})
@@ -308,6 +311,8 @@ class Campaign:
                         planned.state = ALREADY_SENT
                         planned.message_id = entry.message_id
                         planned.batch_id = entry.batch_id
+                    elif ledger.in_flight(planned.idempotency_key) is not None:
+                        planned.state = IN_DOUBT
                 store.add(planned, [(e.field, e.message) for e in errors])
                 progress.processed += 1
                 if planned.state in (INVALID, SUPPRESSED, DUPLICATE, ALREADY_SENT):
@@ -343,7 +348,20 @@ class Campaign:
             dry_run=dry_run, ledger_path=str(self.ledger_path), started_at=started, finished_at=_now(),
         )
 
-    def _record(self, ledger: Ledger, unit: SendUnit, results: list[RowResult], dialect: str) -> None:
+    def _begin(self, ledger: Ledger, unit: SendUnit, dialect: Dialect) -> bool:
+        """Mark the unit's messages in flight when the relay cannot de-duplicate a repeat."""
+        if dialect.capabilities.client_idempotency_keys:
+            return False
+        started = _now()
+        ledger.begin(
+            InFlight(p.idempotency_key or "", self.campaign_id, p.address or "",
+                     (p.message or {}).get("text"), started)
+            for p in unit.rows
+        )
+        return True
+
+    def _record(self, ledger: Ledger, unit: SendUnit, results: list[RowResult], dialect: str,
+                marked: bool = False) -> None:
         by_row = {p.row: p for p in unit.rows}
         entries = [
             LedgerEntry(
@@ -354,8 +372,11 @@ class Campaign:
             for r in results
             if r.state in (ACCEPTED, ALREADY_SENT)
         ]
-        if entries:
-            ledger.record(entries)
+        # A refusal settles the in-flight mark; a failure in doubt keeps it for the next run to check.
+        settled = [by_row[r.row].idempotency_key or "" for r in results
+                   if marked and r.state == FAILED and not r.in_doubt]
+        if entries or settled:
+            ledger.record(entries, settled=settled)
 
     def _units(self, store: ScratchStore, dialect: Dialect, strategy: Strategy) -> Iterable[SendUnit]:
         limit = dialect.capabilities.max_batch_size
@@ -407,6 +428,7 @@ class Campaign:
             store, started = self._prepare(dialect, ledger)
             strategy = choose_strategy(dialect.capabilities.batch) if dialect else None
             if dry_run or dialect is None:
+                store.relabel(IN_DOUBT, WOULD_SEND)
                 store.relabel(READY, WOULD_SEND)
                 return self._report(store, dialect, strategy, started, dry_run=True)
             assert strategy is not None
@@ -423,11 +445,25 @@ class Campaign:
 
         def work(unit: SendUnit) -> list[RowResult]:
             pacer.wait(unit.size)
-            results = run_unit(client, unit)
+            marked = self._begin(ledger, unit, dialect)
+            try:
+                results = run_unit(client, unit)
+            except RelayAuthError:
+                if marked:
+                    ledger.settle(p.idempotency_key or "" for p in unit.rows)
+                raise
             # Recorded here, in the worker, so an accepted message reaches the ledger even when
             # the caller's thread is unwinding from an exception.
-            self._record(ledger, unit, results, dialect.name)
+            self._record(ledger, unit, results, dialect.name, marked)
             return results
+
+        if store.count(IN_DOUBT):
+            reconciler = Reconciler(store, ledger, self.campaign_id, dialect.name)
+            for page in client.iter_messages(max_pages=MAX_PAGES, **LIST_FILTERS):
+                if reconciler.feed(page):
+                    break
+            progress.already_sent += reconciler.finish()
+            progress.total = store.count(READY)
 
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="relay-campaign")
         in_flight: set[Future[list[RowResult]]] = set()
@@ -460,6 +496,7 @@ class Campaign:
             store, started = await asyncio.to_thread(self._prepare, dialect, ledger)
             strategy = choose_strategy(dialect.capabilities.batch) if dialect else None
             if dry_run or dialect is None:
+                store.relabel(IN_DOUBT, WOULD_SEND)
                 store.relabel(READY, WOULD_SEND)
                 return self._report(store, dialect, strategy, started, dry_run=True)
             assert strategy is not None
@@ -476,9 +513,23 @@ class Campaign:
 
         async def work(unit: SendUnit) -> list[RowResult]:
             await pacer.await_turn(unit.size)
-            results = await arun_unit(client, unit)
-            self._record(ledger, unit, results, dialect.name)
+            marked = self._begin(ledger, unit, dialect)
+            try:
+                results = await arun_unit(client, unit)
+            except RelayAuthError:
+                if marked:
+                    ledger.settle(p.idempotency_key or "" for p in unit.rows)
+                raise
+            self._record(ledger, unit, results, dialect.name, marked)
             return results
+
+        if store.count(IN_DOUBT):
+            reconciler = Reconciler(store, ledger, self.campaign_id, dialect.name)
+            async for page in client.iter_messages(max_pages=MAX_PAGES, **LIST_FILTERS):
+                if reconciler.feed(page):
+                    break
+            progress.already_sent += reconciler.finish()
+            progress.total = store.count(READY)
 
         in_flight: set[asyncio.Task[list[RowResult]]] = set()
         try:

@@ -32,6 +32,13 @@ CREATE TABLE IF NOT EXISTS accepted (
     row INTEGER,
     accepted_at TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS in_flight (
+    idempotency_key TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    text TEXT,
+    started_at TEXT NOT NULL
+) WITHOUT ROWID;
 """
 
 
@@ -45,6 +52,21 @@ class LedgerEntry:
     dialect: str | None = None
     row: int | None = None
     accepted_at: str | None = None
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A message handed to a relay that cannot de-duplicate, whose answer was never recorded.
+
+    Written before the request; removed when the answer is recorded. One left over after a crash
+    means the relay may or may not have the message: a re-run looks for it on the relay first.
+    """
+
+    idempotency_key: str
+    campaign_id: str
+    address: str
+    text: str | None
+    started_at: str
 
 
 def default_ledger_path(campaign_id: str) -> Path:
@@ -106,23 +128,65 @@ class Ledger:
                 return None
         return LedgerEntry(*found) if found else None
 
-    def record(self, entries: Iterable[LedgerEntry]) -> None:
-        """Record accepted messages in one committed transaction (a batch is all or nothing)."""
+    def _writable(self) -> sqlite3.Connection:
         if self._conn is None or self.read_only:
             raise RuntimeError("the ledger is open read-only")
+        return self._conn
+
+    def record(self, entries: Iterable[LedgerEntry], *, settled: Iterable[str] = ()) -> None:
+        """Record accepted messages in one committed transaction (a batch is all or nothing).
+
+        :param settled: further keys whose in-flight marks go (requests answered with a refusal);
+            the accepted entries' own marks always go.
+        """
+        conn = self._writable()
         now = datetime.now(timezone.utc).isoformat()
         rows = [
             (e.idempotency_key, e.campaign_id, e.address, e.message_id, e.batch_id, e.dialect, e.row,
              e.accepted_at or now)
             for e in entries
         ]
-        with self._lock, self._conn:
-            self._conn.executemany(
+        done = [(r[0],) for r in rows] + [(k,) for k in settled]
+        with self._lock, conn:
+            conn.executemany(
                 "INSERT OR REPLACE INTO accepted"
                 " (idempotency_key, campaign_id, address, message_id, batch_id, dialect, row, accepted_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            conn.executemany("DELETE FROM in_flight WHERE idempotency_key = ?", done)
+
+    def begin(self, entries: Iterable[InFlight]) -> None:
+        """Mark messages as handed to the relay, committed before the request goes out."""
+        conn = self._writable()
+        rows = [(e.idempotency_key, e.campaign_id, e.address, e.text, e.started_at) for e in entries]
+        with self._lock, conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO in_flight (idempotency_key, campaign_id, address, text, started_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def settle(self, keys: Iterable[str]) -> None:
+        """Drop in-flight marks without recording an acceptance (the relay refused, or has none)."""
+        conn = self._writable()
+        with self._lock, conn:
+            conn.executemany("DELETE FROM in_flight WHERE idempotency_key = ?", [(k,) for k in keys])
+
+    def in_flight(self, idempotency_key: str) -> InFlight | None:
+        """The in-flight mark for ``idempotency_key`` left by an earlier run, if any."""
+        if self._conn is None:
+            return None
+        with self._lock:
+            try:
+                found = self._conn.execute(
+                    "SELECT idempotency_key, campaign_id, address, text, started_at FROM in_flight"
+                    " WHERE idempotency_key = ?",
+                    (idempotency_key,),
+                ).fetchone()
+            except sqlite3.OperationalError:
+                return None
+        return InFlight(*found) if found else None
 
     def count(self, campaign_id: str | None = None) -> int:
         if self._conn is None:

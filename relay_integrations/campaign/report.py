@@ -19,6 +19,7 @@ DUPLICATE = "duplicate"
 FAILED = "failed"
 WOULD_SEND = "would_send"
 READY = "ready"  # internal: validated, not yet sent
+IN_DOUBT = "in_doubt"  # internal: an earlier run handed it to the relay and died before the answer
 
 COUNT_KEYS = ("total", ACCEPTED, ALREADY_SENT, INVALID, SUPPRESSED, DUPLICATE, FAILED, WOULD_SEND)
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from relay_integrations.campaign.report import ACCEPTED, ALREADY_SENT, FAILED, READY
 from relay_integrations.campaign.store import PlannedRow, RowResult, ScratchStore
-from relay_integrations.errors import RelayAuthError, RelayError, RelayTimeoutError
+from relay_integrations.errors import RelayAuthError, RelayConnectionError, RelayError, RelayServerError
 from relay_integrations.models import BatchReceipt, OutboundMessage, SendReceipt
 
 Strategy = Literal["batch", "bulk", "recipients", "single"]
@@ -159,13 +159,12 @@ def results_from_batch(unit: SendUnit, receipt: BatchReceipt) -> list[RowResult]
 
 
 def failed_results(unit: SendUnit, exc: BaseException) -> list[RowResult]:
-    if isinstance(exc, RelayTimeoutError):
-        text = f"{exc} (the relay may have taken it; a re-run resolves it where the relay dedupes)"
-    elif isinstance(exc, RelayError):
-        text = str(exc)
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    return [RowResult(p.row, FAILED, error=text) for p in unit.rows]
+    # No answer, or a server error: the request may have been taken. A re-run checks first.
+    in_doubt = isinstance(exc, (RelayConnectionError, RelayServerError))
+    text = str(exc) if isinstance(exc, RelayError) else f"{type(exc).__name__}: {exc}"
+    if in_doubt:
+        text += " (the relay may have taken it; a re-run checks before sending again)"
+    return [RowResult(p.row, FAILED, error=text, in_doubt=in_doubt) for p in unit.rows]
 
 
 def run_unit(client: Any, unit: SendUnit) -> list[RowResult]:

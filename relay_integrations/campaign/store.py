@@ -62,6 +62,8 @@ class RowResult:
     message_id: str | None = None
     batch_id: str | None = None
     error: str | None = None
+    # The request may have reached the relay although it failed (timeout, dropped connection, 5xx).
+    in_doubt: bool = False
 
 
 class ScratchStore:

@@ -71,7 +71,7 @@ def test_campaign_command_rerun_sends_only_what_is_missing(
     assert messages_per_address(relay, dialect, addresses) == {a: 1 for a in addresses}
 
 
-@pytest.mark.parametrize("dialect", ["phonerelay", "smsgate"])
+@pytest.mark.parametrize("dialect", ["phonerelay", "relaysms", "coop", "smsgate"])
 def test_killed_campaign_process_rerun_leaves_one_message_each(
     relay: ReferenceRelayProcess, dialect: str, tmp_path: Path
 ) -> None:

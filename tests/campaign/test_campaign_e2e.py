@@ -193,3 +193,44 @@ def test_wrong_api_key_stops_the_campaign(relay: ReferenceRelayProcess, dialect:
         campaign.send(client)
     assert "wrong-key" not in str(info.value)
     assert sum(messages_per_address(relay, dialect, addresses).values()) == 0
+
+
+@pytest.mark.parametrize("dialect", ["relaysms", "coop"])
+def test_death_between_acceptance_and_ledger_commit_is_settled_from_the_relay(
+    relay: ReferenceRelayProcess, dialect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one window a ledger cannot close alone: the relay took a batch, the process died before
+    recording it. The in-flight marks make the re-run look on the relay before sending again."""
+    addresses = numbers(100)
+    ledger_path = tmp_path / "ledger.sqlite"
+    campaign_id = f"window-{dialect}"
+    original_record = Ledger.record
+    calls = 0
+
+    def record_then_die_on_the_second_batch(self: Ledger, entries: Any, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise Crash("died after the relay answered, before the ledger commit")
+        original_record(self, entries, **kwargs)
+
+    def campaign() -> Campaign:
+        return Campaign("Hi {{ name }}", people(addresses), campaign_id=campaign_id, ledger_path=ledger_path,
+                        batch_size=20, concurrency=1)
+
+    monkeypatch.setattr(Ledger, "record", record_then_die_on_the_second_batch)
+    with client_for(relay, dialect) as client, pytest.raises(Crash):
+        campaign().send(client)
+    monkeypatch.setattr(Ledger, "record", original_record)
+
+    with Ledger(ledger_path) as ledger:
+        assert ledger.count(campaign_id) == 20
+    assert sum(messages_per_address(relay, dialect, addresses).values()) == 40  # the relay has two batches
+
+    with client_for(relay, dialect) as client:
+        report = campaign().send(client)
+    assert report.counts["already_sent"] == 40  # 20 from the ledger, 20 found on the relay
+    assert report.counts["accepted"] == 60
+    assert messages_per_address(relay, dialect, addresses) == {a: 1 for a in addresses}
+    found_on_relay = [r for r in report.rows[20:40]]
+    assert all(r["state"] == "already_sent" and r["message_id"] for r in found_on_relay)
