@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from relay_integrations.campaign.report import ACCEPTED, ALREADY_SENT, FAILED, READY
@@ -158,6 +158,30 @@ def results_from_batch(unit: SendUnit, receipt: BatchReceipt) -> list[RowResult]
     return results
 
 
+def with_bulk_message_ids(unit: SendUnit, results: list[RowResult], answer: Any) -> list[RowResult]:
+    """Fill message ids from a coop bulk job's per-recipient results (``index``, ``to``, ``messageId``)."""
+    items = answer.get("results") if isinstance(answer, dict) else None
+    if not isinstance(items, list):
+        return results
+    by_index: dict[int, str] = {}
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("index"), int):
+            continue
+        index, message_id = item["index"], item.get("messageId") or item.get("id")
+        if message_id and 0 <= index < len(unit.rows) and item.get("to") in (None, unit.rows[index].address):
+            by_index[index] = str(message_id)
+    return [
+        replace(r, message_id=by_index[i]) if r.message_id is None and r.state == ACCEPTED and i in by_index else r
+        for i, r in enumerate(results)
+    ]
+
+
+def _wants_bulk_ids(unit: SendUnit, receipt: BatchReceipt, results: list[RowResult]) -> bool:
+    return unit.strategy == "bulk" and bool(receipt.batch_id) and any(
+        r.state == ACCEPTED and r.message_id is None for r in results
+    )
+
+
 def failed_results(unit: SendUnit, exc: BaseException) -> list[RowResult]:
     # No answer, or a server error: the request may have been taken. A re-run checks first.
     in_doubt = isinstance(exc, (RelayConnectionError, RelayServerError))
@@ -170,27 +194,41 @@ def failed_results(unit: SendUnit, exc: BaseException) -> list[RowResult]:
 def run_unit(client: Any, unit: SendUnit) -> list[RowResult]:
     """Send one unit with a sync client; relay refusals become failed rows."""
     try:
-        if unit.messages is not None:
-            return results_from_batch(unit, client.send_batch(unit.messages))
-        assert unit.message is not None
-        return results_from_receipt(unit, client.send(unit.message))
+        if unit.messages is None:
+            assert unit.message is not None
+            return results_from_receipt(unit, client.send(unit.message))
+        receipt = client.send_batch(unit.messages)
     except RelayAuthError:
         raise
     except RelayError as exc:
         return failed_results(unit, exc)
+    results = results_from_batch(unit, receipt)
+    if _wants_bulk_ids(unit, receipt, results):
+        try:  # best effort: the job holds the messages whether or not its results can be read yet
+            results = with_bulk_message_ids(unit, results, client.bulk_results(receipt.batch_id))
+        except RelayError:
+            pass
+    return results
 
 
 async def arun_unit(client: Any, unit: SendUnit) -> list[RowResult]:
     """Send one unit with an async client; relay refusals become failed rows."""
     try:
-        if unit.messages is not None:
-            return results_from_batch(unit, await client.send_batch(unit.messages))
-        assert unit.message is not None
-        return results_from_receipt(unit, await client.send(unit.message))
+        if unit.messages is None:
+            assert unit.message is not None
+            return results_from_receipt(unit, await client.send(unit.message))
+        receipt = await client.send_batch(unit.messages)
     except RelayAuthError:
         raise
     except RelayError as exc:
         return failed_results(unit, exc)
+    results = results_from_batch(unit, receipt)
+    if _wants_bulk_ids(unit, receipt, results):
+        try:
+            results = with_bulk_message_ids(unit, results, await client.bulk_results(receipt.batch_id))
+        except RelayError:
+            pass
+    return results
 
 
 class Pacer:
