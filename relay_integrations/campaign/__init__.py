@@ -11,12 +11,32 @@
 
 from __future__ import annotations
 
-from relay_integrations.campaign.campaign import Campaign
-from relay_integrations.campaign.report import (
-    CampaignProgress,
-    CampaignReport,
-    CampaignValidationError,
-    ValidationReport,
-)
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+# Loaded on first use, so that `relay serve` (which imports this package's cli) skips jinja2 & co.
+_EXPORTS = {
+    "Campaign": "relay_integrations.campaign.campaign",
+    "CampaignProgress": "relay_integrations.campaign.report",
+    "CampaignReport": "relay_integrations.campaign.report",
+    "CampaignValidationError": "relay_integrations.campaign.report",
+    "ValidationReport": "relay_integrations.campaign.report",
+}
 
 __all__ = ["Campaign", "CampaignProgress", "CampaignReport", "CampaignValidationError", "ValidationReport"]
+
+if TYPE_CHECKING:
+    from relay_integrations.campaign.campaign import Campaign
+    from relay_integrations.campaign.report import (
+        CampaignProgress,
+        CampaignReport,
+        CampaignValidationError,
+        ValidationReport,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'relay_integrations.campaign' has no attribute {name!r}")
+    return getattr(import_module(module), name)
