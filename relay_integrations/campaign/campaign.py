@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -63,6 +63,9 @@ from relay_integrations.campaign.templates import FieldError, MessageTemplates, 
 from relay_integrations.dialects.base import Dialect
 from relay_integrations.errors import RelayAuthError
 from relay_integrations.models import OutboundMessage
+
+if TYPE_CHECKING:
+    from relay_integrations.client import AsyncRelayClient, RelayClient
 
 SEGMENTED_CHANNELS = frozenset({"sms"})
 # Message fields a campaign sets itself; the rest of OutboundMessage may come from ``fields``.
@@ -411,7 +414,7 @@ class Campaign:
             self.progress(progress)
 
     # --- sending ------------------------------------------------------------------------
-    def send(self, client: Any, *, dry_run: bool = False) -> CampaignReport:
+    def send(self, client: RelayClient | None, *, dry_run: bool = False) -> CampaignReport:
         """Validate every row, then send the good ones with a :class:`~relay_integrations.client.RelayClient`.
 
         :param client: the client (its dialect decides limits and the sending strategy); may be
@@ -431,7 +434,7 @@ class Campaign:
                 store.relabel(IN_DOUBT, WOULD_SEND)
                 store.relabel(READY, WOULD_SEND)
                 return self._report(store, dialect, strategy, started, dry_run=True)
-            assert strategy is not None
+            assert strategy is not None and client is not None
             progress = self._sending_progress(store)
             self._send_sync(client, store, ledger, dialect, strategy, progress)
             self._finish(progress)
@@ -439,7 +442,7 @@ class Campaign:
         finally:
             ledger.close()
 
-    def _send_sync(self, client: Any, store: ScratchStore, ledger: Ledger, dialect: Dialect,
+    def _send_sync(self, client: RelayClient, store: ScratchStore, ledger: Ledger, dialect: Dialect,
                    strategy: Strategy, progress: CampaignProgress) -> None:
         pacer = Pacer(self.rate_limit)
 
@@ -482,7 +485,7 @@ class Campaign:
             # On an error, requests already running finish (and reach the ledger); queued ones are dropped.
             pool.shutdown(wait=True, cancel_futures=True)
 
-    async def asend(self, client: Any, *, dry_run: bool = False) -> CampaignReport:
+    async def asend(self, client: AsyncRelayClient | None, *, dry_run: bool = False) -> CampaignReport:
         """:meth:`send` with an :class:`~relay_integrations.client.AsyncRelayClient`.
 
         The validation pass runs in a worker thread (so the progress callback is called from
@@ -499,7 +502,7 @@ class Campaign:
                 store.relabel(IN_DOUBT, WOULD_SEND)
                 store.relabel(READY, WOULD_SEND)
                 return self._report(store, dialect, strategy, started, dry_run=True)
-            assert strategy is not None
+            assert strategy is not None and client is not None
             progress = self._sending_progress(store)
             await self._send_async(client, store, ledger, dialect, strategy, progress)
             self._finish(progress)
@@ -507,7 +510,7 @@ class Campaign:
         finally:
             ledger.close()
 
-    async def _send_async(self, client: Any, store: ScratchStore, ledger: Ledger, dialect: Dialect,
+    async def _send_async(self, client: AsyncRelayClient, store: ScratchStore, ledger: Ledger, dialect: Dialect,
                           strategy: Strategy, progress: CampaignProgress) -> None:
         pacer = Pacer(self.rate_limit)
 

@@ -66,7 +66,9 @@ class CampaignReport:
         after the client's retries), ``would_send`` (dry runs), and ``segments``: SMS parts of the
         messages sent in this run (or that a dry run would send).
     :param rows: one dict per recipient row, in row order: ``row``, ``address``, ``message_id``,
-        ``state`` (one of the count names), ``error``, ``segments``, ``idempotency_key``, ``batch_id``.
+        ``state`` (one of the count names; ``ready`` in the report of a
+        :class:`CampaignValidationError`: valid, not sent because other rows were bad), ``error``,
+        ``segments``, ``idempotency_key``, ``batch_id`` (relaysms batch or coop bulk job).
     """
 
     campaign_id: str
