@@ -19,6 +19,7 @@ GSM7_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
+GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
 
 GSM7_SINGLE, GSM7_PART = 160, 153
 UCS2_SINGLE, UCS2_PART = 70, 67
@@ -37,7 +38,7 @@ class SegmentCount:
 
 
 def _unit_widths(text: str) -> tuple[Encoding, list[int]]:
-    if all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text):
+    if set(text) <= GSM7_ALL:
         return "GSM-7", [2 if ch in GSM7_EXTENSION else 1 for ch in text]
     # A Python str holds code points; astral ones are a surrogate pair (two units) in UTF-16.
     return "UCS-2", [2 if ord(ch) > 0xFFFF else 1 for ch in text]
@@ -60,6 +61,16 @@ def _pack(widths: list[int], single: int, part: int) -> list[int]:
 
 def count_segments(text: str) -> SegmentCount:
     """How ``text`` goes over SMS: encoding, units, parts. An empty text is zero parts."""
+    # Fast path for the common single-part message: count units without per-character lists.
+    chars = set(text)
+    if chars <= GSM7_ALL:
+        units = len(text) + sum(text.count(c) for c in chars & GSM7_EXTENSION)
+        if units <= GSM7_SINGLE:
+            return SegmentCount("GSM-7", units, 1 if text else 0)
+    else:
+        units = len(text) + sum(text.count(c) for c in chars if ord(c) > 0xFFFF)
+        if units <= UCS2_SINGLE:
+            return SegmentCount("UCS-2", units, 1)
     encoding, widths = _unit_widths(text)
     single, part = (GSM7_SINGLE, GSM7_PART) if encoding == "GSM-7" else (UCS2_SINGLE, UCS2_PART)
     return SegmentCount(encoding=encoding, units=sum(widths), segments=len(_pack(widths, single, part)))
