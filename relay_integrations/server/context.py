@@ -186,6 +186,17 @@ class RelayContext:
         with self._targets_lock:
             return [t for t in self._targets if t.dialect == dialect]
 
+    def status_webhook_dialects(self) -> frozenset[str]:
+        """Dialects where every status change produces a webhook (relaysms only with a global status URL)."""
+        with self._targets_lock:
+            found = set()
+            for t in self._targets:
+                if t.dialect in ("coop", "smsgate"):
+                    found.add(t.dialect)
+                elif t.dialect == "relaysms" and t.number is None and t.event in ("status", None):
+                    found.add("relaysms")
+            return frozenset(found)
+
     def has_targets(self, dialect: str) -> bool:
         with self._targets_lock:
             return any(t.dialect == dialect for t in self._targets)

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from relay_integrations.server.common import (
     CHAT_ID,
+    MAX_OFFSET,
     USERNAME,
     ApiError,
     invalid,
@@ -169,8 +170,8 @@ def build_router(ctx: RelayContext) -> APIRouter:
         auth(request)
         if not 1 <= limit <= 500:
             raise invalid("limit", "must be between 1 and 500")
-        if offset < 0:
-            raise invalid("offset", "must not be negative")
+        if not 0 <= offset <= MAX_OFFSET:
+            raise invalid("offset", f"must be between 0 and {MAX_OFFSET}")
         where, params = ["dialect = ?"], [DIALECT]
         if status:
             states = internal_states_for(DIALECT, status)

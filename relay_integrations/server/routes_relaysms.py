@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
 from relay_integrations.server.common import (
+    MAX_PAGE,
     ApiError,
     invalid,
     is_e164,
@@ -34,6 +35,7 @@ from relay_integrations.server.store import dumps, insert_message, insert_messag
 DIALECT = "relaysms"
 MAX_BODY = 1600
 MAX_BATCH = 1000
+_EMPTY_EXTRA = dumps({"metadata": {}, "status_callback": None})  # most batch rows: skip a json.dumps each
 
 
 def envelope(data: Any, status_code: int = 200) -> JSONResponse:
@@ -155,6 +157,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
         row = message_row(
             id=message_id, dialect=DIALECT, state="queued", to_addr=body.to, from_addr=body.from_,
             body=body.body, client_ref=body.client_reference_id, segments=segments,
+            notify=1 if body.status_callback else 0,
             fail_mode=decide_fail_mode(ctx, message_id, body.to), created_at=t, next_at=first_step_at(ctx, t),
             extra=extra,
         )
@@ -206,8 +209,8 @@ def build_router(ctx: RelayContext) -> APIRouter:
         auth(request)
         if not 1 <= limit <= 100:
             raise invalid("limit", "must be between 1 and 100")
-        if page < 1:
-            raise invalid("page", "must be 1 or more")
+        if not 1 <= page <= MAX_PAGE:
+            raise invalid("page", f"must be between 1 and {MAX_PAGE}")
         where, params = ["dialect = ?"], [DIALECT]
         if direction is not None:
             if direction not in ("inbound", "outbound"):
@@ -254,8 +257,10 @@ def build_router(ctx: RelayContext) -> APIRouter:
             rows.append(message_row(
                 id=message_id, dialect=DIALECT, state="queued", to_addr=to, from_addr=body.from_, body=item["body"],
                 batch_id=batch_id, batch_index=index, segments=segments,
+                notify=1 if item.get("status_callback") else 0,
                 fail_mode=decide_fail_mode(ctx, message_id, to), created_at=t, next_at=next_at,
-                extra={"metadata": item.get("metadata") or {}, "status_callback": item.get("status_callback")},
+                extra=_EMPTY_EXTRA if not item.get("metadata") and not item.get("status_callback") else
+                {"metadata": item.get("metadata") or {}, "status_callback": item.get("status_callback")},
             ))
             charges.append((message_id, segments))
             results.append({"index": index, "to": to, "client_reference_id": message_id, "id": message_id,
@@ -301,8 +306,8 @@ def build_router(ctx: RelayContext) -> APIRouter:
     async def batch_messages(batch_id: str, request: Request, page: int = 1, limit: int = 50) -> JSONResponse:
         auth(request)
         batch = _batch(batch_id)
-        if page < 1:
-            raise invalid("page", "must be 1 or more")
+        if not 1 <= page <= MAX_PAGE:
+            raise invalid("page", f"must be between 1 and {MAX_PAGE}")
         if not 1 <= limit <= 100:
             raise invalid("limit", "must be between 1 and 100")
         rows = store.query("SELECT * FROM messages WHERE batch_id = ? ORDER BY batch_index LIMIT ? OFFSET ?",
@@ -402,8 +407,8 @@ def build_router(ctx: RelayContext) -> APIRouter:
         auth(request)
         if not 1 <= limit <= 100:
             raise invalid("limit", "must be between 1 and 100")
-        if page < 1:
-            raise invalid("page", "must be 1 or more")
+        if not 1 <= page <= MAX_PAGE:
+            raise invalid("page", f"must be between 1 and {MAX_PAGE}")
         total = store.query_one("SELECT COUNT(*) AS n FROM transactions")["n"]  # type: ignore[index]
         rows = store.query("SELECT * FROM transactions ORDER BY seq DESC LIMIT ? OFFSET ?",
                            (limit, (page - 1) * limit))

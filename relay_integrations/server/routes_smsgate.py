@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
 from relay_integrations.server.common import (
+    MAX_OFFSET,
     ApiError,
     invalid,
     is_e164,
@@ -154,8 +155,8 @@ def build_router(ctx: RelayContext) -> APIRouter:
     @router.get("/api/3rdparty/v1/messages", summary="List messages")
     async def list_messages(request: Request, skip: int = 0, limit: int = 20, state: str | None = None) -> Response:
         auth(request)
-        if skip < 0:
-            raise invalid("skip", "must not be negative")
+        if not 0 <= skip <= MAX_OFFSET:
+            raise invalid("skip", f"must be between 0 and {MAX_OFFSET}")
         if not 1 <= limit <= 100:
             raise invalid("limit", "must be between 1 and 100")
         where, params = ["dialect = ?", "direction = 'outbound'"], [DIALECT]

@@ -38,7 +38,7 @@ class InboundBody(BaseModel):
     to: str | None = Field(None, max_length=320)
     text: str | None = Field(None, max_length=100_000)
     event_type: Literal["message", "call", "missed", "answered"] = "message"
-    duration_sec: float | None = Field(None, ge=0)
+    duration_sec: float | None = Field(None, ge=0, allow_inf_nan=False)
     tags: list[str] = Field(default_factory=list)
     phone_id: str | None = None
     media_urls: list[str] = Field(default_factory=list)
@@ -115,6 +115,8 @@ def build_router(ctx: RelayContext) -> APIRouter:
             raise invalid("direction", "must be inbound or outbound")
         if not 1 <= limit <= 100_000:
             raise invalid("limit", "must be between 1 and 100000")
+        if not 0 <= after <= 2**62:
+            raise invalid("after", "must be a cursor from next_after")
         where: list[str] = ["seq > ?"]
         params: list[Any] = [after]
         if dialect:

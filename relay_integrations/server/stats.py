@@ -43,8 +43,8 @@ class InboundQueryBody(BaseModel):
     tags: list[str] | None = None
     tag_mode: Literal["any", "all"] = "any"
     source_contains: str | None = None
-    min_duration_sec: float | None = Field(None, ge=0)
-    max_duration_sec: float | None = Field(None, ge=0)
+    min_duration_sec: float | None = Field(None, ge=0, allow_inf_nan=False)
+    max_duration_sec: float | None = Field(None, ge=0, allow_inf_nan=False)
     has_response: bool | None = None
     sort: SortKey = "newest"
     limit: int = Field(100, ge=1, le=1000)
