@@ -10,7 +10,12 @@ Variants:
   receiver           the receiver as shipped: verify, parse, de-duplicate, commit (synchronous=FULL), answer
   receiver/NORMAL    the same with SQLite synchronous=NORMAL (survives a process crash, not a power loss)
 
-Run:  .venvs/airflow/bin/python bench/webhooks_throughput.py [--events 3000] [--concurrency 8]
+Run:  .venvs/airflow/bin/python bench/webhooks_throughput.py [--events 3000] [--concurrency 8] [--clients 1]
+      [--rounds 3]
+
+The "server CPU us/event" column (the server process's user+system CPU over the timed window,
+divided by events) does not depend on how fast the client is, so it shows the cost of each step
+even when one Python client cannot saturate the server.
 """
 
 from __future__ import annotations
@@ -142,6 +147,7 @@ def _client(port: int, events: int, concurrency: int, go: Any, results: Any) -> 
 def run_variant(variant: str, events: int, concurrency: int, clients: int, workdir: Path) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
     db_path = workdir / f"{variant.replace('/', '-')}.db"
     server = ctx.Process(target=_serve, args=(variant, port, str(db_path)), daemon=True)
     server.start()
@@ -181,9 +187,17 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="connections per client process")
     parser.add_argument("--clients", type=int, default=1, help="client processes sending at once")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every variant this many times, interleaved; the best round counts (noisy hosts)")
     args = parser.parse_args()
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in args.variants}
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [run_variant(v, args.events, args.concurrency, args.clients, Path(tmp)) for v in args.variants]
+        for round_no in range(args.rounds):
+            for v in args.variants:
+                runs[v].append(run_variant(v, args.events, args.concurrency, args.clients, Path(tmp) / str(round_no)))
+    rows = [max(results, key=lambda r: r["rate"]) for results in runs.values()]
+    failed = [r for results in runs.values() for r in results
+              if r["ok"] != r["events"] or (r["stored"] is not None and r["stored"] != r["events"])]
     base = next((r["rate"] for r in rows if r["variant"] == "echo"), rows[0]["rate"])
     print(f"\nwebhook receiver throughput: {args.events} signed events per variant, {args.clients} client"
           f" process(es) x {args.concurrency} connections, uvicorn on 127.0.0.1, {multiprocessing.cpu_count()} CPUs\n")
@@ -194,9 +208,12 @@ def main() -> None:
         stored = "-" if r["stored"] is None else str(r["stored"])
         print(f"| {r['variant']:<20} | {r['ok']:>6} | {stored:>6} | {r['seconds']:>7.2f} | {r['rate']:>9.0f} |"
               f" {r['rate'] / base:>7.2f} | {r['cpu_us']:>19.0f} |")
-    for r in rows:
-        if r["ok"] != r["events"] or (r["stored"] is not None and r["stored"] != r["events"]):
-            raise SystemExit(f"{r['variant']}: {r['ok']} acknowledged, {r['stored']} stored of {r['events']}")
+    if args.rounds > 1:
+        print(f"\n(best of {args.rounds} interleaved rounds; events/s per round: "
+              + "; ".join(f"{v} " + "/".join(f"{r['rate']:.0f}" for r in results) for v, results in runs.items())
+              + ")")
+    for r in failed:
+        raise SystemExit(f"{r['variant']}: {r['ok']} acknowledged, {r['stored']} stored of {r['events']}")
 
 
 if __name__ == "__main__":
