@@ -282,11 +282,10 @@ class RelayHook(BaseHook):
 
         try:
             with self.get_client() as client:
-                client.health()
-                # phonerelay's /health needs no key; listing one message proves the key works everywhere.
-                client.list_messages(limit=1)
+                # The health endpoint where there is one, then an authenticated call, so a wrong key shows.
+                answer = client.health()
         except RelayConnectionConfigError as e:
             return False, str(e)
         except RelayError as e:
             return False, f"relay check failed: {e}"
-        return True, f"{self.settings.dialect} relay at {self.settings.base_url} answered and accepted the key"
+        return True, f"{self.settings.dialect} relay at {self.settings.base_url} answered {answer.get('checked')}"

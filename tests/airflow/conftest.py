@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,18 +36,27 @@ if "airflow" in sys.modules:  # pragma: no cover - a guard, not a branch tests t
     raise RuntimeError("airflow was imported before tests/airflow/conftest.py could configure it")
 
 
-def airflow_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+AirflowCli = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+def _airflow_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the ``airflow`` CLI of this interpreter's environment in a subprocess."""
     command = [sys.executable, "-m", "airflow", *args]
     return subprocess.run(
-        command, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}, check=False
+        command, capture_output=True, text=True, timeout=180, env={**os.environ, **(env or {})}, check=False
     )
+
+
+@pytest.fixture(scope="session")
+def airflow_cli() -> AirflowCli:
+    """``airflow_cli("connections", "list", env={...})`` runs the CLI against the test AIRFLOW_HOME."""
+    return _airflow_cli
 
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """The metadata DB, migrated once per session (``airflow db migrate``)."""
-    result = airflow_cli("db", "migrate")
+    result = _airflow_cli("db", "migrate")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return AIRFLOW_HOME / "airflow.db"
 
@@ -55,12 +64,3 @@ def airflow_db() -> Path:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def relay_conn_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Removes any relay connection env var a test set."""
-    yield
-    for name in list(os.environ):
-        if name.startswith("AIRFLOW_CONN_RELAY"):
-            monkeypatch.delenv(name, raising=False)

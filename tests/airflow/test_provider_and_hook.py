@@ -120,14 +120,21 @@ def test_bad_connections_name_the_field_and_never_the_key(
     assert API_KEY not in str(caught.value)
 
 
-def test_hook_masks_the_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hook_masks_the_api_key_and_the_inbox_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow masks a connection's password and its whole ``extra`` string; a key inside ``extra`` is
+    only masked on its own because the hook registers it."""
     from airflow.sdk._shared.secrets_masker import redact
 
-    secret = "mask-me-0b8f3a9c61"
-    hook = _hook_from_env(monkeypatch, json.dumps(
-        {"conn_type": "relay", "host": "127.0.0.1", "password": secret, "extra": {"dialect": "coop"}}))
-    assert hook.settings.api_key == secret
-    assert secret not in str(redact(f"calling the relay with {secret}"))
+    secret, inbox_secret = "mask-me-0b8f3a9c61", "inbox-mask-me-44e1d07a"
+    hook = _hook_from_env(monkeypatch, json.dumps({
+        "conn_type": "relay", "host": "127.0.0.1", "password": secret,
+        "extra": {"dialect": "coop", "webhook_inbox_url": "http://127.0.0.1:1", "webhook_inbox_api_key": inbox_secret},
+    }))
+    assert str(redact(f"inbox key {inbox_secret}")) == f"inbox key {inbox_secret}"  # not known before the hook
+    settings = hook.settings
+    assert (settings.api_key, settings.webhook_inbox_api_key) == (secret, inbox_secret)
+    line = f"calling the relay with {secret}, inbox {inbox_secret}"
+    assert str(redact(line)) == "calling the relay with ***, inbox ***"
 
 
 class _RecordingRelay(BaseHTTPRequestHandler):
