@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -24,8 +24,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect_blocks.artifacts import artifact_key as campaign_artifact_key
 from prefect_blocks.credentials import RelayCredentials, RelayWebhookInbox
 from prefect_blocks.tasks import poll_until_settled, send_campaign
-from relay_integrations.errors import UnsupportedOperationError
-from relay_integrations.models import InboundQuery, MessageState, StatusReport
+from relay_integrations.dialects import get_dialect
+from relay_integrations.models import InboundQuery, MessageState, StatusReport, WebhookEvent
 from relay_integrations.webhooks.inbox import EventFilter
 
 # Replies that ask to stop messages, as carriers and regulators know them (compared trimmed, upper case).
@@ -113,58 +113,79 @@ def summarize_replies(replies: Iterable[Mapping[str, Any]], addresses: set[str],
     }
 
 
-def _inbox_replies(inbox: RelayWebhookInbox, since: datetime) -> list[dict[str, Any]]:
-    replies: list[dict[str, Any]] = []
-    page = EventFilter(kind="inbound", limit=1000)
-    with inbox.get_inbox() as opened:
-        while True:
-            events = opened.query(page)
-            for event in events:
-                received = event.received_at or event.occurred_at
-                if received is None or _aware(received) >= since:
-                    replies.append({"sender": event.sender, "text": event.text})
-            if len(events) < page.limit:
-                return replies
-            page = page.model_copy(update={"after": events[-1].cursor})
-
-
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _stats_replies(credentials: RelayCredentials, since: datetime) -> list[dict[str, Any]]:
+def _parse_time(value: Any) -> datetime | None:
+    try:
+        return _aware(datetime.fromisoformat(str(value).replace("Z", "+00:00"))) if value else None
+    except ValueError:
+        return None
+
+
+def _inbox_events(inbox: RelayWebhookInbox, after: int | None, kind: str | None) -> Iterator[WebhookEvent]:
+    page = EventFilter(kind=kind, after=after, limit=1000)  # type: ignore[arg-type]
+    with inbox.get_inbox() as opened:
+        while True:
+            events = opened.query(page)
+            yield from events
+            if len(events) < page.limit:
+                return
+            page = page.model_copy(update={"after": events[-1].cursor})
+
+
+def _inbound_query_events(credentials: RelayCredentials) -> list[dict[str, Any]]:
     with credentials.get_client() as client:
         stats = client.inbound_stats(InboundQuery(range="7d", event_types=["message"], limit=1000))
-    replies = []
-    for event in stats.events:
-        created = event.get("created_at")
-        if created:
-            try:
-                if _aware(datetime.fromisoformat(str(created).replace("Z", "+00:00"))) < since:
-                    continue
-            except ValueError:
-                pass
-        replies.append({"sender": event.get("source"), "text": event.get("text")})
-    return replies
+    return stats.events
+
+
+@task(name="mark-reply-baseline", cache_policy=NO_CACHE)
+def mark_reply_baseline(credentials: RelayCredentials, inbox: RelayWebhookInbox | None = None) -> dict[str, Any]:
+    """What had arrived before the campaign, so its summary counts only newer replies.
+
+    With an inbox: its last cursor (exact). With the relay's inbound query: the start of the
+    current second (relays stamp events to the second) and the ids of the events already there.
+    """
+    if inbox is not None:
+        cursor = None
+        for event in _inbox_events(inbox, None, None):
+            cursor = event.cursor
+        return {"source": "webhook-inbox", "after": cursor}
+    if not get_dialect(credentials.dialect).capabilities.inbound_stats:
+        return {"source": None}
+    since = datetime.now(timezone.utc).replace(microsecond=0)
+    seen = [str(e["message_id"]) for e in _inbound_query_events(credentials) if e.get("message_id")]
+    return {"source": "inbound-query", "since": since.isoformat(), "seen": seen}
 
 
 @task(name="summarize-campaign-replies", cache_policy=NO_CACHE)
 def summarize_campaign_replies(
     credentials: RelayCredentials,
     addresses: list[str],
-    since: datetime,
+    baseline: dict[str, Any],
     inbox: RelayWebhookInbox | None = None,
 ) -> dict[str, Any]:
-    """Replies from the campaign's recipients since it started: from the webhook inbox when there is
-    one, else from the relay's inbound query (phonerelay); otherwise says why there is no summary."""
+    """Replies from the campaign's recipients that arrived after ``baseline`` (:func:`mark_reply_baseline`):
+    from the webhook inbox when there is one, else from the relay's inbound query (phonerelay)."""
     wanted = set(addresses)
-    if inbox is not None:
-        return summarize_replies(_inbox_replies(inbox, since), wanted, "webhook-inbox")
-    try:
-        return summarize_replies(_stats_replies(credentials, since), wanted, "inbound-query")
-    except UnsupportedOperationError:
-        return {"source": None, "replies": None,
-                "note": f"{credentials.dialect} has no inbound query; give the flow a webhook inbox to count replies"}
+    source = baseline.get("source")
+    if source == "webhook-inbox" and inbox is not None:
+        replies = [{"sender": e.sender, "text": e.text} for e in _inbox_events(inbox, baseline.get("after"), "inbound")]
+        return summarize_replies(replies, wanted, source)
+    if source == "inbound-query":
+        since = _parse_time(baseline.get("since"))
+        seen = set(baseline.get("seen", []))
+        replies = []
+        for event in _inbound_query_events(credentials):
+            created = _parse_time(event.get("created_at"))
+            if str(event.get("message_id")) in seen or (since and created and created < since):
+                continue
+            replies.append({"sender": event.get("source"), "text": event.get("text")})
+        return summarize_replies(replies, wanted, source)
+    return {"source": None, "replies": None,
+            "note": f"{credentials.dialect} has no inbound query; give the flow a webhook inbox to count replies"}
 
 
 # --- the flow ----------------------------------------------------------------------------------
@@ -239,7 +260,7 @@ def relay_campaign_flow(
     """
     relay = _load_credentials(credentials)
     replies_inbox = _load_inbox(inbox)
-    started = datetime.now(timezone.utc)
+    baseline = mark_reply_baseline(relay, replies_inbox) if not dry_run else {}
     report = send_campaign(
         relay, template, recipients, campaign_id, channel=channel, address_field=address_field, fields=fields,
         default_region=default_region, skip_invalid=skip_invalid, suppression=suppression, dry_run=dry_run,
@@ -258,7 +279,7 @@ def relay_campaign_flow(
         if reply_window_seconds > 0:
             time.sleep(reply_window_seconds)
         addresses = [r["address"] for r in report["rows"] if r.get("state") in _SENT_STATES and r.get("address")]
-        result["replies"] = summarize_campaign_replies(relay, addresses, started, replies_inbox)
+        result["replies"] = summarize_campaign_replies(relay, addresses, baseline, replies_inbox)
     create_markdown_artifact(
         markdown=_outcome_markdown(result), key=f"{campaign_artifact_key(campaign_id)}-outcome",
         description=f"Campaign {campaign_id}: sent, delivered, replies",
