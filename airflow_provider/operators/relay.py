@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 from airflow_provider.hooks.relay import RelayHook
 from airflow_provider.keys import derive_campaign_id, derive_idempotency_key
 from relay_integrations.errors import RelayError, UnsupportedOperationError
-from relay_integrations.models import InboundQuery, OutboundMessage
+from relay_integrations.models import InboundQuery, MessageState, OutboundMessage, SendReceipt
 
 if TYPE_CHECKING:
     import jinja2
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
     from relay_integrations.campaign import Campaign, CampaignReport
     from relay_integrations.campaign.report import CampaignProgress
+    from relay_integrations.client import RelayClient
 
 # How many row-level validation errors go into the task log and the exception text.
 _ERRORS_SHOWN = 50
@@ -38,12 +40,52 @@ def _validation_problems(error: ValidationError) -> str:
     )
 
 
+# How far back, before the DAG run started, a retry looks for its earlier send (relay clocks differ).
+_CLOCK_SKEW = timedelta(minutes=2)
+_LOOKUP_PAGES = 5
+
+
+def find_earlier_send(
+    client: RelayClient, message: OutboundMessage, since: datetime | None, *, max_pages: int = _LOOKUP_PAGES
+) -> SendReceipt | None:
+    """An outbound message with the same recipient and text, created since ``since``, on a relay that takes
+    no client idempotency key; ``None`` if the most recent ``max_pages`` pages hold none."""
+    recipients = message.recipients
+    if len(recipients) != 1 or not message.text:
+        return None
+    filters: dict[str, Any] = {"limit": 100, "direction": "outbound"}
+    if client.dialect.name == "coop":
+        filters["participant"] = recipients[0]
+    for page in client.iter_messages(max_pages=max_pages, **filters):
+        for summary in page.messages:
+            if summary.direction not in (None, "outbound") or summary.to != recipients[0]:
+                continue
+            if summary.text != message.text:
+                continue
+            created = summary.created_at
+            if since is not None and created is not None and created.astimezone(timezone.utc) < since:
+                continue
+            return SendReceipt(
+                message_id=summary.message_id,
+                state=summary.state or MessageState.QUEUED,
+                raw_state=summary.raw_state,
+                idempotency_key=message.idempotency_key,
+                duplicate=True,
+                recipients=recipients,
+                client_reference_id=summary.client_reference_id,
+                dialect=client.dialect.name,
+            )
+    return None
+
+
 class RelaySendMessageOperator(BaseOperator):
     """Send one message through a relay and return the relay's receipt (a dict) to XCom.
 
     A retry of the task never sends twice: the idempotency key defaults to one derived from dag_id,
     run_id, task_id and map_index, which every try shares. Relays that honour client keys (phonerelay,
-    smsgate) return the first message instead of sending again.
+    smsgate) return the first message instead of sending again. On relays that take no key (relaysms,
+    coop), a retry first looks for a message with the same recipient and text sent since the DAG run
+    started and returns that one (``duplicate: true``) instead of sending again.
 
     :param to: Recipient address, or several for smsgate. (templated)
     :param text: Message text. (templated)
@@ -59,6 +101,9 @@ class RelaySendMessageOperator(BaseOperator):
     :param message_fields: Any other :class:`~relay_integrations.models.OutboundMessage` field, e.g.
         ``{"schedule_at": ..., "status_callback": ...}``. (templated)
     :param relay_conn_id: The ``relay`` connection. (templated)
+    :param look_for_earlier_send: On retries through relays without client keys, look for the message an
+        earlier try sent before sending (default). Turn off when the same text legitimately goes to the
+        same recipient twice within one DAG run.
     """
 
     template_fields: Sequence[str] = (
@@ -94,9 +139,11 @@ class RelaySendMessageOperator(BaseOperator):
         idempotency_key: str | None = None,
         message_fields: dict[str, Any] | None = None,
         relay_conn_id: str = RelayHook.default_conn_name,
+        look_for_earlier_send: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.look_for_earlier_send = look_for_earlier_send
         self.to = to
         self.text = text
         self.channel = channel
@@ -140,14 +187,11 @@ class RelaySendMessageOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         message = self.build_message(context)
         with self.hook.get_client() as client:
+            receipt = None
             if not client.capabilities.client_idempotency_keys and context["ti"].try_number > 1:
-                self.log.warning(
-                    "%s takes no client idempotency key: if try %d sent the message before failing, "
-                    "this try sends it again",
-                    client.dialect.name,
-                    context["ti"].try_number - 1,
-                )
-            receipt = client.send(message)
+                receipt = self._earlier_send(client, message, context)
+            if receipt is None:
+                receipt = client.send(message)
         self.log.info(
             "%s message %s to %s: %s (idempotency key %s)",
             "Relay already had" if receipt.duplicate else "Relay accepted",
@@ -157,6 +201,17 @@ class RelaySendMessageOperator(BaseOperator):
             receipt.idempotency_key or message.idempotency_key,
         )
         return receipt.model_dump(mode="json", exclude={"raw"})
+
+    def _earlier_send(self, client: RelayClient, message: OutboundMessage, context: Context) -> SendReceipt | None:
+        name = client.dialect.name
+        if not self.look_for_earlier_send:
+            self.log.warning("%s takes no client idempotency key and the lookup is off: this retry sends again", name)
+            return None
+        dag_run = context.get("dag_run")
+        started = getattr(dag_run, "start_date", None)
+        since = started.astimezone(timezone.utc) - _CLOCK_SKEW if started else None
+        self.log.info("%s takes no client idempotency key: looking for the message an earlier try sent", name)
+        return find_earlier_send(client, message, since)
 
 
 class _ProgressLog:

@@ -141,12 +141,15 @@ def test_reply_retry_and_failure_alert(
         assert (event["kind"], event["sender"], event["dialect"]) == ("inbound", reply_from, "smsgate")
         assert "confirm order 42" in event["text"]
 
-    # Try 1 sent and crashed, try 2 found the same message: exactly one on the relay.
-    assert states["send_once"] == "success" and states["send_once_delivered"] == "success"
-    probes = [m for m in _stored(e2e_relay, dialect="smsgate") if m["text"] == "RETRY-PROBE for relay_e2e_reactions"]
-    assert len(probes) == 1, probes
-    assert values["send_once"]["duplicate"] is True
-    assert values["send_once"]["message_id"] == probes[0]["id"]
+    # Try 1 sent and crashed, try 2 found the same message: exactly one on the relay, with or without
+    # client idempotency keys.
+    for dialect in ("smsgate", "relaysms", "coop"):
+        assert states[f"send_once_{dialect}"] == "success", (dialect, states)
+        assert states[f"send_once_{dialect}_delivered"] == "success", (dialect, states)
+        probes = [m for m in _stored(e2e_relay, dialect=dialect) if m["text"] == "RETRY-PROBE for relay_e2e_reactions"]
+        assert len(probes) == 1, (dialect, probes)
+        assert values[f"send_once_{dialect}"]["duplicate"] is True
+        assert values[f"send_once_{dialect}"]["message_id"] == probes[0]["id"]
 
     # The failing task's notifier reached the relay.
     assert states["explode"] == "failed"

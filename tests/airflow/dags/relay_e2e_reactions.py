@@ -87,21 +87,23 @@ def relay_e2e_reactions() -> None:
     )
     reply >> [wait_reply, wait_reply_deferred]
 
-    send = SendThenCrashOperator(
-        task_id="send_once",
-        relay_conn_id="relay_smsgate",
-        to="+15550109999",
-        text="RETRY-PROBE for {{ dag.dag_id }}",
-        retries=2,
-        retry_delay=timedelta(seconds=0),
-    )
-    RelayMessageStatusSensor(
-        task_id="send_once_delivered",
-        relay_conn_id="relay_smsgate",
-        message_ids=send.output,
-        poke_interval=0.2,
-        timeout=60,
-    )
+    # smsgate dedupes on our key; relaysms and coop take none, so the retry looks for its earlier send.
+    for dialect in ("smsgate", "relaysms", "coop"):
+        send = SendThenCrashOperator(
+            task_id=f"send_once_{dialect}",
+            relay_conn_id=f"relay_{dialect}",
+            to="+15550109999",
+            text="RETRY-PROBE for {{ dag.dag_id }}",
+            retries=2,
+            retry_delay=timedelta(seconds=0),
+        )
+        RelayMessageStatusSensor(
+            task_id=f"send_once_{dialect}_delivered",
+            relay_conn_id=f"relay_{dialect}",
+            message_ids=send.output,
+            poke_interval=0.2,
+            timeout=60,
+        )
 
     @task(
         retries=0,
