@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -107,8 +107,8 @@ class CampaignProgressArtifact:
 
     # --- sync ----------------------------------------------------------------------------------
     def create(self, description: str) -> None:
-        self.artifact_id = create_progress_artifact(progress=0.0, key=self.key, description=description,
-                                                    _sync=True)  # type: ignore[call-arg]
+        self.artifact_id = cast(UUID, create_progress_artifact(progress=0.0, key=self.key, description=description,
+                                                               _sync=True))  # type: ignore[call-arg]
 
     def push(self) -> None:
         state = self._pending()

@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect._internal.compatibility.async_dispatch import async_dispatch
 from prefect.events import emit_event
@@ -45,6 +45,7 @@ from prefect.events.clients import get_events_client
 from prefect.events.schemas.events import Event, RelatedResource, Resource
 from prefect.events.utilities import should_emit_events
 from prefect.events.worker import EventsWorker
+from pydantic import SecretStr
 
 from prefect_blocks.credentials import RelayWebhookInbox
 from relay_integrations.models import WebhookEvent
@@ -237,7 +238,8 @@ def run_event_bridge(
     opened, owned = _open(inbox)
     try:
         while True:
-            new_cursor = forward_webhook_events(opened, after=cursor, match=match, _sync=True)  # type: ignore[call-arg]
+            new_cursor = cast("int | None", forward_webhook_events(opened, after=cursor, match=match,
+                                                                   _sync=True))  # type: ignore[call-arg]
             if new_cursor != cursor:
                 logger.info("forwarded webhook events up to cursor %s", new_cursor)
                 cursor = new_cursor
@@ -263,7 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="forward what is there and exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    block = RelayWebhookInbox(location=args.inbox, api_key=os.environ.get("RELAY_INBOX_API_KEY") or None)
+    api_key = os.environ.get("RELAY_INBOX_API_KEY")
+    block = RelayWebhookInbox(location=args.inbox, api_key=SecretStr(api_key) if api_key else None)
     try:
         run_event_bridge(block, cursor_file=args.cursor_file, poll_interval=args.poll_interval, once=args.once)
     except KeyboardInterrupt:

@@ -69,15 +69,10 @@ class RelayNotification(NotificationBlock):
         if subject and self.channel not in _CHANNELS_WITH_SUBJECT:
             text = f"{subject}\n{body}"
         return [
-            OutboundMessage(
-                to=address,
-                text=text,
-                channel=self.channel,
-                subject=subject,
-                title=subject,
-                sender=self.sender,
-                source="prefect",
-            )
+            OutboundMessage.model_validate({
+                "to": address, "text": text, "channel": self.channel, "subject": subject, "title": subject,
+                "from": self.sender, "source": "prefect",
+            })
             for address in self.to
         ]
 

@@ -66,7 +66,7 @@ _PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     TypeError,
 )
 SEND_RETRIES = 2
-SEND_RETRY_DELAYS = [1, 10]
+SEND_RETRY_DELAYS: list[float] = [1.0, 10.0]
 
 
 class MessageNotDeliveredError(RuntimeError):

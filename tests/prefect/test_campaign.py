@@ -249,3 +249,14 @@ def test_reply_summary_from_inbound_query_and_from_webhooks(
         assert summary["source"] == source
         assert summary["replies"] == 2 and summary["repliers"] == 2 and summary["reply_rate"] == 1.0
         assert summary["opt_outs"] == [second]
+
+
+def test_relay_campaign_flow_is_deployable_with_json_parameters() -> None:
+    deployment = relay_campaign_flow.to_deployment(name="relay-campaign-test")
+    schema = deployment.parameter_openapi_schema
+    json.dumps(schema.model_dump() if hasattr(schema, "model_dump") else schema)
+    parameters = {"credentials": "saved-block", "template": "Hi {{ name }}", "campaign_id": "c1",
+                  "recipients": [{"phone": "+15551234567", "name": "A"}], "wait_for_state": "sent",
+                  "inbox": None}
+    validated = relay_campaign_flow.validate_parameters(json.loads(json.dumps(parameters)))
+    assert validated["credentials"] == "saved-block" and validated["wait_for_state"] == "sent"
