@@ -1,0 +1,119 @@
+"""The SQLite event store and the receiver's group commit, without HTTP."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+import pytest
+
+from relay_integrations.models import MessageState, WebhookEvent
+from relay_integrations.webhooks.receiver import _GroupCommit
+from relay_integrations.webhooks.store import EventQuery, EventStore, StoreResult
+
+
+def _event(i: int, *, message_id: str | None = None, state: MessageState = MessageState.SENT) -> WebhookEvent:
+    return WebhookEvent(event_id=f"evt-{i}", dialect="coop", kind="status", event_type=f"message.{state.value}",
+                        message_id=message_id or f"m-{i}", state=state, raw_state=state.value, recipient="+15550000001")
+
+
+def test_events_survive_reopening_and_cursors_only_grow(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "events.db")
+    first = store.add([_event(1), _event(2)])
+    store.close()
+    reopened = EventStore(tmp_path / "events.db")
+    second = reopened.add([_event(3)])
+    cursors = [e.cursor for e in first.stored + second.stored]
+    assert cursors == sorted(cursors) and len(set(cursors)) == 3
+    assert [e.event_id for e in reopened.query(EventQuery())] == ["evt-1", "evt-2", "evt-3"]
+    assert reopened.query(EventQuery(after=cursors[1]))[0].event_id == "evt-3"
+    assert (tmp_path / "events.db-wal").exists()  # WAL mode
+
+
+def test_duplicates_inside_one_batch_and_across_batches(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "events.db")
+    same_id = _event(1)
+    same_natural_key = _event(2, message_id="m-1").model_copy(update={"event_type": "message.sent"})
+    results = store.add_many([([same_id], None), ([same_id], None), ([same_natural_key], None),
+                              ([_event(3)], "delivery-1"), ([_event(4)], "delivery-1")])
+    assert [(len(r.stored), r.duplicates) for r in results] == [(1, 0), (0, 1), (0, 1), (1, 0), (0, 1)]
+    assert store.count() == 2
+
+
+def test_message_state_ignores_inbound_and_never_goes_back(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "events.db")
+    store.add([_event(1, message_id="m", state=MessageState.DELIVERED)])
+    store.add([_event(2, message_id="m", state=MessageState.SENDING)])
+    inbound = WebhookEvent(event_id="in", dialect="coop", kind="inbound", event_type="message.received",
+                           message_id="m", state=MessageState.QUEUED)
+    store.add([inbound])
+    assert store.message_state("m") is MessageState.DELIVERED
+    assert store.message_state("other") is None
+
+
+def test_synchronous_setting_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="synchronous"):
+        EventStore(tmp_path / "x.db", synchronous="SOMETIMES")
+
+
+class _SlowStore(EventStore):
+    """Records the size of every committed batch; commits take a while so requests pile up."""
+
+    def __init__(self, path: Path, fail_first: bool = False) -> None:
+        super().__init__(path)
+        self.batches: list[int] = []
+        self.fail_next = fail_first
+        self.lock = threading.Lock()
+
+    def add_many(self, deliveries: Sequence[tuple[Sequence[WebhookEvent], str | None]]) -> list[StoreResult]:
+        time.sleep(0.05)
+        with self.lock:
+            self.batches.append(len(deliveries))
+            if self.fail_next:
+                self.fail_next = False
+                raise OSError("disk full")
+        return super().add_many(deliveries)
+
+
+@pytest.mark.anyio
+async def test_group_commit_batches_concurrent_deliveries(tmp_path: Path) -> None:
+    store = _SlowStore(tmp_path / "events.db")
+    commit = _GroupCommit(store)
+    results: dict[int, StoreResult] = {}
+
+    async def deliver(i: int) -> None:
+        results[i] = await commit.add([_event(i)], None)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(20):
+            tg.start_soon(deliver, i)
+    assert sorted(len(r.stored) for r in results.values()) == [1] * 20
+    assert sum(store.batches) == 20
+    assert len(store.batches) < 20  # concurrent deliveries shared commits
+    assert store.count() == 20
+
+
+@pytest.mark.anyio
+async def test_group_commit_failure_reaches_every_waiter_and_the_next_batch_still_commits(tmp_path: Path) -> None:
+    store = _SlowStore(tmp_path / "events.db", fail_first=True)
+    commit = _GroupCommit(store)
+    outcomes: dict[int, str] = {}
+
+    async def deliver(i: int) -> None:
+        try:
+            await commit.add([_event(i)], None)
+            outcomes[i] = "stored"
+        except OSError:
+            outcomes[i] = "error"
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(deliver, 0)
+        await anyio.sleep(0.01)  # 0 is being committed (and will fail); the rest queue behind it
+        for i in range(1, 6):
+            tg.start_soon(deliver, i)
+    assert outcomes[0] == "error"
+    assert [outcomes[i] for i in range(1, 6)] == ["stored"] * 5
+    assert store.count() == 5
