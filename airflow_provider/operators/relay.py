@@ -338,7 +338,8 @@ class RelayCampaignOperator(BaseOperator):
         self.ledger_path = ledger_path
         self.concurrency = concurrency
         self.rate_limit = rate_limit
-        self.dry_run = dry_run
+        # Not ``self.dry_run``: BaseOperator.dry_run() is the method behind ``airflow tasks test --dry-run``.
+        self.dry_run_only = dry_run
         self.max_report_rows = max_report_rows
         self.progress_interval = progress_interval
         self.relay_conn_id = relay_conn_id
@@ -389,10 +390,11 @@ class RelayCampaignOperator(BaseOperator):
             campaign = self._campaign(Campaign, campaign_id)
         except ValueError as e:
             raise AirflowFailException(f"campaign {campaign_id}: {e}") from None
-        self.log.info("Campaign %s: %s", campaign_id, "dry run, nothing will be sent" if self.dry_run else "sending")
+        mode = "dry run, nothing will be sent" if self.dry_run_only else "sending"
+        self.log.info("Campaign %s: %s", campaign_id, mode)
         try:
             with self.hook.get_client() as client:
-                report = campaign.send(client, dry_run=self.dry_run)
+                report = campaign.send(client, dry_run=self.dry_run_only)
         except CampaignValidationError as e:
             for error in e.errors[:_ERRORS_SHOWN]:
                 self.log.error(

@@ -1,0 +1,151 @@
+"""Trigger run() events: the status trigger against a real relay process, the webhook trigger against
+a receiver's SQLite inbox (the file ``relay webhooks serve`` writes)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider.triggers.relay import RelayMessageStatusTrigger, RelayWebhookTrigger
+from relay_integrations.client import RelayClient
+from relay_integrations.models import OutboundMessage, WebhookEvent
+from relay_integrations.process import ReferenceRelayProcess
+from relay_integrations.webhooks.store import EventStore
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+
+@pytest.fixture
+def smsgate_conn(monkeypatch: pytest.MonkeyPatch, relay: ReferenceRelayProcess, tmp_path: Path) -> Path:
+    """``relay_trig`` (smsgate on the session relay) with a local inbox file."""
+    inbox = tmp_path / "inbox.db"
+    monkeypatch.setenv("AIRFLOW_CONN_RELAY_TRIG", json.dumps({
+        "conn_type": "relay", "host": relay.url("smsgate"), "login": relay.login, "password": relay.api_key,
+        "extra": {"dialect": "smsgate", "max_retries": 1, "webhook_inbox_url": str(inbox)}}))
+    return inbox
+
+
+def _send(relay: ReferenceRelayProcess, *numbers: str) -> list[str]:
+    with RelayClient(relay.url("smsgate"), "smsgate", relay.api_key, login=relay.login) as client:
+        return [client.send(OutboundMessage(to=n, text="trigger probe")).message_id for n in numbers]
+
+
+async def _first_event(trigger: Any) -> dict[str, Any]:
+    events = []
+    async for event in trigger.run():
+        events.append(event.payload)
+    assert len(events) == 1  # run() yields exactly one event, then stops
+    payload: dict[str, Any] = events[0]
+    return payload
+
+
+async def test_status_trigger_success_and_fail_fast(relay: ReferenceRelayProcess, smsgate_conn: Path) -> None:
+    good = _send(relay, "+15550101001", "+15550101002")
+    event = await _first_event(RelayMessageStatusTrigger(message_ids=good, relay_conn_id="relay_trig",
+                                                         poll_interval=0.05))
+    assert event["status"] == "success"
+    assert event["states"] == dict.fromkeys(good, "delivered") and event["failed"] == {}
+
+    failing = _send(relay, "+15550100000")  # numbers ending in 0000 fail on the reference relay
+    event = await _first_event(RelayMessageStatusTrigger(message_ids=good + failing, relay_conn_id="relay_trig",
+                                                         poll_interval=0.05))
+    assert event["status"] == "failed" and list(event["failed"]) == failing
+
+    event = await _first_event(RelayMessageStatusTrigger(message_ids=good + failing, relay_conn_id="relay_trig",
+                                                         fail_on_failed=False, poll_interval=0.05))
+    assert event["status"] == "success"
+    assert event["states"][failing[0]] == "failed" and list(event["failed"]) == failing
+
+
+async def test_status_trigger_reports_an_unknown_message(relay: ReferenceRelayProcess, smsgate_conn: Path) -> None:
+    event = await _first_event(RelayMessageStatusTrigger(message_ids=["no-such-message"], relay_conn_id="relay_trig",
+                                                         poll_interval=0.05))
+    assert event["status"] == "error" and "404" in event["message"]
+    assert relay.api_key not in event["message"]
+
+
+def _inbound(event_id: str, sender: str, text: str, received_at: datetime) -> WebhookEvent:
+    return WebhookEvent(event_id=event_id, dialect="smsgate", kind="inbound", event_type="sms:received",
+                        sender=sender, recipient="+1987654321", text=text, received_at=received_at)
+
+
+async def test_webhook_trigger_matches_only_new_enough_events(smsgate_conn: Path) -> None:
+    now = datetime.now(timezone.utc)
+    store = EventStore(smsgate_conn)
+    try:
+        store.add([_inbound("old-yes", "+15550102000", "YES from last week", now - timedelta(days=7))])
+        store.add([_inbound("other", "+15550102999", "yes but someone else", now)])
+        store.add([_inbound("new-yes", "+15550102000", "Yes, today", now)])
+    finally:
+        store.close()
+    trigger = RelayWebhookTrigger(
+        match={"dialect": "smsgate", "kind": "inbound", "sender": "+15550102000", "text_contains": "yes"},
+        relay_conn_id="relay_trig",
+        received_after=(now - timedelta(minutes=1)).isoformat(),
+        poll_interval=0.05,
+    )
+    event = await _first_event(trigger)
+    assert event["status"] == "success"
+    assert (event["event"]["event_id"], event["event"]["text"]) == ("new-yes", "Yes, today")
+
+
+async def test_webhook_trigger_reports_a_bad_filter(smsgate_conn: Path) -> None:
+    event = await _first_event(RelayWebhookTrigger(match={"colour": "blue"}, relay_conn_id="relay_trig"))
+    assert event["status"] == "error" and "colour" in event["message"]
+
+
+def _wait_until_settled(sensor: Any) -> Any:
+    """Poke like BaseSensorOperator.execute would (short interval, bounded)."""
+    import time
+
+    for _ in range(100):
+        result = sensor.poke({})
+        if result.is_done:
+            return result
+        time.sleep(0.05)
+    raise AssertionError("sensor never finished")
+
+
+async def test_status_sensor_poke_mode_has_the_trigger_semantics(
+    relay: ReferenceRelayProcess, smsgate_conn: Path
+) -> None:
+    from airflow_provider.sensors.relay import RelayMessageFailedError, RelayMessageStatusSensor
+
+    good = _send(relay, "+15550103001")
+    failing = _send(relay, "+15550100000")
+    done = _wait_until_settled(RelayMessageStatusSensor(
+        task_id="s1", relay_conn_id="relay_trig", message_ids={"message_id": good[0]}))
+    assert done.xcom_value == {"target_state": "delivered", "states": {good[0]: "delivered"}, "failed": {}}
+
+    with pytest.raises(RelayMessageFailedError) as caught:
+        _wait_until_settled(RelayMessageStatusSensor(
+            task_id="s2", relay_conn_id="relay_trig", message_ids=good + failing))
+    assert list(caught.value.failed) == failing
+
+    done = _wait_until_settled(RelayMessageStatusSensor(
+        task_id="s3", relay_conn_id="relay_trig", message_ids=good + failing, fail_on_failed=False))
+    assert done.xcom_value["states"] == {good[0]: "delivered", failing[0]: "failed"}
+
+
+async def test_webhook_sensor_poke_skips_events_from_before_the_run(smsgate_conn: Path) -> None:
+    from types import SimpleNamespace
+
+    from airflow_provider.sensors.relay import RelayWebhookSensor
+
+    now = datetime.now(timezone.utc)
+    store = EventStore(smsgate_conn)
+    try:
+        store.add([_inbound("stale", "+15550104000", "STOP", now - timedelta(hours=1))])
+        sensor = RelayWebhookSensor(task_id="w", relay_conn_id="relay_trig", kind="inbound",
+                                    sender="+15550104000", text_contains="stop")
+        context: Any = {"dag_run": SimpleNamespace(start_date=now - timedelta(minutes=5))}
+        assert not sensor.poke(context).is_done
+        store.add([_inbound("fresh", "+15550104000", "stop please", now)])
+        result = sensor.poke(context)
+    finally:
+        store.close()
+    assert result.is_done and result.xcom_value["event_id"] == "fresh"
