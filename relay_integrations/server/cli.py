@@ -65,6 +65,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sqlite3
+
     import uvicorn
 
     from relay_integrations.server.app import create_app
@@ -87,7 +89,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"relay serve: {exc}", file=sys.stderr)
         return 2
-    app = create_app(config=config)
+    try:
+        app = create_app(config=config)
+    except sqlite3.Error as exc:
+        print(f"relay serve: cannot open the database {args.db!r}: {exc}", file=sys.stderr)
+        return 2
     base = f"http://{args.host}:{args.port}"
     print(f"reference relay on {base}  (database: {args.db})", flush=True)
     for name in DIALECTS:

@@ -8,6 +8,7 @@ Send and get answer with the full message state (``id``, ``deviceId``, ``state``
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -29,7 +30,7 @@ from relay_integrations.server.common import (
 from relay_integrations.server.context import RelayContext, WebhookTarget
 from relay_integrations.server.delivery import PERMANENT_ERROR, TRANSIENT_ERROR, first_step_at, step_seconds
 from relay_integrations.server.states import FINAL_STATES, internal_states_for, smsgate_recipients, smsgate_rollup
-from relay_integrations.server.store import dumps, insert_message, loads_extra, message_row
+from relay_integrations.server.store import MESSAGE_COLUMNS, dumps, insert_message, loads_extra, message_row
 
 DIALECT = "smsgate"
 MAX_RECIPIENTS = 100
@@ -73,7 +74,7 @@ class TokenBody(BaseModel):
     scopes: list[str] = Field(default_factory=lambda: ["all:any"])
 
 
-def message_state(row: sqlite3.Row, device_id: str) -> dict[str, Any]:
+def message_state(row: sqlite3.Row | Mapping[str, Any], device_id: str) -> dict[str, Any]:
     extra = loads_extra(row)
     recipients = smsgate_recipients(row["state"], extra)
     state = smsgate_rollup([r["state"] for r in recipients])
@@ -148,9 +149,9 @@ def build_router(ctx: RelayContext) -> APIRouter:
         )
         if not store.write(lambda c: insert_message(c, row)):
             raise ApiError(409, f"message with id {message_id!r} already exists", field="id")
-        stored = store.query_one("SELECT * FROM messages WHERE id = ?", (message_id,))
-        assert stored is not None
-        return JSONResponse(message_state(stored, cfg.device_id), status_code=200)
+        # The row as stored, without reading it back: a fresh message is Pending with no later stamps.
+        fresh = dict(zip(MESSAGE_COLUMNS, row, strict=True))
+        return JSONResponse(message_state(fresh, cfg.device_id), status_code=200)
 
     @router.get("/api/3rdparty/v1/messages", summary="List messages")
     async def list_messages(request: Request, skip: int = 0, limit: int = 20, state: str | None = None) -> Response:

@@ -107,7 +107,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
 
     @router.get("/messages", summary="Everything stored")
     async def list_stored(request: Request, dialect: str | None = None, direction: str | None = None,
-                          after: int = 0, limit: int = 10_000) -> JSONResponse:
+                          after: int = 0, limit: int = 100_000) -> JSONResponse:
         auth(request)
         if dialect is not None and dialect not in DIALECTS:
             raise invalid("dialect", f"must be one of {', '.join(DIALECTS)}")

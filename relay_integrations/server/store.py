@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -191,7 +191,7 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def loads_extra(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
+def loads_extra(row: sqlite3.Row | Mapping[str, Any]) -> dict[str, Any]:
     raw = row["extra"]
     if not raw:
         return {}
