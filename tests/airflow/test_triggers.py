@@ -16,7 +16,7 @@ from relay_integrations.models import OutboundMessage, WebhookEvent
 from relay_integrations.process import ReferenceRelayProcess
 from relay_integrations.webhooks.store import EventStore
 
-pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
@@ -43,6 +43,7 @@ async def _first_event(trigger: Any) -> dict[str, Any]:
     return payload
 
 
+@pytest.mark.anyio
 async def test_status_trigger_success_and_fail_fast(relay: ReferenceRelayProcess, smsgate_conn: Path) -> None:
     good = _send(relay, "+15550101001", "+15550101002")
     event = await _first_event(RelayMessageStatusTrigger(message_ids=good, relay_conn_id="relay_trig",
@@ -61,6 +62,7 @@ async def test_status_trigger_success_and_fail_fast(relay: ReferenceRelayProcess
     assert event["states"][failing[0]] == "failed" and list(event["failed"]) == failing
 
 
+@pytest.mark.anyio
 async def test_status_trigger_reports_an_unknown_message(relay: ReferenceRelayProcess, smsgate_conn: Path) -> None:
     event = await _first_event(RelayMessageStatusTrigger(message_ids=["no-such-message"], relay_conn_id="relay_trig",
                                                          poll_interval=0.05))
@@ -73,6 +75,7 @@ def _inbound(event_id: str, sender: str, text: str, received_at: datetime) -> We
                         sender=sender, recipient="+1987654321", text=text, received_at=received_at)
 
 
+@pytest.mark.anyio
 async def test_webhook_trigger_matches_only_new_enough_events(smsgate_conn: Path) -> None:
     now = datetime.now(timezone.utc)
     store = EventStore(smsgate_conn)
@@ -93,6 +96,7 @@ async def test_webhook_trigger_matches_only_new_enough_events(smsgate_conn: Path
     assert (event["event"]["event_id"], event["event"]["text"]) == ("new-yes", "Yes, today")
 
 
+@pytest.mark.anyio
 async def test_webhook_trigger_reports_a_bad_filter(smsgate_conn: Path) -> None:
     event = await _first_event(RelayWebhookTrigger(match={"colour": "blue"}, relay_conn_id="relay_trig"))
     assert event["status"] == "error" and "colour" in event["message"]
@@ -110,7 +114,7 @@ def _wait_until_settled(sensor: Any) -> Any:
     raise AssertionError("sensor never finished")
 
 
-async def test_status_sensor_poke_mode_has_the_trigger_semantics(
+def test_status_sensor_poke_mode_has_the_trigger_semantics(
     relay: ReferenceRelayProcess, smsgate_conn: Path
 ) -> None:
     from airflow_provider.sensors.relay import RelayMessageFailedError, RelayMessageStatusSensor
@@ -131,7 +135,7 @@ async def test_status_sensor_poke_mode_has_the_trigger_semantics(
     assert done.xcom_value["states"] == {good[0]: "delivered", failing[0]: "failed"}
 
 
-async def test_webhook_sensor_poke_skips_events_from_before_the_run(smsgate_conn: Path) -> None:
+def test_webhook_sensor_poke_skips_events_from_before_the_run(smsgate_conn: Path) -> None:
     from types import SimpleNamespace
 
     from airflow_provider.sensors.relay import RelayWebhookSensor
@@ -149,3 +153,58 @@ async def test_webhook_sensor_poke_skips_events_from_before_the_run(smsgate_conn
     finally:
         store.close()
     assert result.is_done and (result.xcom_value or {}).get("event_id") == "fresh"
+
+
+@pytest.mark.anyio
+async def test_notifier_async_notify_reaches_the_relay(
+    monkeypatch: pytest.MonkeyPatch, relay: ReferenceRelayProcess
+) -> None:
+    """The triggerer's path: the connection read with the async APIs, sent with the async client."""
+    from types import SimpleNamespace
+
+    import httpx
+
+    from airflow_provider.notifications.relay import RelayNotifier
+
+    monkeypatch.setenv("AIRFLOW_CONN_RELAY_NOTIFY", json.dumps({
+        "conn_type": "relay", "host": relay.url("phonerelay"), "password": relay.api_key,
+        "extra": {"dialect": "phonerelay", "phone_id": "phone_main"}}))
+    context: Any = {"ti": SimpleNamespace(dag_id="billing", run_id="r-async-1", task_id="charge", map_index=-1,
+                                          try_number=1)}
+    notifier = RelayNotifier(relay_conn_id="relay_notify", to="+15550105555",
+                             text="{{ ti.dag_id }}.{{ ti.task_id }} missed its deadline", context=context)
+    await notifier  # BaseNotifier.__await__: renders the fields, then async_notify
+    await notifier.async_notify(context)  # the same notification again: the relay dedupes it
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.get(f"{relay.base_url}/_sim/messages", params={"dialect": "phonerelay"},
+                                headers={"Authorization": f"Bearer {relay.api_key}"})
+    sent = [m for m in answer.json()["messages"] if m["text"] == "billing.charge missed its deadline"]
+    assert [m["to"] for m in sent] == ["+15550105555"]
+
+
+def test_manage_webhooks_lists_registers_removes_and_refuses_coop(
+    monkeypatch: pytest.MonkeyPatch, relay: ReferenceRelayProcess
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_provider.operators.relay import RelayManageWebhooksOperator
+
+    for dialect in ("smsgate", "coop"):
+        monkeypatch.setenv(f"AIRFLOW_CONN_RELAY_HOOKS_{dialect.upper()}", json.dumps({
+            "conn_type": "relay", "host": relay.url(dialect), "login": relay.login, "password": relay.api_key,
+            "extra": {"dialect": dialect}}))
+    url = "http://127.0.0.1:9/webhooks/smsgate-manage-test"
+    registered = RelayManageWebhooksOperator(task_id="add", relay_conn_id="relay_hooks_smsgate", action="register",
+                                             url=url, event="sms:delivered").execute({})
+    lister = RelayManageWebhooksOperator(task_id="list", relay_conn_id="relay_hooks_smsgate")
+    listed = lister.execute({})
+    assert [h for h in listed if h["url"] == url and h["event"] == "sms:delivered"]
+    RelayManageWebhooksOperator(task_id="rm", relay_conn_id="relay_hooks_smsgate", action="remove",
+                                webhook_id=registered["id"]).execute({})
+    listed = lister.execute({})
+    assert not [h for h in listed if h["url"] == url]
+
+    with pytest.raises(AirflowFailException, match="coop"):
+        RelayManageWebhooksOperator(task_id="coop", relay_conn_id="relay_hooks_coop", action="register",
+                                    url=url).execute({})
