@@ -12,6 +12,7 @@ import pytest
 from prefect import flow
 from prefect.client.schemas.objects import Artifact as ArtifactRecord
 from prefect.settings import PREFECT_API_URL
+from prefect.utilities.callables import parameter_schema
 from relay_prefect_helpers import (
     AnswerDroppingProxy,
     WebhookSetup,
@@ -252,9 +253,10 @@ def test_reply_summary_from_inbound_query_and_from_webhooks(
 
 
 def test_relay_campaign_flow_is_deployable_with_json_parameters() -> None:
-    deployment = relay_campaign_flow.to_deployment(name="relay-campaign-test")
-    schema = deployment.parameter_openapi_schema
-    json.dumps(schema.model_dump() if hasattr(schema, "model_dump") else schema)
+    relay_campaign_flow.to_deployment(name="relay-campaign-test")
+    schema = parameter_schema(relay_campaign_flow).model_dump()
+    json.dumps(schema)
+    assert {"credentials", "template", "recipients", "campaign_id", "inbox"} <= set(schema["properties"])
     parameters = {"credentials": "saved-block", "template": "Hi {{ name }}", "campaign_id": "c1",
                   "recipients": [{"phone": "+15551234567", "name": "A"}], "wait_for_state": "sent",
                   "inbox": None}
