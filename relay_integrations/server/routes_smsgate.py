@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -74,6 +74,16 @@ class TokenBody(BaseModel):
     scopes: list[str] = Field(default_factory=lambda: ["all:any"])
 
 
+def _timestamp(field: str, value: datetime | None) -> float | None:
+    """Unix seconds of a request datetime; one without a zone is taken as UTC."""
+    if value is None:
+        return None
+    try:
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+    except (ValueError, OverflowError):
+        raise invalid(field, "is out of range") from None
+
+
 def message_state(row: sqlite3.Row | Mapping[str, Any], device_id: str) -> dict[str, Any]:
     extra = loads_extra(row)
     recipients = smsgate_recipients(row["state"], extra)
@@ -123,7 +133,9 @@ def build_router(ctx: RelayContext) -> APIRouter:
                 if not is_e164(number):
                     raise invalid(f"phoneNumbers[{i}]", f"{number!r} is not an E.164 phone number (+ and 7 to 15 "
                                   "digits)")
-        if body.validUntil is not None and body.validUntil.timestamp() < now():
+        valid_until = _timestamp("validUntil", body.validUntil)
+        schedule_at = _timestamp("scheduleAt", body.scheduleAt)
+        if valid_until is not None and valid_until < now():
             raise invalid("validUntil", "is in the past")
         t = now()
         message_id = body.id or new_id()
@@ -137,8 +149,8 @@ def build_router(ctx: RelayContext) -> APIRouter:
                 recipients.append({"phoneNumber": number, "fail": False})
         all_fail = all(r["fail"] for r in recipients)
         next_at = first_step_at(ctx, t)
-        if body.scheduleAt is not None:
-            next_at = max(next_at, body.scheduleAt.timestamp() + step_seconds(cfg.delivery_latency))
+        if schedule_at is not None:
+            next_at = max(next_at, schedule_at + step_seconds(cfg.delivery_latency))
         row = message_row(
             id=message_id, dialect=DIALECT, state="queued", to_addr=",".join(body.phoneNumbers), body=text,
             client_ref=body.id, priority=body.priority, fail_mode=1 if all_fail else 0, created_at=t, next_at=next_at,

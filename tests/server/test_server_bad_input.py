@@ -94,6 +94,8 @@ BAD_BODIES: list[tuple[str, str, Any, str]] = [
     ("smsgate", "/api/3rdparty/v1/messages", {"phoneNumbers": ["+12025550100"]}, "textMessage.text"),
     ("smsgate", "/api/3rdparty/v1/messages", {"phoneNumbers": ["+12025550100"], "textMessage": {"text": "x"},
                                               "simNumber": 9}, "simNumber"),
+    ("smsgate", "/api/3rdparty/v1/messages", {"phoneNumbers": ["+12025550100"], "textMessage": {"text": "x"},
+                                              "validUntil": "2001-01-01T00:00:00Z"}, "validUntil"),
 ]
 
 
@@ -151,12 +153,27 @@ def test_non_finite_numbers_are_never_stored(relay: ReferenceRelayProcess) -> No
         assert c.get("/api/v1/status/bin").status_code == 200
 
 
+def test_extreme_dates_are_not_500(relay: ReferenceRelayProcess) -> None:
+    # A naive year-1 datetime has no Unix time in local time; it is taken as UTC (in the past: send now).
+    for field, when in (("scheduleAt", "0001-01-01T00:00:00"), ("validUntil", "9999-12-31T23:59:59-12:00")):
+        r = post(relay, "smsgate", "/api/3rdparty/v1/messages", json_body={
+            "phoneNumbers": ["+12025550100"], "textMessage": {"text": "x"}, field: when})
+        assert r.status_code == 200, r.text
+
+
 def test_bad_query_parameters(relay: ReferenceRelayProcess) -> None:
     with httpx.Client(base_url=relay.url("relaysms"), **auth_for(relay, "relaysms")) as c:
         r = c.get("/api/v1/messages", params={"limit": "lots"})
         assert r.status_code == 400 and error_text("relaysms", r.json()).startswith("limit")
         r = c.get("/api/v1/messages", params={"limit": 101})
         assert r.status_code == 400 and error_text("relaysms", r.json()).startswith("limit")
+        r = c.get("/api/v1/transactions", params={"page": 10**30})
+        assert r.status_code == 400 and error_text("relaysms", r.json()).startswith("page")
+        r = c.get("/api/v1/transactions", params={"page": 10**12})
+        assert r.status_code == 400 and error_text("relaysms", r.json()).startswith("page")
+    with httpx.Client(base_url=relay.url("phonerelay"), **auth_for(relay, "phonerelay")) as c:
+        r = c.get("/api/v1/messages", params={"offset": 2**63})
+        assert r.status_code == 400 and error_text("phonerelay", r.json()).startswith("offset")
     with httpx.Client(base_url=relay.url("smsgate"), **auth_for(relay, "smsgate")) as c:
         r = c.get("/api/3rdparty/v1/messages", params={"skip": -1})
         assert r.status_code == 400 and error_text("smsgate", r.json()).startswith("skip")
