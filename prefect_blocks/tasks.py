@@ -8,7 +8,16 @@ Sends are safe to retry: each message carries an idempotency key derived from th
 task's position in it and the message, so a task retry (same task run) or a flow retry re-sends
 with the same key and relays that de-duplicate (phonerelay, smsgate) answer with the message they
 already took. Campaigns also keep a local ledger of accepted rows, so a retry skips them on every
-relay. The send tasks therefore retry transient failures by default; bad input is never retried.
+relay. The send tasks therefore retry transient failures by default (2 retries, after 1 s and
+10 s); bad input, bad credentials and unsupported operations are never retried.
+
+The dispatching name is a plain function, so Prefect task options live on the tasks behind it:
+``asend_message.with_options(retries=5)`` (async) or ``send_message.__wrapped__.with_options(...)``
+(sync).
+
+Relays without client idempotency keys (relaysms, coop) cannot recognise a repeated send whose
+answer was lost; the client does not repeat such sends itself, and for campaigns the ledger
+still keeps every row whose acceptance was recorded from going out again.
 """
 
 from __future__ import annotations
