@@ -16,8 +16,9 @@ The dispatching name is a plain function, so Prefect task options live on the ta
 (sync).
 
 Relays without client idempotency keys (relaysms, coop) cannot recognise a repeated send whose
-answer was lost; the client does not repeat such sends itself, and for campaigns the ledger
-still keeps every row whose acceptance was recorded from going out again.
+answer was lost. There a lost answer fails the task with :class:`SendOutcomeUnknownError` (and a
+campaign with failed rows with a :class:`CampaignSendError` marked not retry-safe) and Prefect
+does not retry it: a message may be missing, which the error says, but none goes out twice.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import anyio
+import httpx
 from prefect import get_run_logger, task
 from prefect._internal.compatibility.async_dispatch import async_dispatch
 from prefect.cache_policies import NO_CACHE
@@ -48,8 +50,10 @@ from prefect_blocks.artifacts import artifact_key as campaign_artifact_key
 from prefect_blocks.credentials import RelayCredentials, RelayWebhookInbox
 from relay_integrations.campaign import Campaign, CampaignReport, CampaignValidationError
 from relay_integrations.client import AsyncRelayClient, RelayClient
+from relay_integrations.dialects import get_dialect
 from relay_integrations.errors import (
     RelayAuthError,
+    RelayConnectionError,
     RelayInsufficientBalanceError,
     RelayValidationError,
     UnsupportedOperationError,
@@ -91,12 +95,39 @@ class MessageNotDeliveredError(RuntimeError):
         super().__init__(f"{len(self.reports)} message(s) will never be {wanted.value}: {details}")
 
 
+class SendOutcomeUnknownError(RuntimeError):
+    """The relay may or may not have taken the message (its answer was lost), and it cannot
+    recognise a repeated send (no client idempotency keys: relaysms, coop), so the task is not
+    retried: check the relay's message list before sending again.
+    """
+
+    retry_safe = False
+
+
 def retry_transient_failures(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """``retry_condition_fn`` of the send tasks: retry unless the error is one no retry can fix."""
+    """``retry_condition_fn`` of the send tasks: retry unless no retry can fix the error, or a
+    retry could send a message twice (errors with ``retry_safe = False``)."""
     del task, task_run
     # The engine hands over Failed(data=<exception>); read it instead of calling state.result(),
     # which is a coroutine in async tasks.
-    return not isinstance(state.data, _PERMANENT_ERRORS)
+    error = state.data
+    return not isinstance(error, _PERMANENT_ERRORS) and getattr(error, "retry_safe", True) is not False
+
+
+def relay_dedupes(credentials: RelayCredentials) -> bool:
+    """Whether the relay recognises a repeated send by its idempotency key (phonerelay, smsgate)."""
+    return get_dialect(credentials.dialect).capabilities.client_idempotency_keys
+
+
+def _outcome_unknown(credentials: RelayCredentials, error: RelayConnectionError) -> SendOutcomeUnknownError | None:
+    """The error to raise instead of ``error`` when a retry could send the message twice."""
+    never_arrived = isinstance(error.__cause__, (httpx.ConnectError, httpx.ConnectTimeout))
+    if never_arrived or relay_dedupes(credentials):
+        return None
+    return SendOutcomeUnknownError(
+        f"{credentials.dialect} may have taken the message before the connection failed ({error}); "
+        "not retried because this relay cannot recognise a repeated send"
+    )
 
 
 # --- idempotency -------------------------------------------------------------------------------
@@ -174,7 +205,10 @@ async def asend_message(
     """Send one message through a relay (async twin of :func:`send_message`)."""
     message = _build_message(to, text, channel, subject, sender, idempotency_key, options)
     async with credentials.get_async_client() as client:
-        receipt = await client.send(message)
+        try:
+            receipt = await client.send(message)
+        except RelayConnectionError as exc:
+            raise (_outcome_unknown(credentials, exc) or exc) from exc
     _log_receipt(receipt)
     return receipt
 
@@ -225,7 +259,10 @@ def send_message(
     """
     message = _build_message(to, text, channel, subject, sender, idempotency_key, options)
     with credentials.get_client() as client:
-        receipt = client.send(message)
+        try:
+            receipt = client.send(message)
+        except RelayConnectionError as exc:
+            raise (_outcome_unknown(credentials, exc) or exc) from exc
     _log_receipt(receipt)
     return receipt
 
@@ -528,20 +565,25 @@ def wait_for_webhook_event(
 class CampaignSendError(RuntimeError):
     """Some rows of a campaign were not taken by the relay (after the client's own retries).
 
-    Retrying is safe: rows the relay accepted are in the campaign's ledger (and carry idempotency
-    keys), so a retry sends only the rows that failed.
+    Rows the relay accepted are in the campaign's ledger, so a retry sends only the rows that
+    failed. On relays that recognise repeated sends (phonerelay, smsgate) that is always safe and
+    Prefect retries the task; elsewhere a failed row may have been taken before its answer was
+    lost, so ``retry_safe`` is False and the task is not retried automatically.
 
     :param report: the campaign report dict (``CampaignReport.to_dict``) of the attempt.
+    :param retry_safe: whether re-sending the failed rows can never send one twice.
     """
 
-    def __init__(self, report: Mapping[str, Any]) -> None:
+    def __init__(self, report: Mapping[str, Any], retry_safe: bool = True) -> None:
         self.report = dict(report)
+        self.retry_safe = retry_safe
         counts = self.report.get("counts", {})
         failed = [r for r in self.report.get("rows", []) if r.get("state") == "failed"]
         first = f"; first: row {failed[0].get('row')}: {failed[0].get('error')}" if failed else ""
         super().__init__(
             f"campaign {self.report.get('campaign_id')}: {counts.get('failed', 0)} of {counts.get('total', 0)} "
             f"row(s) failed, {counts.get('accepted', 0)} accepted{first}"
+            + ("" if retry_safe else "; not retried automatically: this relay cannot recognise a repeated send")
         )
 
 
@@ -621,9 +663,9 @@ def _log_campaign(result: Mapping[str, Any]) -> None:
     )
 
 
-def _check_sent(result: dict[str, Any], fail_on_send_errors: bool) -> dict[str, Any]:
+def _check_sent(result: dict[str, Any], fail_on_send_errors: bool, retry_safe: bool) -> dict[str, Any]:
     if fail_on_send_errors and result["counts"].get("failed"):
-        raise CampaignSendError(result)
+        raise CampaignSendError(result, retry_safe=retry_safe)
     return result
 
 
@@ -684,7 +726,7 @@ async def asend_campaign(
     result = _report_dict(report, campaign_id, idempotency_scope, max_rows)
     await acreate_report_artifacts(key, result)
     _log_campaign(result)
-    return _check_sent(result, fail_on_send_errors)
+    return _check_sent(result, fail_on_send_errors, relay_dedupes(credentials))
 
 
 @async_dispatch(asend_campaign)
@@ -741,8 +783,9 @@ def send_campaign(
     :param rate_limit: at most this many messages per second.
     :param ledger_path: the campaign's ledger of accepted messages on the worker
         (default: ``$RELAY_CAMPAIGN_LEDGER_DIR`` or the user cache).
-    :param fail_on_send_errors: fail the task (after writing the artifacts) when the relay refused
-        some rows, so Prefect retries them; accepted rows are never sent again.
+    :param fail_on_send_errors: fail the task (after writing the artifacts) when rows failed, so
+        Prefect retries them where that can never send twice (phonerelay, smsgate); accepted rows
+        are never sent again.
     :param artifact_key: the artifact key prefix (lowercase letters, digits, dashes).
     :param max_rows: at most this many rows in the returned dict and the table (problems first).
     :return: the report as a JSON-able dict: ``counts`` (total, accepted, already_sent, invalid,
@@ -765,4 +808,4 @@ def send_campaign(
     result = _report_dict(report, campaign_id, idempotency_scope, max_rows)
     create_report_artifacts(key, result)
     _log_campaign(result)
-    return _check_sent(result, fail_on_send_errors)
+    return _check_sent(result, fail_on_send_errors, relay_dedupes(credentials))

@@ -21,6 +21,7 @@ from relay_prefect_helpers import (
 
 from prefect_blocks.tasks import (
     MessageNotDeliveredError,
+    SendOutcomeUnknownError,
     get_message_status,
     query_inbound_stats,
     send_message,
@@ -261,3 +262,22 @@ def test_receiver_rejects_unsigned_posts(webhook_setup: WebhookSetup) -> None:
     """The wait above is satisfied through verification, not around it."""
     answer = httpx.post(webhook_setup.receiver.url("smsgate"), json={"event": "sms:received", "payload": {}}, timeout=5)
     assert answer.status_code in (400, 401, 403)
+
+
+def test_lost_answer_on_a_relay_without_keys_is_not_retried(relay: ReferenceRelayProcess) -> None:
+    """relaysms cannot recognise a repeated send: the task fails, says so, and is not retried."""
+    to = unique_number()
+    with AnswerDroppingProxy(relay.base_url, path_suffix="/sms/send", drops=1) as proxy:
+        credentials = credentials_for(relay, "relaysms", base_url=proxy.url("relaysms"), max_retries=3)
+
+        @flow
+        def send_once() -> SendReceipt:
+            return send_message(credentials, to=to, text="at most once")
+
+        state = send_once(return_state=True)
+    assert state.is_failed()
+    with pytest.raises(SendOutcomeUnknownError, match="cannot recognise a repeated send"):
+        state.result()
+    (send_run,) = task_runs_of(state)
+    assert send_run.run_count == 1
+    assert texts_sent_to(relay, "relaysms", to) == ["at most once"]
