@@ -287,7 +287,7 @@ class Campaign:
         if template_errors:
             return ValidationReport(self.campaign_id, {"total": 0}, template_errors, len(template_errors),
                                     dialect=resolved.name if resolved else None)
-        store = self._plan(resolved, ledger=None)
+        store = self._plan(resolved, ledger=None, keep_messages=False)
         try:
             counts = {
                 "total": store.count(), "valid": store.count(READY), "invalid": store.count(INVALID),
@@ -300,7 +300,8 @@ class Campaign:
             store.close()
 
     # --- the validation pass ------------------------------------------------------------
-    def _plan(self, dialect: Dialect | None, ledger: Ledger | None) -> ScratchStore:
+    def _plan(self, dialect: Dialect | None, ledger: Ledger | None, *, keep_messages: bool = True) -> ScratchStore:
+        """The validation pass; ``keep_messages=False`` (dry runs) stores outcomes, not message bodies."""
         store = ScratchStore()
         try:
             progress = CampaignProgress(self.campaign_id, "validating", None)
@@ -316,6 +317,8 @@ class Campaign:
                         planned.batch_id = entry.batch_id
                     elif ledger.in_flight(planned.idempotency_key) is not None:
                         planned.state = IN_DOUBT
+                if not keep_messages:
+                    planned.message = None
                 store.add(planned, [(e.field, e.message) for e in errors])
                 progress.processed += 1
                 if planned.state in (INVALID, SUPPRESSED, DUPLICATE, ALREADY_SENT):
@@ -330,12 +333,12 @@ class Campaign:
             raise
         return store
 
-    def _prepare(self, dialect: Dialect | None, ledger: Ledger) -> tuple[ScratchStore, str]:
+    def _prepare(self, dialect: Dialect | None, ledger: Ledger, dry_run: bool) -> tuple[ScratchStore, str]:
         template_errors = self._template_errors(dialect)
         if template_errors:
             raise CampaignValidationError(template_errors)
         started = _now()
-        store = self._plan(dialect, ledger)
+        store = self._plan(dialect, ledger, keep_messages=not dry_run and dialect is not None)
         if store.count(INVALID) and not self.skip_invalid:
             report = CampaignReport.from_store(
                 store, self.campaign_id, dialect=dialect.name if dialect else None, dry_run=True,
@@ -428,7 +431,7 @@ class Campaign:
             raise ValueError("a client is needed unless dry_run=True")
         ledger = Ledger(self.ledger_path, read_only=dry_run)
         try:
-            store, started = self._prepare(dialect, ledger)
+            store, started = self._prepare(dialect, ledger, dry_run)
             strategy = choose_strategy(dialect.capabilities.batch) if dialect else None
             if dry_run or dialect is None:
                 store.relabel(IN_DOUBT, WOULD_SEND)
@@ -496,7 +499,7 @@ class Campaign:
             raise ValueError("a client is needed unless dry_run=True")
         ledger = Ledger(self.ledger_path, read_only=dry_run)
         try:
-            store, started = await asyncio.to_thread(self._prepare, dialect, ledger)
+            store, started = await asyncio.to_thread(self._prepare, dialect, ledger, dry_run)
             strategy = choose_strategy(dialect.capabilities.batch) if dialect else None
             if dry_run or dialect is None:
                 store.relabel(IN_DOUBT, WOULD_SEND)
