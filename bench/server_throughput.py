@@ -1,7 +1,7 @@
 """Reference relay: accepted messages per second, each figure next to a baseline measured in the same run.
 
 What is measured (one reference relay process, SQLite file in WAL mode, latency 1 s so the delivery
-worker runs alongside):
+worker runs alongside; ``--latency 100000`` shows the accept path alone):
 
 * single sends, 8 requests in flight from one async httpx client, per dialect;
   baseline: the same client against a bare FastAPI/uvicorn app (same uvicorn settings) whose
@@ -167,13 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--singles", type=int, default=2000, help="single sends per dialect")
     parser.add_argument("--batches", type=int, default=10, help="batch/bulk requests per kind (1,000 messages each)")
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--latency", type=float, default=1.0,
+                        help="relay delivery latency; the delivery worker shares the CPU with the sends (1.0)")
     args = parser.parse_args(argv)
 
     rows: list[tuple[str, float, str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
         baseline = BaselineProcess(free_port()).start()
-        relay = ReferenceRelayProcess(db_path=tmpdir / "relay.db", api_key=API_KEY, delivery_latency=1.0,
+        relay = ReferenceRelayProcess(db_path=tmpdir / "relay.db", api_key=API_KEY, delivery_latency=args.latency,
                                       log_path=tmpdir / "relay.log").start()
         try:
             echo = asyncio.run(run_requests(baseline.base_url, args.singles,
@@ -202,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
             relay.stop()
             baseline.stop()
 
-    print(f"\nReference relay throughput  ({platform.machine()}, {os.cpu_count()} CPUs, Python "
-          f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}, concurrency {CONCURRENCY})\n")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\nReference relay throughput  ({platform.machine()}, {os.cpu_count()} CPUs, load {load:.1f}, Python "
+          f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}, concurrency {CONCURRENCY}, "
+          f"delivery latency {args.latency}s)\n")
     print(f"| {'what':<40} | {'msgs/s':>9} | {'baseline':<28} | {'baseline/s':>10} | {'ratio':>6} |")
     print(f"|{'-' * 42}|{'-' * 11}|{'-' * 30}|{'-' * 12}|{'-' * 8}|")
     last_rate = 0.0  # a row without its own rate compares the row above with another baseline
