@@ -93,7 +93,7 @@ class DeliveryWorker:
         while not self._stop.wait(self.tick):
             try:
                 self.advance()
-            except sqlite3.Error:  # keep simulating; a transient lock or a closed DB at shutdown
+            except Exception:  # keep simulating: one bad tick must not stop delivery for good
                 if self._stop.is_set():
                     return
                 log.exception("delivery tick failed")

@@ -68,7 +68,7 @@ class WebhookDispatcher:
             while True:
                 try:
                     busy = await self.dispatch_once(client)
-                except sqlite3.Error:
+                except Exception:  # keep dispatching; the rows stay pending and are retried
                     log.exception("outbox pass failed")
                     busy = False
                 if not busy:
