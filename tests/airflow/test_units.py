@@ -13,6 +13,8 @@ from airflow_provider.keys import derive_campaign_id, derive_idempotency_key
 from airflow_provider.notifications.relay import RelayNotifier
 from airflow_provider.triggers.relay import RelayMessageStatusTrigger, RelayWebhookTrigger
 from airflow_provider.waiting import (
+    batch_ids_from,
+    bulk_job_message_ids,
     event_is_recent,
     judge_states,
     message_ids_from,
@@ -62,6 +64,19 @@ def test_message_ids_from_every_shape() -> None:
     assert message_ids_from([{"message_id": "x"}, {"message_id": "y"}]) == ["x", "y"]
     with pytest.raises(ValueError, match="message_id"):
         message_ids_from({"id": "nope"})
+
+
+def test_bulk_jobs_are_waited_on_once_they_list_their_messages() -> None:
+    report = {"message_ids": [], "batch_ids": ["bulk_1"],
+              "rows": [{"row": 1, "message_id": None, "batch_id": "bulk_1"}]}
+    assert message_ids_from(report) == [] and batch_ids_from(report) == ["bulk_1"]
+    assert batch_ids_from([report, {"message_id": "m"}]) == ["bulk_1"]
+    processing = {"jobId": "bulk_1", "status": "processing", "total": 2, "results": [{"index": 0, "messageId": "a"}]}
+    assert bulk_job_message_ids(processing) is None  # not every recipient listed yet
+    done = {"jobId": "bulk_1", "status": "completed", "total": 2,
+            "results": [{"index": 0, "messageId": "a"}, {"index": 1, "messageId": "b"}]}
+    assert bulk_job_message_ids(done) == ["a", "b"]
+    assert bulk_job_message_ids({"results": []}) is None and bulk_job_message_ids([]) is None
 
 
 def test_target_state_rejects_outcomes() -> None:
