@@ -148,6 +148,9 @@ def callback_matches(target: WebhookTarget, event: Mapping[str, Any]) -> bool:
     cfg = target.config
     if not cfg.get("active", True):
         return False
+    # "Loop sources are auto-filtered": the phone hearing itself (source = destination) is never a callback.
+    if event["source"] and event["source"] == event["destination"]:
+        return False
     if cfg.get("channels") and event["channel"] not in cfg["channels"]:
         return False
     if cfg.get("event_types") and event["event_type"] not in cfg["event_types"]:

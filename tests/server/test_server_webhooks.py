@@ -154,6 +154,7 @@ def test_phonerelay_callbacks_filter_and_carry_the_token(hook_relay: ReferenceRe
         {"channel": "tg", "from": "+15550001111", "event_type": "missed"},  # channel not selected
         {"channel": "sms", "from": "+4470001111", "event_type": "missed"},  # source filter
         {"channel": "sms", "from": "+4470001111", "text": "need SUPPORT please"},  # -> /support
+        {"channel": "sms", "from": "+15551234567", "text": "support loop"},  # loop source: filtered
     ]
     with sim_client(hook_relay) as sim:
         for event in inject:
