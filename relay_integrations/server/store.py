@@ -56,7 +56,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_idem ON messages(dialect, idem_key) W
 CREATE UNIQUE INDEX IF NOT EXISTS messages_client_ref ON messages(dialect, client_ref) WHERE client_ref IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_due ON messages(next_at) WHERE next_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_batch ON messages(batch_id, batch_index) WHERE batch_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS messages_dialect ON messages(dialect, direction, seq);
+CREATE INDEX IF NOT EXISTS messages_dialect_seq ON messages(dialect, seq);
 
 CREATE TABLE IF NOT EXISTS batches (
     id TEXT PRIMARY KEY,
