@@ -175,7 +175,22 @@ def validate_rate(n: int) -> float:
     return n / elapsed
 
 
-_DRY_RUN_CHILD = """
+# ru_maxrss would include the parent's size at fork (Linux keeps it across exec); VmHWM is this
+# process's own high-water mark.
+_PEAK = """
+def peak_kb():
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+"""
+
+_DRY_RUN_CHILD = _PEAK + """
 import resource, sys, time, json
 sys.path.insert(0, {bench!r})
 from campaign_throughput import recipients, TEMPLATE
@@ -186,13 +201,13 @@ c = Campaign(TEMPLATE, recipients(n), campaign_id="bench-dry", ledger_path={ledg
 report = c.send(None, dry_run=True)
 elapsed = time.perf_counter() - start
 assert report.counts["would_send"] == n, report.counts
-print(json.dumps({{"n": n, "seconds": elapsed, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}))
+print(json.dumps({{"n": n, "seconds": elapsed, "maxrss_kb": peak_kb()}}))
 """
 
-_BASELINE_CHILD = """
-import resource, json
-import relay_integrations.campaign
-print(json.dumps({"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+_BASELINE_CHILD = _PEAK + """
+import json
+from relay_integrations.campaign import Campaign
+print(json.dumps({"maxrss_kb": peak_kb()}))
 """
 
 
@@ -228,7 +243,8 @@ def main() -> None:
     parser.add_argument("--skip-send", action="store_true", help="only the validation and memory figures")
     args = parser.parse_args()
 
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()},"
+          f" load average {os.getloadavg()[0]:.1f} at start")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         if not args.skip_send:
@@ -242,7 +258,7 @@ def main() -> None:
         print(f"\n## Render + validate ({args.validate_n} rows, relaysms limits)\n")
         print(f"{validate_rate(args.validate_n):.0f} rows/s")
         if args.dry_run_sizes:
-            print("\n## Dry run peak memory (fresh process each, ru_maxrss)\n")
+            print("\n## Dry run peak memory (fresh process each, VmHWM)\n")
             base = baseline_memory()
             rows = []
             for n in args.dry_run_sizes:
