@@ -18,6 +18,8 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         # Campaign ledgers go to a scratch directory, not the user's cache.
         patch.setenv("RELAY_CAMPAIGN_LEDGER_DIR", str(tmp_path_factory.mktemp("ledgers")))
+        # Only loopback is ever a target: no telemetry from the temporary Prefect server.
+        patch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         with prefect_test_harness(server_startup_timeout=120):
             yield
 
