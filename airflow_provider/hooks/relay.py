@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -204,8 +204,6 @@ class RelayHook(BaseHook):
         self.max_retries = max_retries
 
     def _apply_overrides(self, settings: RelaySettings) -> RelaySettings:
-        from dataclasses import replace
-
         overrides: dict[str, Any] = {}
         if self.timeout is not None:
             overrides["timeout"] = self.timeout
