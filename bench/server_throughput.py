@@ -23,6 +23,7 @@ import asyncio
 import os
 import platform
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -164,50 +165,67 @@ def sqlite_rate(path: Path, total: int, per_tx: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--singles", type=int, default=2000, help="single sends per dialect")
-    parser.add_argument("--batches", type=int, default=10, help="batch/bulk requests per kind (1,000 messages each)")
+    parser.add_argument("--singles", type=int, default=1000, help="single sends per dialect and run")
+    parser.add_argument("--batches", type=int, default=10, help="batch/bulk requests per kind and run (1,000 each)")
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=1.0,
                         help="relay delivery latency; the delivery worker shares the CPU with the sends (1.0)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is shown (3)")
     args = parser.parse_args(argv)
 
-    rows: list[tuple[str, float, str, float]] = []
+    # Each figure is the median of --repeat runs, baselines interleaved with the relay runs, so a
+    # burst of load from elsewhere on the machine hits both sides rather than one.
+    samples: dict[str, list[float]] = {}
+    size = args.batch_size
+
+    def measure(key: str, fn: Callable[..., float], *args: Any, **kwargs: Any) -> None:
+        samples.setdefault(key, []).append(fn(*args, **kwargs))
+
+    def sends(base_url: str, n: int, make: Callable[[int], tuple[str, dict[str, Any]]], headers: dict[str, str],
+              expect: int, per_request: int = 1, auth: tuple[str, str] | None = None) -> float:
+        return asyncio.run(run_requests(base_url, n, make, headers, expect, per_request=per_request, auth=auth))
+
+    def echo_single(i: int) -> tuple[str, dict[str, Any]]:
+        return "/echo", {"to": number(i), "text": "Hello"}
+
+    def echo_batch(i: int) -> tuple[str, dict[str, Any]]:
+        return "/echo", {"messages": [{"to": number(j), "body": "Hello"} for j in range(size)]}
+
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
         baseline = BaselineProcess(free_port()).start()
         relay = ReferenceRelayProcess(db_path=tmpdir / "relay.db", api_key=API_KEY, delivery_latency=args.latency,
                                       log_path=tmpdir / "relay.log").start()
         try:
-            echo = asyncio.run(run_requests(baseline.base_url, args.singles,
-                                            lambda i: ("/echo", {"to": number(i), "text": "Hello"}), {}, 202))
-            raw_single = sqlite_rate(tmpdir / "raw1.db", min(args.singles, 3000), 1)
-            for dialect, (make, expect) in single_payloads().items():
-                headers, auth = auth_headers(dialect)
-                rate = asyncio.run(run_requests(relay.base_url, args.singles, make, headers, expect, auth=auth))
-                rows.append((f"single send: {dialect}", rate, "bare FastAPI echo", echo))
-            rows.append(("raw SQLite: 1 row per commit", raw_single, "", 0.0))
-
-            size = args.batch_size
-            echo_batch = asyncio.run(run_requests(
-                baseline.base_url, args.batches,
-                lambda i: ("/echo", {"messages": [{"to": number(j), "body": "Hello"} for j in range(size)]}),
-                {}, 202, per_request=size))
-            raw_batch = sqlite_rate(tmpdir / "rawb.db", args.batches * size, size)
-            for label, (make, expect, per) in batch_payloads(size).items():
-                dialect = label.split()[0]
-                headers, auth = auth_headers(dialect)
-                n = args.batches if per == size else args.batches * size // per
-                rate = asyncio.run(run_requests(relay.base_url, n, make, headers, expect, per_request=per, auth=auth))
-                rows.append((f"batch: {label}", rate, f"bare echo, {size}-item body", echo_batch))
-                rows.append(("", 0.0, f"raw SQLite, {size} rows/commit", raw_batch))
+            for rep in range(args.repeat):
+                measure("echo", sends, baseline.base_url, args.singles, echo_single, {}, 202)
+                measure("raw1", sqlite_rate, tmpdir / "raw1.db", min(args.singles, 3000), 1)
+                for dialect, (make, expect) in single_payloads().items():
+                    headers, auth = auth_headers(dialect)
+                    measure(dialect, sends, relay.base_url, args.singles, make, headers, expect, auth=auth)
+                measure("echo_batch", sends, baseline.base_url, args.batches, echo_batch, {}, 202, per_request=size)
+                measure("raw_batch", sqlite_rate, tmpdir / f"rawb{rep}.db", args.batches * size, size)
+                for label, (make, expect, per) in batch_payloads(size).items():
+                    headers, auth = auth_headers(label.split()[0])
+                    n = args.batches if per == size else args.batches * size // per
+                    measure(label, sends, relay.base_url, n, make, headers, expect, per_request=per, auth=auth)
         finally:
             relay.stop()
             baseline.stop()
 
+    med = {key: statistics.median(values) for key, values in samples.items()}
+    rows: list[tuple[str, float, str, float]] = []
+    for dialect in single_payloads():
+        rows.append((f"single send: {dialect}", med[dialect], "bare FastAPI echo", med["echo"]))
+    rows.append(("raw SQLite: 1 row per commit", med["raw1"], "", 0.0))
+    for label in batch_payloads(size):
+        rows.append((f"batch: {label}", med[label], f"bare echo, {size}-item body", med["echo_batch"]))
+        rows.append(("", 0.0, f"raw SQLite, {size} rows/commit", med["raw_batch"]))
+
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nReference relay throughput  ({platform.machine()}, {os.cpu_count()} CPUs, load {load:.1f}, Python "
           f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}, concurrency {CONCURRENCY}, "
-          f"delivery latency {args.latency}s)\n")
+          f"delivery latency {args.latency}s, median of {args.repeat})\n")
     print(f"| {'what':<40} | {'msgs/s':>9} | {'baseline':<28} | {'baseline/s':>10} | {'ratio':>6} |")
     print(f"|{'-' * 42}|{'-' * 11}|{'-' * 30}|{'-' * 12}|{'-' * 8}|")
     last_rate = 0.0  # a row without its own rate compares the row above with another baseline
