@@ -234,3 +234,25 @@ def test_death_between_acceptance_and_ledger_commit_is_settled_from_the_relay(
     assert messages_per_address(relay, dialect, addresses) == {a: 1 for a in addresses}
     found_on_relay = [r for r in report.rows[20:40]]
     assert all(r["state"] == "already_sent" and r["message_id"] for r in found_on_relay)
+
+
+def test_email_campaign_on_phonerelay_with_a_templated_subject(relay: ReferenceRelayProcess, tmp_path: Path) -> None:
+    import uuid
+
+    from campaign_relay_helpers import stored_messages
+
+    tag = uuid.uuid4().hex[:8]
+    rows = [{"email": f"user{i}.{tag}@example.com", "name": f"U{i}"} for i in range(5)]
+    rows.append({"email": "not-an-address", "name": "X"})
+    campaign = Campaign("Dear {{ name }}, your invoice is ready.", rows, campaign_id=f"mail-{tag}",
+                        channel="email", address_field="email", fields={"subject": "Invoice for {{ name }}"},
+                        skip_invalid=True, ledger_path=tmp_path / "l.sqlite")
+    with client_for(relay, "phonerelay") as client:
+        report = campaign.send(client)
+    assert report.counts["accepted"] == 5 and report.counts["invalid"] == 1
+    assert report.counts["segments"] == 0  # not an SMS
+    assert report.rows[5]["error"].startswith("email:")
+    mine = [m for m in stored_messages(relay, "phonerelay") if tag in (m.get("to") or "")]
+    assert len(mine) == 5
+    assert {m["channel"] for m in mine} == {"email"}
+    assert sorted(m["text"] for m in mine)[0] == "Dear U0, your invoice is ready."
