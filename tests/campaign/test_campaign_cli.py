@@ -165,3 +165,25 @@ def test_connection_settings_are_required(tmp_path: Path) -> None:
     assert "RELAY_DIALECT" in result.stderr or "RELAY_BASE_URL" in result.stderr
     flags = run_relay(["status", "x", "--dialect", "coop", "--base-url", "http://127.0.0.1:9/coop"], env)
     assert flags.returncode == 2 and "RELAY_API_KEY" in flags.stderr
+
+
+def test_dry_run_needs_no_relay_and_honours_fields_and_suppression(tmp_path: Path) -> None:
+    recipients = tmp_path / "people.csv"
+    write_csv(recipients, ["+13125550101", "+13125550102", "+13125550103"])
+    suppression = tmp_path / "opt-outs.txt"
+    suppression.write_text("# opted out\n+1 312 555 0102\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    result = run_relay(["campaign", "--base-url", "http://127.0.0.1:9/phonerelay", "--dialect", "phonerelay",
+                        "--template", "Hi {{ name }}", "--recipients", str(recipients), "--campaign-id", "dry-cli",
+                        "--channel", "wa", "--field", "priority={{ 3 }}", "--suppression", str(suppression),
+                        "--ledger", str(tmp_path / "l.sqlite"), "--dry-run", "--no-progress"],
+                       {**env, "RELAY_API_KEY": "secret-key-value"})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["counts"]["would_send"] == 2 and report["counts"]["suppressed"] == 1
+    assert report["counts"]["segments"] == 0  # WhatsApp has no SMS segments
+    assert "secret-key-value" not in result.stdout + result.stderr
+    bad_field = run_relay(["campaign", "--base-url", "http://127.0.0.1:9/x", "--dialect", "coop", "--api-key", "k",
+                           "--template", "x", "--recipients", str(recipients), "--campaign-id", "c",
+                           "--field", "colour=red", "--dry-run"], env)
+    assert bad_field.returncode == 2 and "colour" in bad_field.stderr
