@@ -69,6 +69,8 @@ def example_env(relay: ReferenceRelayProcess, receiver: WebhookReceiverProcess) 
         "RELAY_REFERENCE_URL": relay.base_url,
         "RELAY_WEBHOOK_INBOX_URL": receiver.base_url,
         "RELAY_WEBHOOK_INBOX_API_KEY": receiver.api_key,
+        # Campaign ledgers (what was accepted, so a retry never re-sends) stay in .demo/, not the user cache.
+        "RELAY_CAMPAIGN_LEDGER_DIR": str(WORK / "ledgers"),
     }
 
 
@@ -102,7 +104,15 @@ def airflow_env(base: dict[str, str]) -> dict[str, str]:
 def prefect_env(base: dict[str, str]) -> dict[str, str]:
     home = WORK / "prefect"
     home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **base, "PREFECT_HOME": str(home)}
+    # Only loopback is ever a target: no telemetry from the temporary Prefect server.
+    env = {
+        **os.environ,
+        **base,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # The temporary server's default 20 s start-up budget is too tight on a busy laptop.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    }
     env.pop("PREFECT_API_URL", None)  # the flow runs against a temporary local Prefect server
     return env
 

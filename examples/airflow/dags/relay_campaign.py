@@ -1,0 +1,154 @@
+"""Example DAG: a delivery-day SMS campaign, from a CSV to confirmed replies.
+
+1. ``send_campaign`` renders one templated message per row of ``examples/data/recipients.csv``;
+   bad rows (an unparsable number, a short one, an empty one) are skipped and reported, the
+   duplicate row is sent once.
+2. ``wait_for_delivery`` hands the waiting to the triggerer (deferrable) until every message is
+   delivered or failed; the failed ones are listed, not fatal (one recipient is unreachable on purpose).
+3. ``check_delivery`` fails the run if anything but the expected unreachable number failed.
+4. ``simulate_customer_reply`` -- DEMO ONLY -- asks the *reference* relay to pretend a customer
+   answered. Against a real relay, delete this task: real customers reply on their own.
+5. ``wait_for_reply`` waits (deferrable) until that reply reaches the webhook inbox.
+6. ``inbound_stats`` asks the relay for its inbound traffic figures (phonerelay only).
+
+A failed run sends an alert through the same relay (``RelayNotifier`` at DAG level).
+
+Set-up: an Airflow connection ``relay_default`` of type ``relay``, for example::
+
+    export AIRFLOW_CONN_RELAY_DEFAULT='{"conn_type": "relay", "host": "http://127.0.0.1:5110/phonerelay",
+        "login": "relay", "password": "dev-key", "extra": {"dialect": "phonerelay", "phone_id": "phone_main",
+        "sender": "+1987654321", "webhook_inbox_url": "http://127.0.0.1:5111", "webhook_inbox_api_key": "dev-key"}}'
+
+``make demo`` starts a reference relay and a webhook receiver and sets all of this up.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.sdk import dag, task
+
+from airflow_provider.hooks.relay import RelayHook
+from airflow_provider.notifications.relay import RelayNotifier
+from airflow_provider.operators.relay import RelayCampaignOperator, RelayInboundStatsOperator
+from airflow_provider.sensors.relay import RelayMessageStatusSensor, RelayWebhookSensor
+
+RECIPIENTS_CSV = Path(__file__).resolve().parents[2] / "data" / "recipients.csv"
+TEMPLATE = (
+    "Hi {{ first_name }}, your order {{ order_id }} arrives today around {{ eta }}. "
+    "Reply YES to confirm or STOP to opt out."
+)
+# Where a failure alert goes (the on-call phone).
+ALERT_TO = os.environ.get("RELAY_ALERT_TO", "+15550109999")
+# The reference relay's root, for its /_sim test hooks (demo only).
+REFERENCE_URL = os.environ.get("RELAY_REFERENCE_URL", "http://127.0.0.1:5110")
+# The reference relay fails numbers ending in 0000: the recipients file has one on purpose.
+EXPECTED_UNREACHABLE = "0000"
+# Only phonerelay documents an inbound traffic query.
+HAS_INBOUND_STATS = os.environ.get("RELAY_DIALECT", "phonerelay") == "phonerelay"
+
+
+@dag(
+    dag_id="relay_campaign",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["relay", "example"],
+    doc_md=__doc__,
+    on_failure_callback=[
+        RelayNotifier(to=ALERT_TO, text="ALERT: DAG {{ dag.dag_id }} run {{ run_id }} failed"),
+    ],
+)
+def relay_campaign() -> None:
+    campaign = RelayCampaignOperator(
+        task_id="send_campaign",
+        template=TEMPLATE,
+        recipients=str(RECIPIENTS_CSV),
+        skip_invalid=True,
+        progress_interval=1.0,
+    )
+
+    wait_for_delivery = RelayMessageStatusSensor(
+        task_id="wait_for_delivery",
+        message_ids=campaign.output,
+        target_state="delivered",
+        fail_on_failed=False,  # the unreachable recipient is listed in the result, checked below
+        deferrable=True,
+        poke_interval=1.0,
+        timeout=300,
+    )
+
+    @task
+    def check_delivery(report: dict[str, Any], delivery: dict[str, Any]) -> dict[str, Any]:
+        """Counts for the run; fails on any failure other than the deliberately unreachable number."""
+        address_of = {row["message_id"]: row["address"] for row in report["rows"] if row.get("message_id")}
+        failed = {address_of.get(mid, mid): error for mid, error in delivery["failed"].items()}
+        unexpected = {a: e for a, e in failed.items() if not str(a).endswith(EXPECTED_UNREACHABLE)}
+        if unexpected:
+            raise RuntimeError(f"{len(unexpected)} unexpected delivery failure(s): {unexpected}")
+        states = list(delivery["states"].values())
+        delivered = [mid for mid, state in delivery["states"].items() if state == "delivered"]
+        summary = {
+            "rows": report["counts"]["total"],
+            "invalid": report["counts"]["invalid"],
+            "sent": len(states),
+            "delivered": len(delivered),
+            "failed": sorted(failed),
+            # The customer whose reply the next task simulates: the first one delivered.
+            "reply_from": address_of[delivered[0]] if delivered else None,
+        }
+        print(f"Campaign {report['campaign_id']}: {summary}")
+        return summary
+
+    @task
+    def simulate_customer_reply(summary: dict[str, Any]) -> dict[str, Any]:
+        """DEMO ONLY: make the reference relay receive a reply, as if the customer had answered.
+
+        ``POST /_sim/inbound`` exists only on the reference relay (``relay serve``); a real relay gets
+        real replies. The relay stores the reply and posts it, signed, to the webhook receiver.
+        """
+        import httpx
+
+        if not summary["reply_from"]:
+            raise RuntimeError("no message was delivered, so nobody can reply")
+        settings = RelayHook().settings
+        reply = {
+            "dialect": settings.dialect,
+            "channel": "sms",
+            "from": summary["reply_from"],
+            "to": settings.sender or "+1987654321",
+            "text": "YES, see you then!",
+            "phone_id": settings.phone_id,
+        }
+        answer = httpx.post(
+            f"{REFERENCE_URL.rstrip('/')}/_sim/inbound",
+            headers={"Authorization": f"Bearer {settings.api_key}"},
+            json={k: v for k, v in reply.items() if v is not None},
+            timeout=10,
+        )
+        answer.raise_for_status()
+        return {"from": reply["from"], "text": reply["text"], "id": answer.json()["id"]}
+
+    wait_for_reply = RelayWebhookSensor(
+        task_id="wait_for_reply",
+        kind="inbound",
+        sender="{{ ti.xcom_pull(task_ids='simulate_customer_reply')['from'] }}",
+        text_contains="yes",
+        deferrable=True,
+        poke_interval=0.5,
+        timeout=120,
+    )
+
+    summary = check_delivery(campaign.output, wait_for_delivery.output)
+    reply = simulate_customer_reply(summary)
+    reply >> wait_for_reply
+
+    if HAS_INBOUND_STATS:
+        stats = RelayInboundStatsOperator(task_id="inbound_stats", range="1d", event_types=["message"])
+        wait_for_reply >> stats
+
+
+relay_campaign()
