@@ -208,10 +208,9 @@ class Campaign:
                 errors.append(FieldError("text", "empty text after rendering", number))
             else:
                 limit = dialect.capabilities.max_text_length if dialect is not None else None
-                if limit is not None and len(text) > limit:
-                    errors.append(FieldError(
-                        "text", f"text is {len(text)} characters; {dialect.name} takes at most {limit}", number  # type: ignore[union-attr]
-                    ))
+                if dialect is not None and limit is not None and len(text) > limit:
+                    message = f"text is {len(text)} characters; {dialect.name} takes at most {limit}"
+                    errors.append(FieldError("text", message, number))
                 if self.channel in SEGMENTED_CHANNELS:
                     segments = count_segments(text).segments
         message: dict[str, Any] = {**values, "to": address, "channel": self.channel}
