@@ -209,8 +209,8 @@ class Campaign:
             else:
                 limit = dialect.capabilities.max_text_length if dialect is not None else None
                 if dialect is not None and limit is not None and len(text) > limit:
-                    message = f"text is {len(text)} characters; {dialect.name} takes at most {limit}"
-                    errors.append(FieldError("text", message, number))
+                    too_long = f"text is {len(text)} characters; {dialect.name} takes at most {limit}"
+                    errors.append(FieldError("text", too_long, number))
                 if self.channel in SEGMENTED_CHANNELS:
                     segments = count_segments(text).segments
         message: dict[str, Any] = {**values, "to": address, "channel": self.channel}
