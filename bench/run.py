@@ -1,0 +1,344 @@
+"""``make bench``: run every benchmark script and print one table of figures next to their baselines.
+
+Each script runs in its own process (``.venvs/airflow/bin/python``, where the core, the reference
+relay and Airflow live), one after the other so they do not compete for the two cores, and measures
+its baselines in the same run as its figures. This script only reads their output and puts it
+together:
+
+=================================  ==============================================================
+script                             figures
+=================================  ==============================================================
+bench/campaign_throughput.py       Campaign.send per dialect vs a plain httpx loop and a tuned
+                                   async sender; render+validate rate; dry run rate and peak
+                                   memory at 100,000 and 1,000,000 recipients
+bench/dryrun_memory.py             the hand-written render+validate loop (baseline of the above)
+bench/server_throughput.py         reference relay accepted messages/s, single and batch/bulk,
+                                   vs a bare FastAPI echo and raw SQLite
+bench/webhooks_throughput.py       webhook receiver verified events/s vs an echo endpoint
+bench/airflow_mapped.py            one RelayCampaignOperator vs mapped HttpOperator tasks
+=================================  ==============================================================
+
+The table (figure, value, baseline, ratio) goes to stdout, and with the machine description to
+``bench/RESULTS.md`` (``--no-write`` to leave it alone). Each script's full output is kept in a
+temporary directory whose path is printed. The default sizes keep the whole run near 10 minutes on
+an idle 2-core machine; ``--full`` uses the sizes of the issue for every figure (10,000 recipients
+per dialect, 100,000 rows for the validation rate; about twice as long).
+
+    .venvs/airflow/bin/python bench/run.py [--full] [--only campaign airflow ...] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "RESULTS.md"
+PACKAGES = ("relay-integrations", "httpx", "pydantic", "jinja2", "phonenumbers", "fastapi", "starlette", "uvicorn",
+            "apache-airflow", "apache-airflow-task-sdk", "apache-airflow-providers-http")
+
+
+@dataclass
+class Figure:
+    figure: str
+    value: float
+    unit: str
+    baseline_label: str
+    baseline: float
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline if self.baseline else float("nan")
+
+
+@dataclass
+class Step:
+    name: str
+    script: str
+    args: list[str]
+    full_args: list[str]
+    smoke_args: list[str]
+    timeout: float
+
+
+STEPS = [
+    Step("campaign", "campaign_throughput.py",
+         ["--n", "2000", "--validate-n", "20000", "--dry-run-sizes", "100000", "1000000"],
+         ["--n", "10000", "--validate-n", "100000", "--dry-run-sizes", "100000", "1000000"],
+         ["--n", "100", "--validate-n", "1000", "--dry-run-sizes", "1000", "5000"], 3600),
+    Step("dryrun-baseline", "dryrun_memory.py", ["--n", "100000"], ["--n", "100000"], ["--n", "2000"], 900),
+    Step("server", "server_throughput.py", ["--repeat", "1", "--singles", "1000", "--batches", "5"], [],
+         ["--repeat", "1", "--singles", "100", "--batches", "1"], 1800),
+    Step("webhooks", "webhooks_throughput.py", ["--events", "2000"], ["--events", "3000"], ["--events", "300"], 1200),
+    Step("airflow", "airflow_mapped.py", ["--recipients", "500"], ["--recipients", "500"], ["--recipients", "10"],
+         3600),
+]
+
+
+# --- reading the scripts' output -------------------------------------------------------------
+def table_rows(text: str, first_header: str) -> list[dict[str, str]]:
+    """The rows of the markdown table whose first header cell is ``first_header``."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.lstrip().startswith("|") and cells and cells[0] == first_header:
+            rows = []
+            for body in lines[i + 2:]:
+                if not body.lstrip().startswith("|"):
+                    break
+                values = [c.strip() for c in body.strip().strip("|").split("|")]
+                rows.append(dict(zip(cells, values, strict=False)))
+            return rows
+    raise ValueError(f"no table with a {first_header!r} column")
+
+
+def number(text: str) -> float:
+    return float(text.replace(",", "").rstrip("x").strip())
+
+
+def bench_result(text: str) -> dict[str, Any]:
+    for line in reversed(text.splitlines()):
+        if line.startswith("BENCH_RESULT "):
+            result: dict[str, Any] = json.loads(line[len("BENCH_RESULT "):])
+            return result
+    raise ValueError("no BENCH_RESULT line")
+
+
+def campaign_figures(out: str, baseline_out: str | None) -> list[Figure]:
+    figures = []
+    for row in table_rows(out, "dialect"):
+        label = f"campaign {row['dialect']} ({row['campaign path']}), msg/s"
+        value = number(row["Campaign.send"])
+        figures.append(Figure(label, value, "msg/s", "plain httpx loop", number(row["(a) httpx loop"])))
+        figures.append(Figure("", value, "msg/s", "raw async httpx, 8 in flight", number(row["(b) async x8"])))
+    naive = bench_result(baseline_out) if baseline_out else None
+    match = re.search(r"## Render \+ validate \((\d+) rows[^\n]*\n\s*\n?([\d,.]+) rows/s", out)
+    if match:
+        figures.append(Figure(f"Campaign.validate, {int(match.group(1)):,} rows, rows/s", number(match.group(2)),
+                              "rows/s", "hand-written jinja2+phonenumbers loop" if naive else "",
+                              naive["rows_per_s"] if naive else 0.0))
+    dry = {int(number(r["recipients"])): r for r in table_rows(out, "recipients")}
+    if dry:
+        largest = max(dry)
+        smallest = min(dry)
+        row = dry[largest]
+        figures.append(Figure(f"dry run {largest:,} recipients, rows/s", number(row["rows/s"]), "rows/s",
+                              "hand-written loop" if naive else "", naive["rows_per_s"] if naive else 0.0))
+        figures.append(Figure(f"dry run {largest:,} recipients, peak RSS MiB (lower is better)",
+                              number(row["peak RSS MiB"]), "MiB", f"same dry run, {smallest:,} recipients",
+                              number(dry[smallest]["peak RSS MiB"])))
+        if naive:
+            figures.append(Figure("", number(row["peak RSS MiB"]), "MiB",
+                                  f"hand-written loop keeping {naive['n']:,} messages", naive["peak_rss_mib"]))
+    return figures
+
+
+def server_figures(out: str) -> list[Figure]:
+    figures = []
+    last_what, last_rate = "", 0.0
+    for row in table_rows(out, "what"):
+        what = row["what"]
+        if what:
+            last_what, last_rate = what, number(row["msgs/s"]) if row["msgs/s"] else 0.0
+        if not row.get("baseline/s") or not last_rate:
+            continue
+        figures.append(Figure(f"relay {last_what}, msg/s" if what else "", last_rate, "msg/s", row["baseline"],
+                              number(row["baseline/s"])))
+    return figures
+
+
+def webhook_figures(out: str) -> list[Figure]:
+    rows = {r["variant"]: r for r in table_rows(out, "variant")}
+    echo = number(rows["echo"]["events/s"])
+    figures = []
+    if "receiver" in rows:
+        verified = number(rows["receiver"]["events/s"])
+        figures.append(Figure("webhook receiver, verified + stored events/s", verified, "events/s",
+                              "echo endpoint (HTTP floor)", echo))
+        if "receiver/no-verify" in rows:
+            figures.append(Figure("", verified, "events/s", "receiver without verification",
+                                  number(rows["receiver/no-verify"]["events/s"])))
+    return figures
+
+
+def airflow_figures(out: str) -> list[Figure]:
+    result = bench_result(out)
+    n = result["recipients"]
+    return [Figure(f"Airflow dag.test(), {n} recipients: one RelayCampaignOperator, msg/s",
+                   result["operator"]["messages_per_s"], "msg/s", f"{n} mapped HttpOperator tasks",
+                   result["mapped"]["messages_per_s"])]
+
+
+# --- machine -------------------------------------------------------------------------------------
+def machine_description(python: str) -> list[tuple[str, str]]:
+    mem = "?"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip() or str(os.cpu_count())
+    code = ("import importlib.metadata as m, json, platform, sqlite3\n"
+            f"names = {list(PACKAGES)!r}\n"
+            "v = {}\n"
+            "for n in names:\n"
+            "    try: v[n] = m.version(n)\n"
+            "    except m.PackageNotFoundError: v[n] = 'not installed'\n"
+            "print(json.dumps({'python': platform.python_version(), 'sqlite': sqlite3.sqlite_version, 'v': v}))")
+    info = json.loads(subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout)
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return [
+        ("nproc", nproc), ("CPU", cpu), ("memory", mem), ("OS", platform.platform()),
+        ("python", info["python"]), ("SQLite", info["sqlite"]),
+        ("packages", ", ".join(f"{k} {v}" for k, v in info["v"].items())),
+    ]
+
+
+# --- running -------------------------------------------------------------------------------------
+def run_step(step: Step, python: str, outdir: Path, sizes: str) -> tuple[str, float, int]:
+    args = {"full": step.full_args, "smoke": step.smoke_args}.get(sizes, step.args)
+    log = outdir / f"{step.name}.txt"
+    command = [python, str(BENCH / step.script), *args]
+    print(f"bench: {step.name}: {' '.join([Path(python).name, 'bench/' + step.script, *args])}", file=sys.stderr,
+          flush=True)
+    started = time.monotonic()
+    with log.open("w") as f:
+        try:
+            proc = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, timeout=step.timeout,
+                                  check=False)
+            code = proc.returncode
+        except subprocess.TimeoutExpired:
+            code = -1
+            f.write(f"\nbench/run.py: timed out after {step.timeout:.0f} s\n")
+    seconds = time.monotonic() - started
+    print(f"bench: {step.name}: exit {code} after {seconds:.0f} s (output: {log})", file=sys.stderr, flush=True)
+    return log.read_text(errors="replace"), seconds, code
+
+
+def render_table(figures: list[Figure]) -> list[str]:
+    rows = [["figure", "value", "baseline (same run)", "baseline value", "ratio"]]
+    for f in figures:
+        rows.append([f.figure, f"{f.value:,.1f} {f.unit}", f.baseline_label or "-",
+                     f"{f.baseline:,.1f} {f.unit}" if f.baseline else "-",
+                     f"{f.ratio:.2f}x" if f.baseline else "-"])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(rows[0], widths, strict=True)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows[1:]]
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true", help="the issue's sizes for every figure (about 2x longer)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes, to check the scripts run (figures meaningless; RESULTS.md is not written)")
+    parser.add_argument("--only", nargs="*", choices=[s.name for s in STEPS], help="run only these steps")
+    parser.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
+    args = parser.parse_args()
+
+    venv_python = ROOT / ".venvs" / "airflow" / "bin" / "python"
+    python = str(venv_python) if venv_python.exists() else sys.executable
+    steps = [s for s in STEPS if not args.only or s.name in args.only]
+    sizes = "smoke" if args.smoke else "full" if args.full else "default"
+    outdir = Path(tempfile.mkdtemp(prefix="relay-bench-"))
+    load_start = os.getloadavg()[0]
+    started = time.monotonic()
+    outputs: dict[str, str] = {}
+    problems: list[str] = []
+    durations: dict[str, float] = {}
+    for step in steps:
+        out, seconds, code = run_step(step, python, outdir, sizes)
+        outputs[step.name] = out
+        durations[step.name] = seconds
+        if code != 0:
+            problems.append(f"{step.script} exited with {code}; see {outdir / (step.name + '.txt')}")
+
+    readers: dict[str, Callable[[], list[Figure]]] = {
+        "campaign": lambda: campaign_figures(outputs["campaign"], outputs.get("dryrun-baseline")),
+        "server": lambda: server_figures(outputs["server"]),
+        "webhooks": lambda: webhook_figures(outputs["webhooks"]),
+        "airflow": lambda: airflow_figures(outputs["airflow"]),
+    }
+    figures: list[Figure] = []
+    for name, read in readers.items():
+        if name not in outputs:
+            continue
+        try:
+            figures += read()
+        except (ValueError, KeyError) as exc:
+            problems.append(f"could not read the {name} figures ({exc}); see {outdir / (name + '.txt')}")
+    total = time.monotonic() - started
+    table = render_table(figures)
+    machine = machine_description(python)
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    summary = (f"{when}; total {total / 60:.1f} min ({', '.join(f'{k} {v:.0f} s' for k, v in durations.items())});"
+               f" load average {load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end;"
+               f" sizes: {sizes}")
+    print()
+    print("\n".join(table))
+    print(f"\n{summary}")
+    for key, value in machine:
+        print(f"{key}: {value}")
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    print(f"full outputs: {outdir}")
+
+    if not args.no_write and not args.only and not args.smoke:
+        write_results(table, machine, summary, problems, outputs)
+    return 1 if problems else 0
+
+
+def write_results(table: list[str], machine: list[tuple[str, str]], summary: str, problems: list[str],
+                  outputs: dict[str, str]) -> None:
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (`bench/run.py`); every figure is next to a baseline measured in the same run,",
+        "ratio = value / baseline. Throughput figures: higher is better; memory: lower is better.",
+        "",
+        "## Machine",
+        "",
+        *[f"- {key}: {value}" for key, value in machine],
+        f"- run: {summary}",
+        "",
+        "## Figures",
+        "",
+        *table,
+        "",
+    ]
+    if problems:
+        lines += ["## Problems in this run", "", *[f"- {p}" for p in problems], ""]
+    lines += ["## Each script's own tables", ""]
+    for name, out in outputs.items():
+        kept = [line for line in out.splitlines()
+                if line.startswith(("|", "#", "machine:", "speed-up", "ratio", "(import", "hand-written",
+                                    "Reference relay", "webhook receiver"))]
+        lines += [f"### {name}", "", *kept, ""]
+    RESULTS.write_text("\n".join(lines).rstrip() + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
