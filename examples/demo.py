@@ -15,6 +15,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -117,13 +118,25 @@ def prefect_env(base: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def run(cmd: list[str], env: dict[str, str], title: str) -> None:
-    print(f"\n=== {title}: {' '.join(Path(c).name if i == 0 else c for i, c in enumerate(cmd))}", flush=True)
-    subprocess.run(cmd, env=env, cwd=ROOT, check=True)
+def run(cmd: list[str], env: dict[str, str], title: str, timings: dict[str, float],
+        log_path: Path | None = None) -> None:
+    """Run one step; its output goes to the terminal, or to ``log_path`` when given (kept quiet)."""
+    shown = " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd))
+    print(f"\n=== {title}: {shown}" + (f"  (output in {log_path})" if log_path else ""), flush=True)
+    started = time.monotonic()
+    try:
+        if log_path is None:
+            subprocess.run(cmd, env=env, cwd=ROOT, check=True)
+        else:
+            with log_path.open("wb") as log:
+                subprocess.run(cmd, env=env, cwd=ROOT, check=True, stdout=log, stderr=subprocess.STDOUT)
+    finally:
+        timings[title] = time.monotonic() - started
+    print(f"=== {title}: done in {timings[title]:.0f} s", flush=True)
 
 
 def summary(relay: ReferenceRelayProcess) -> dict[str, Any]:
-    """What the relay holds: outbound messages by state, and inbound replies."""
+    """What the relay holds: outbound messages by state and per recipient, and inbound replies."""
     with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {relay.api_key}"}) as http:
         rows = http.get(f"{relay.base_url}/_sim/messages").json()["messages"]
     outbound = [r for r in rows if r.get("direction") == "outbound"]
@@ -131,8 +144,23 @@ def summary(relay: ReferenceRelayProcess) -> dict[str, Any]:
     return {
         "sent": len(outbound),
         "by_state": dict(states),
+        "per_recipient": Counter(str(r.get("to")) for r in outbound),
         "replies": sum(1 for r in rows if r.get("direction") == "inbound"),
     }
+
+
+def print_summary(result: dict[str, Any], timings: dict[str, float], examples: int) -> bool:
+    """Print the summary; True when every recipient got exactly one message from each example."""
+    per_recipient: Counter[str] = result["per_recipient"]
+    once_each = bool(per_recipient) and set(per_recipient.values()) == {examples}
+    print("\n=== Summary (what the reference relay holds, both examples together)")
+    print(f"sent: {result['sent']}  delivered: {result['by_state'].get('delivered', 0)}  "
+          f"failed: {result['by_state'].get('failed', 0)} (the number ending in 0000, on purpose)  "
+          f"replies: {result['replies']}")
+    print(f"recipients: {len(per_recipient)}, each got "
+          + ("exactly one message from each example" if once_each else f"uneven counts: {dict(per_recipient)}"))
+    print("timings: " + ", ".join(f"{title} {seconds:.0f} s" for title, seconds in timings.items()))
+    return once_each
 
 
 def main() -> int:
@@ -147,26 +175,29 @@ def main() -> int:
         db_path=WORK / "webhooks.db", secrets=[secret], api_key="dev-key", port=_port(5111),
         log_path=WORK / "webhooks.log",
     )
+    timings: dict[str, float] = {}
+    started = time.monotonic()
     try:
         relay.start()
         receiver.start()
         print(f"reference relay  {relay.base_url}  (log {relay.log_path})")
         print(f"webhook receiver {receiver.base_url}  (log {receiver.log_path})")
         register_webhooks(relay, receiver, secret)
+        timings["servers"] = time.monotonic() - started
         base = example_env(relay, receiver)
         env = airflow_env(base)
-        run([str(AIRFLOW_BIN / "airflow"), "db", "migrate"], env, "Airflow metadata DB")
-        run([str(AIRFLOW_BIN / "airflow"), "dags", "test", DAG_ID], env, "Airflow DAG")
+        run([str(AIRFLOW_BIN / "airflow"), "db", "migrate"], env, "Airflow metadata DB", timings,
+            log_path=WORK / "airflow-db-migrate.log")
+        run([str(AIRFLOW_BIN / "airflow"), "dags", "test", DAG_ID], env, "Airflow DAG", timings)
         run([str(PREFECT_BIN / "python"), str(ROOT / "examples" / "prefect" / "relay_campaign_flow.py")],
-            prefect_env(base), "Prefect flow")
-        result = summary(relay)
-        print("\n=== Summary (what the reference relay holds)")
-        print(f"sent: {result['sent']}  delivered: {result['by_state'].get('delivered', 0)}  "
-              f"failed: {result['by_state'].get('failed', 0)}  replies: {result['replies']}")
-        print(f"by state: {result['by_state']}")
+            prefect_env(base), "Prefect flow", timings)
+        timings["total"] = time.monotonic() - started
+        if not print_summary(summary(relay), timings, examples=2):
+            print("demo finished, but the relay does not hold what the examples should have sent", file=sys.stderr)
+            return 1
         return 0
     except subprocess.CalledProcessError as exc:
-        print(f"\ndemo step failed with exit code {exc.returncode}", file=sys.stderr)
+        print(f"\ndemo step failed with exit code {exc.returncode}; logs in {WORK}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted; stopping the servers", file=sys.stderr)
