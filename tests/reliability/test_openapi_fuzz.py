@@ -35,7 +35,7 @@ API_KEY = "fuzz-key-0b7e1d"
 LOGIN = "relay"
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 FUZZ_SETTINGS = settings(
-    max_examples=20, deadline=None, derandomize=True, database=None,
+    max_examples=15, deadline=None, derandomize=True, database=None,
     suppress_health_check=list(HealthCheck),
 )
 AUTH_HEADERS = {
