@@ -157,6 +157,10 @@ def test_reply_retry_and_failure_alert(
         ("+15550106666", "ALERT relay_e2e_reactions.explode failed: disk full")
     ], alerts
     assert str(dag_run.state) == "failed"
+    dag_alerts = [m for m in _stored(e2e_relay, dialect="phonerelay") if (m["text"] or "").startswith("DAG ALERT")]
+    assert [(m["to"], m["text"]) for m in dag_alerts] == [
+        ("+15550107777", "DAG ALERT relay_e2e_reactions run failed")
+    ], dag_alerts
 
     # Inside the task, the masker already knows the key (read through the hook).
     assert states["log_the_key"] == "success"

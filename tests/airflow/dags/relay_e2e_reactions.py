@@ -28,7 +28,20 @@ class SendThenCrashOperator(RelaySendMessageOperator):
         return receipt
 
 
-@dag(schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False, tags=["relay-e2e"])
+@dag(
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["relay-e2e"],
+    # DAG-level alert: the run fails (explode), so this fires once per run.
+    on_failure_callback=[
+        RelayNotifier(
+            relay_conn_id="relay_phonerelay",
+            to="+15550107777",
+            text="DAG ALERT {{ dag.dag_id }} run failed",
+        )
+    ],
+)
 def relay_e2e_reactions() -> None:
     register = RelayManageWebhooksOperator(
         task_id="register_inbound_webhook",
