@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from relay_integrations.process import (
     ReferenceRelayProcess,
     WebhookReceiverProcess,
     free_port,
+    port_is_free,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,15 +38,7 @@ DAG_ID = "relay_campaign"
 
 
 def _port(preferred: int) -> int:
-    """``preferred`` unless something listens on it. Like uvicorn, bind with SO_REUSEADDR, so the
-    TIME_WAIT connections a previous run leaves behind do not count as taken."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", preferred))
-        except OSError:
-            return free_port()
-    return preferred
+    return preferred if port_is_free(preferred) else free_port()
 
 
 def register_webhooks(relay: ReferenceRelayProcess, receiver: WebhookReceiverProcess, secret: str) -> None:
