@@ -62,8 +62,15 @@ def test_kill_9_loses_nothing_acknowledged(start_relay) -> None:  # type: ignore
     with ThreadPoolExecutor(4) as pool:
         futures = [pool.submit(sender, i) for i in range(4)]
         wait_until(lambda: len(acked), lambda n: n >= 300, "some acknowledged traffic")
-        with sim_client(relay) as sim:  # states just before the crash: none may move backwards
-            snapshot = {m["id"]: m["state"] for m in sim.get("/messages", params={"limit": 100_000}).json()["messages"]}
+
+        def states_now() -> dict[str, str]:
+            with sim_client(relay) as sim:
+                rows = sim.get("/messages", params={"limit": 100_000}).json()["messages"]
+            return {m["id"]: m["state"] for m in rows}
+
+        # States just before the crash (none may move backwards). Wait until delivery has moved some
+        # messages on, so the crash also hits the worker mid-way; how soon depends on machine speed.
+        snapshot = wait_until(states_now, lambda snap: set(snap.values()) - {"queued"}, "messages past queued")
         relay.kill()
         stop.set()
         for f in futures:
