@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
+from relay_integrations.dialects.smsgate import rollup_state
 from relay_integrations.server.common import (
     MAX_OFFSET,
     ApiError,
@@ -29,7 +30,7 @@ from relay_integrations.server.common import (
 )
 from relay_integrations.server.context import RelayContext, WebhookTarget
 from relay_integrations.server.delivery import PERMANENT_ERROR, TRANSIENT_ERROR, first_step_at, step_seconds
-from relay_integrations.server.states import FINAL_STATES, internal_states_for, smsgate_recipients, smsgate_rollup
+from relay_integrations.server.states import FINAL_STATES, internal_states_for, smsgate_recipients
 from relay_integrations.server.store import MESSAGE_COLUMNS, dumps, insert_message, loads_extra, message_row
 
 DIALECT = "smsgate"
@@ -87,7 +88,7 @@ def _timestamp(field: str, value: datetime | None) -> float | None:
 def message_state(row: sqlite3.Row | Mapping[str, Any], device_id: str) -> dict[str, Any]:
     extra = loads_extra(row)
     recipients = smsgate_recipients(row["state"], extra)
-    state = smsgate_rollup([r["state"] for r in recipients])
+    state = rollup_state([r["state"] for r in recipients])
     states: dict[str, str | None] = {"Pending": iso_ms_z(row["created_at"])}
     if row["sending_at"]:
         states["Processed"] = iso_ms_z(row["sending_at"])

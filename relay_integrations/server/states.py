@@ -56,17 +56,3 @@ def smsgate_recipients(state: str, extra: Mapping[str, Any]) -> list[dict[str, A
             out.append({"phoneNumber": r["phoneNumber"], "state": RAW_STATE["smsgate"].get(state, "Pending"),
                         "error": None})
     return out
-
-
-def smsgate_rollup(recipient_states: list[str]) -> str:
-    """The real product's roll-up: any Pending -> Pending, any Processed -> Processed,
-    all Delivered -> Delivered, all Failed -> Failed, else Sent."""
-    if not recipient_states or "Pending" in recipient_states:
-        return "Pending"
-    if "Processed" in recipient_states:
-        return "Processed"
-    if all(s == "Delivered" for s in recipient_states):
-        return "Delivered"
-    if all(s == "Failed" for s in recipient_states):
-        return "Failed"
-    return "Sent"
