@@ -47,3 +47,23 @@ def start_relay(tmp_path: Path) -> Iterator[object]:
     yield _start
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[object]:
+    """A private PostgreSQL cluster on loopback for the session; fails (never skips) without PostgreSQL."""
+    from postgres_cluster import PostgresCluster, PostgresUnavailable
+
+    try:
+        cluster = PostgresCluster().init()
+        cluster.start()
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc))
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: object) -> str:
+    """A fresh, empty database in the session's cluster, as a SQLAlchemy URL ``postgresql://...``."""
+    return postgres_cluster.create_database()  # type: ignore[attr-defined]
