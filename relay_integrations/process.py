@@ -141,7 +141,9 @@ class ReferenceRelayProcess(ServiceProcess):
         webhook_secret: str | None = None,
         extra_args: list[str] | None = None,
         log_path: str | os.PathLike[str] | None = None,
+        sim: bool = True,
     ) -> None:
+        """:param sim: serve the ``/_sim/*`` test hooks (False: ``--no-sim``)."""
         self.api_key = api_key
         self.login = login
         self.webhook_secret = webhook_secret
@@ -153,6 +155,8 @@ class ReferenceRelayProcess(ServiceProcess):
         ]
         if webhook_secret:
             args += ["--webhook-secret", webhook_secret]
+        if not sim:
+            args.append("--no-sim")
         super().__init__(args + list(extra_args or []), port=port, log_path=log_path)
 
     def url(self, dialect: str) -> str:

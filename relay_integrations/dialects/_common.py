@@ -6,6 +6,7 @@ Private to :mod:`relay_integrations.dialects`; nothing here does I/O.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -23,6 +24,26 @@ from relay_integrations.errors import (
 from relay_integrations.models import MessageState
 
 _DATETIME = TypeAdapter(datetime)
+# fullmatch only: with re.match, "$" also matches before a final newline, so "+12025550100\n" would pass.
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def is_e164(value: str) -> bool:
+    """``+`` and 7 to 15 digits, nothing before or after (no whitespace, no final newline)."""
+    return E164.fullmatch(value) is not None
+
+
+def address_problem(value: str) -> str | None:
+    """Why a recipient address would be refused, or None.
+
+    Addresses that look like phone numbers (start with ``+``) must be E.164; no address may carry
+    surrounding whitespace or control characters (a CSV's trailing newline, for one).
+    """
+    if value != value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return f"{value!r} has surrounding whitespace or control characters"
+    if value.startswith("+") and not is_e164(value):
+        return f"{value!r} is not an E.164 phone number (+ and 7 to 15 digits)"
+    return None
 
 
 def header(headers: Mapping[str, str] | None, name: str) -> str | None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from relay_integrations.dialects._common import (
+    address_problem,
     as_dict,
     as_int,
     build_error,
@@ -119,6 +120,9 @@ class CoopDialect(Dialect):
         recipients = message.recipients
         if len(recipients) != 1:
             raise self._invalid("coop sends to exactly one recipient per message", f"{prefix}to")
+        problem = address_problem(recipients[0])
+        if problem:
+            raise self._invalid(problem, f"{prefix}to")
         return recipients[0]
 
     def build_send(self, message: OutboundMessage) -> RelayRequest:

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from relay_integrations.dialects._common import (
+    address_problem,
     as_dict,
     as_int,
     build_error,
@@ -136,6 +137,9 @@ class PhoneRelayDialect(Dialect):
         to = recipients[0] if recipients else None
         if channel in CHANNELS_NEEDING_TO and not to:
             raise self._invalid(f"'to' is required for channel {channel}", "to")
+        problem = address_problem(to) if to else None
+        if problem:
+            raise self._invalid(problem, "to")
         if message.text is None or message.text == "":
             raise self._invalid("text is required", "text")
         if channel == "email" and not message.subject:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from relay_integrations.dialects._common import (
+    address_problem,
     as_dict,
     as_int,
     build_error,
@@ -140,6 +141,9 @@ class RelaySmsDialect(Dialect):
         recipients = message.recipients
         if len(recipients) != 1:
             raise self._invalid("relaysms sends to exactly one recipient per message", f"{prefix}to")
+        problem = address_problem(recipients[0])
+        if problem:
+            raise self._invalid(problem, f"{prefix}to")
         if not message.text:
             raise self._invalid("text is required", f"{prefix}text")
         if len(message.text) > MAX_TEXT_LENGTH:

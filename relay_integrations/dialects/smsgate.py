@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from relay_integrations.dialects._common import (
+    address_problem,
     as_dict,
     as_int,
     build_error,
@@ -168,6 +169,10 @@ class SmsGateDialect(Dialect):
             raise self._invalid(
                 f"smsgate takes at most {MAX_RECIPIENTS} phone numbers per message, got {len(recipients)}", "to"
             )
+        for index, recipient in enumerate(recipients):
+            problem = address_problem(recipient)
+            if problem:
+                raise self._invalid(problem, f"to[{index}]")
         if not message.text:
             raise self._invalid("text is required", "text")
         if message.attachments:

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relay_integrations.server import routes_coop, routes_phonerelay, routes_relaysms, routes_smsgate, sim
+from relay_integrations.server.bounds import MAX_JSON_DEPTH, depth_violation
 from relay_integrations.server.common import ApiError
 from relay_integrations.server.config import DIALECTS, ServerConfig
 from relay_integrations.server.context import RelayContext
@@ -33,14 +34,16 @@ _ROUTERS = {
 _BATCH_PATH_SUFFIXES = ("/sms/batch", "/messages/bulk")
 # Open without credentials: health checks and the relaysms webhook test bins (POST side).
 _PUBLIC_PATH_SUFFIXES = ("/health", "/status/bin", "/messages/bin")
-
-
-class _BodyTooLarge(Exception):
-    pass
+MAX_BIN_BODY_BYTES = 64 * 1024
+"""Largest test-bin post: the bins take unauthenticated writes, as the doc has them."""
 
 
 class BodyLimitMiddleware:
-    """413 for bodies over the limit, whether announced by Content-Length or streamed."""
+    """Bounds every request body at the edge: 413 over the size limit (announced or streamed), 400
+    naming the field when the JSON nests too deep for the parser (see :mod:`.bounds`).
+
+    The body is read here, at most ``limit`` bytes, and replayed to the app.
+    """
 
     def __init__(self, app: ASGIApp, *, limit: int, batch_limit: int,
                  dialect_of_path: Callable[[str], str | None]) -> None:
@@ -58,6 +61,8 @@ class BodyLimitMiddleware:
             scope = {**scope, "headers": [*scope["headers"], (b"content-type", b"application/json")]}
         path: str = scope["path"]
         limit = self.batch_limit if path.rstrip("/").endswith(_BATCH_PATH_SUFFIXES) else self.limit
+        if path.rstrip("/").endswith("/bin"):
+            limit = min(limit, MAX_BIN_BODY_BYTES)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -67,28 +72,36 @@ class BodyLimitMiddleware:
                 if too_big:
                     await self._reject(scope, receive, send, limit)
                     return
+        chunks: list[bytes] = []
         received = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _BodyTooLarge()
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                return  # the client went away before sending its body
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:
                 await self._reject(scope, receive, send, limit)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        field = depth_violation(body)
+        if field is not None:
+            err = ApiError(400, f"{field}: nested deeper than {MAX_JSON_DEPTH} levels", field=field)
+            await error_response(self.dialect_of_path(path), err)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         err = ApiError(413, f"body: request body larger than {limit} bytes", field="body")
@@ -175,7 +188,8 @@ def create_app(
         app.include_router(router, prefix=f"/{name}")
         if config.dialect == name:
             app.include_router(router)
-    app.include_router(sim.build_router(ctx))
+    if config.sim:
+        app.include_router(sim.build_router(ctx))
 
     def dialect_of_path(path: str) -> str | None:
         first = path.lstrip("/").split("/", 1)[0]
@@ -235,8 +249,6 @@ def create_app(
         cause = exc.__cause__
         if isinstance(cause, ApiError):
             return error_response(dialect_of(request), cause)
-        if isinstance(cause, _BodyTooLarge):
-            raise cause
         message = {404: "not found", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
         if exc.status_code == 400:
             denied = auth_failure(request, dialect_of(request))

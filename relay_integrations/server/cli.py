@@ -59,6 +59,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", default=env_default("SEED", "relay-sim"), help="seed of the failure-rate draw")
     p.add_argument("--allow-external-webhooks", action="store_true",
                    help="also post webhooks to non-loopback hosts (off: recorded as skipped)")
+    p.add_argument("--no-sim", dest="sim", action="store_false",
+                   help="turn the /_sim/* test hooks off (they answer 404)")
     p.add_argument("--log-level", default=env_default("LOG_LEVEL", "warning"),
                    choices=("critical", "error", "warning", "info", "debug"), help="uvicorn log level")
     p.set_defaults(func=run)
@@ -67,8 +69,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import sqlite3
 
-    import uvicorn
-
+    from relay_integrations._uvicorn import run as run_uvicorn
     from relay_integrations.server.app import create_app
     from relay_integrations.server.config import ServerConfig
 
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             numbers=[n for n in args.numbers if n], dialect=args.dialect, webhook_urls=dict(args.webhook_url),
             synchronous=args.synchronous.upper(), balance=args.balance,
             allow_external_webhooks=args.allow_external_webhooks, webhook_retry_base=args.webhook_retry_base,
-            webhook_max_attempts=args.webhook_max_attempts, seed=args.seed,
+            webhook_max_attempts=args.webhook_max_attempts, seed=args.seed, sim=args.sim,
         )
     except ValueError as exc:
         print(f"relay serve: {exc}", file=sys.stderr)
@@ -102,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {args.dialect} is also served at {base}/", flush=True)
     if not args.webhook_secret:
         print("  webhooks go out unsigned: no --webhook-secret given", flush=True)
+    if not config.sim:
+        print("  /_sim test hooks are off (--no-sim)", flush=True)
     print(f"  docs        {base}/docs", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    run_uvicorn(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0

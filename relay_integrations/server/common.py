@@ -108,11 +108,12 @@ URL = re.compile(r"^https?://[^\s/]+(?:/[^\s]*)?$")
 
 
 def is_e164(value: str) -> bool:
-    return bool(E164.match(value))
+    # fullmatch: with match, "$" also matches before a final newline ("+12025550100\n").
+    return bool(E164.fullmatch(value))
 
 
 def is_email(value: str) -> bool:
-    return bool(EMAIL.match(value))
+    return bool(EMAIL.fullmatch(value))
 
 
 def require_e164(field: str, value: str) -> str:
@@ -122,7 +123,7 @@ def require_e164(field: str, value: str) -> str:
 
 
 def require_url(field: str, value: str | None) -> str | None:
-    if value is not None and not URL.match(value):
+    if value is not None and not URL.fullmatch(value):
         raise invalid(field, "must be an http(s) URL")
     return value
 

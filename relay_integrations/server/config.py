@@ -32,6 +32,7 @@ class ServerConfig:
     :param seed: seed of the failure-rate draw.
     :param webhook_retry_base: first webhook retry delay in seconds (doubles, with jitter).
     :param webhook_max_attempts: attempts before a webhook delivery is given up ("dead").
+    :param sim: serve the ``/_sim/*`` test hooks (``relay serve --no-sim`` turns them off: 404).
     :param allow_external_webhooks: deliver webhooks to non-loopback hosts too (off: they are recorded as skipped).
     """
 
@@ -54,6 +55,7 @@ class ServerConfig:
     max_batch_body_bytes: int = 16 * MiB
     allow_external_webhooks: bool = False
     device_id: str = "sim-device-0001"
+    sim: bool = True
 
     def __post_init__(self) -> None:
         if self.dialect is not None and self.dialect not in DIALECTS:

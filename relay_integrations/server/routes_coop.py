@@ -51,7 +51,7 @@ class BulkBody(BaseModel):
 
 
 def check_recipient(field: str, to: str) -> None:
-    if not (is_e164(to) or is_email(to) or GROUP_GUID.match(to)):
+    if not (is_e164(to) or is_email(to) or GROUP_GUID.fullmatch(to)):
         raise invalid(field, f"{to!r} is not an E.164 phone number, Apple ID email or group GUID")
 
 
@@ -66,7 +66,7 @@ def check_message(prefix: str, to: Any, body: Any, attachments: Any, priority: A
         if len(attachments) > MAX_ATTACHMENTS:
             raise invalid(f"{prefix}attachments", f"at most {MAX_ATTACHMENTS} attachments, got {len(attachments)}")
         for i, url in enumerate(attachments):
-            if not URL.match(url):
+            if not URL.fullmatch(url):
                 raise invalid(f"{prefix}attachments[{i}]", "must be an http(s) URL")
     if body is not None and not isinstance(body, str):
         raise invalid(f"{prefix}body", "must be a string")

@@ -74,11 +74,11 @@ def _check_recipient(body: SendBody) -> None:
         return
     if ch in ("sms", "wa") and not is_e164(to):
         raise invalid("to", f"{to!r} is not an E.164 phone number (+ and 7 to 15 digits)")
-    if ch == "tg" and not (USERNAME.match(to) or is_e164(to) or CHAT_ID.match(to)):
+    if ch == "tg" and not (USERNAME.fullmatch(to) or is_e164(to) or CHAT_ID.fullmatch(to)):
         raise invalid("to", f"{to!r} is not a Telegram @username, phone number or chat id")
     if ch == "email" and not is_email(to):
         raise invalid("to", f"{to!r} is not an email address")
-    if ch == "tg_bot" and not (CHAT_ID.match(to) or USERNAME.match(to)):
+    if ch == "tg_bot" and not (CHAT_ID.fullmatch(to) or USERNAME.fullmatch(to)):
         raise invalid("to", f"{to!r} is not a Telegram chat id or @channel")
     if ch == "email" and not body.subject:
         raise invalid("subject", "is required for channel email")

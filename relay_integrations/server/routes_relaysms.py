@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
+from relay_integrations.server.bounds import require_bounded_json
 from relay_integrations.server.common import (
     MAX_PAGE,
     ApiError,
@@ -23,7 +24,6 @@ from relay_integrations.server.common import (
     now,
     parse_json_strict,
     require_e164,
-    require_finite_json,
     require_url,
     sms_segments,
 )
@@ -35,6 +35,8 @@ from relay_integrations.server.store import dumps, insert_message, insert_messag
 DIALECT = "relaysms"
 MAX_BODY = 1600
 MAX_BATCH = 1000
+MAX_BIN_ITEMS = 100
+"""Entries each webhook test bin keeps (the newest); the bins take unauthenticated writes."""
 _EMPTY_EXTRA = dumps({"metadata": {}, "status_callback": None})  # most batch rows: skip a json.dumps each
 
 
@@ -149,7 +151,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
         require_e164("to", body.to)
         require_owned("from", body.from_)
         require_url("status_callback", body.status_callback)
-        require_finite_json("metadata", body.metadata)
+        require_bounded_json("metadata", body.metadata)
         t = now()
         message_id = new_id()
         segments = sms_segments(body.body)
@@ -469,9 +471,16 @@ def build_router(ctx: RelayContext) -> APIRouter:
         async def post_bin(request: Request) -> JSONResponse:
             raw = await request.body()
             text = raw.decode("utf-8", errors="replace")
-            seq = store.write(lambda c: c.execute(
-                "INSERT INTO bins(bin, received_at, content_type, body) VALUES (?,?,?,?)",
-                (name, now(), request.headers.get("content-type"), text)).lastrowid)
+
+            def _keep_newest(c: sqlite3.Connection) -> int:
+                seq = c.execute("INSERT INTO bins(bin, received_at, content_type, body) VALUES (?,?,?,?)",
+                                (name, now(), request.headers.get("content-type"), text)).lastrowid
+                # Unauthenticated writes: keep only the newest MAX_BIN_ITEMS per bin (GET shows at most 100).
+                c.execute("DELETE FROM bins WHERE bin = ? AND seq NOT IN "
+                          "(SELECT seq FROM bins WHERE bin = ? ORDER BY seq DESC LIMIT ?)", (name, name, MAX_BIN_ITEMS))
+                return int(seq or 0)
+
+            seq = store.write(_keep_newest)
             return envelope({"received": True, "id": seq, "bin": name})
 
         async def get_bin(request: Request, limit: int = 50) -> JSONResponse:
@@ -484,7 +493,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
             for r in rows:
                 try:
                     payload: Any = parse_json_strict(r["body"])
-                except ValueError:
+                except (ValueError, RecursionError):
                     payload = r["body"]
                 items.append({"id": r["seq"], "received_at": iso_z(r["received_at"]),
                               "content_type": r["content_type"], "payload": payload})
@@ -515,9 +524,9 @@ def _batch_item_error(index: int, item: Any) -> str | None:
         if not isinstance(item["metadata"], dict):
             return f"{prefix}.metadata: must be an object"
         try:
-            require_finite_json("metadata", item["metadata"])
-        except ApiError:
-            return f"{prefix}.metadata: numbers must be finite (no NaN or Infinity)"
+            require_bounded_json(f"{prefix}.metadata", item["metadata"])
+        except ApiError as err:
+            return err.message
     callback = item.get("status_callback")
     if callback is not None:
         try:

@@ -71,7 +71,7 @@ def range_start(value: str | None, t: float) -> float | None:
         return None
     if value == "today":
         return t - (t % 86400)
-    match = _RANGE.match(value)
+    match = _RANGE.fullmatch(value)
     if not match:
         raise invalid("range", "must look like 24h, 7d, 4w, 30m, today or all")
     return t - int(match.group(1)) * _UNIT_SECONDS[match.group(2)]

@@ -195,7 +195,11 @@ def loads_extra(row: sqlite3.Row | Mapping[str, Any]) -> dict[str, Any]:
     raw = row["extra"]
     if not raw:
         return {}
-    value: dict[str, Any] = json.loads(raw)
+    try:
+        value: dict[str, Any] = json.loads(raw)
+    except RecursionError:
+        # Written before the edge bounds existed (see .bounds): readable, if not in full.
+        return {"unreadable": "stored JSON nested too deep to read back"}
     return value
 
 

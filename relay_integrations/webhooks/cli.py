@@ -58,8 +58,7 @@ def parse_secret_args(values: list[str]) -> dict[str, list[str]]:
 def _serve(args: argparse.Namespace) -> int:
     import logging
 
-    import uvicorn
-
+    from relay_integrations._uvicorn import run as run_uvicorn
     from relay_integrations.webhooks.receiver import DEFAULT_MAX_BODY_BYTES, create_receiver_app
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -75,5 +74,5 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"relay webhooks serve: {exc}")
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    run_uvicorn(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
