@@ -48,8 +48,8 @@ def test_deep_metadata_is_refused_naming_the_field_before_any_debit(relay: Refer
         assert r.status_code == 400, r.text
         assert relaysms_field(r) == "metadata"
         assert "nested deeper" in r.json()["error"]["message"]
-        batch = '{"from":"+1987654321","messages":[{"to":"+12025550100","body":"ok"},{"to":"+12025550101","body":"deep","metadata":' \
-            + nested(levels) + "}]}"
+        batch = ('{"from":"+1987654321","messages":[{"to":"+12025550100","body":"ok"},'
+                 '{"to":"+12025550101","body":"deep","metadata":' + nested(levels) + "}]}")
         r = c.post("/api/v1/sms/batch", content=batch, headers={"Content-Type": "application/json"})
         assert r.status_code == 400, r.text
         assert relaysms_field(r) == "messages[1].metadata"
@@ -62,10 +62,11 @@ def test_deep_metadata_is_refused_naming_the_field_before_any_debit(relay: Refer
 
 def test_metadata_within_the_body_depth_but_over_the_field_caps_is_refused(relay: ReferenceRelayProcess) -> None:
     with client_for(relay, "relaysms") as c:
-        r = c.post("/api/v1/sms/send", content='{"from":"+1987654321","to":"+12025550100","body":"x","metadata":' + nested(20) + "}",
-                   headers={"Content-Type": "application/json"})
+        r = c.post("/api/v1/sms/send", headers={"Content-Type": "application/json"},
+                   content='{"from":"+1987654321","to":"+12025550100","body":"x","metadata":' + nested(20) + "}")
         assert r.status_code == 400 and relaysms_field(r) == "metadata", r.text
-        big = {"from": "+1987654321", "to": "+12025550100", "body": "x", "metadata": {"blob": "x" * (MAX_FIELD_BYTES + 1)}}
+        big = {"from": "+1987654321", "to": "+12025550100", "body": "x",
+               "metadata": {"blob": "x" * (MAX_FIELD_BYTES + 1)}}
         r = c.post("/api/v1/sms/send", json=big)
         assert r.status_code == 400 and relaysms_field(r) == "metadata", r.text
         # A batch refuses the one item, naming it, and debits nothing for it.
@@ -83,7 +84,8 @@ def test_metadata_within_the_body_depth_but_over_the_field_caps_is_refused(relay
 def test_metadata_at_the_caps_is_stored_and_reads_back(relay: ReferenceRelayProcess) -> None:
     metadata = json.loads(nested(16))
     with client_for(relay, "relaysms") as c:
-        r = c.post("/api/v1/sms/send", json={"from": "+1987654321", "to": "+12025550100", "body": "x", "metadata": metadata})
+        r = c.post("/api/v1/sms/send",
+                   json={"from": "+1987654321", "to": "+12025550100", "body": "x", "metadata": metadata})
         assert r.status_code == 202, r.text
         message_id = r.json()["data"]["id"]
         got = c.get(f"/api/v1/sms/{message_id}")
