@@ -233,7 +233,8 @@ class Operations:
             body["ttl"] = ttl
         response = yield self.endpoint_request("sg_token", json=body, what="JWT token")
         answer = _as_dict(self.dialect.unwrap(response.body))
-        token = answer.get("access_token") or answer.get("token")
+        # camelCase as the real server and its official client have it; snake_case from older relays.
+        token = answer.get("accessToken") or answer.get("access_token") or answer.get("token")
         if not isinstance(token, str) or not token:
             raise RelayError("token endpoint answered without an access_token", dialect=self.dialect.name,
                              status_code=response.status_code)

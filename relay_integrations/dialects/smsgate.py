@@ -52,6 +52,9 @@ STATES: Mapping[str, MessageState] = {
     "sent": MessageState.SENT,
     "delivered": MessageState.DELIVERED,
     "failed": MessageState.FAILED,
+    # A cancel (DELETE /messages/{id}) moves a Pending message through Cancelling to Cancelled.
+    "cancelling": MessageState.SENDING,
+    "cancelled": MessageState.CANCELLED,
 }
 
 #: Raw state names in the product's spelling, by lower-case name.
@@ -85,7 +88,8 @@ def rollup_state(recipient_states: Sequence[str]) -> str:
     """The message's raw state from its recipients' raw states, as the product computes it.
 
     Any Pending -> Pending; else any Processed -> Processed; all Delivered -> Delivered;
-    all Failed -> Failed; otherwise Sent. An empty list is Pending (nothing has happened yet).
+    all Failed -> Failed; all Cancelled -> Cancelled; otherwise Sent. An empty list is Pending
+    (nothing has happened yet).
     """
     names = [s.strip().lower() for s in recipient_states]
     for raw, name in zip(recipient_states, names, strict=True):
@@ -99,6 +103,10 @@ def rollup_state(recipient_states: Sequence[str]) -> str:
         return "Delivered"
     if all(n == "failed" for n in names):
         return "Failed"
+    if all(n == "cancelled" for n in names):
+        return "Cancelled"
+    if "cancelling" in names:
+        return "Cancelling"
     return "Sent"
 
 
@@ -353,7 +361,8 @@ class SmsGateDialect(Dialect):
             return [
                 WebhookEvent(
                     kind="inbound",
-                    sender=data.get("phoneNumber"),
+                    # "sender" in today's app; older apps sent only "phoneNumber" (also the sender).
+                    sender=data.get("sender") or data.get("phoneNumber"),
                     text=data.get("message"),
                     **common,
                 )

@@ -33,7 +33,8 @@ _ROUTERS = {
 }
 _BATCH_PATH_SUFFIXES = ("/sms/batch", "/messages/bulk")
 # Open without credentials: health checks and the relaysms webhook test bins (POST side).
-_PUBLIC_PATH_SUFFIXES = ("/health", "/status/bin", "/messages/bin")
+_PUBLIC_PATH_SUFFIXES = ("/health", "/health/live", "/health/ready", "/health/startup", "/status/bin",
+                         "/messages/bin")
 MAX_BIN_BODY_BYTES = 64 * 1024
 """Largest test-bin post: the bins take unauthenticated writes, as the doc has them."""
 

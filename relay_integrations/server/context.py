@@ -19,6 +19,25 @@ from relay_integrations.server.config import ServerConfig
 from relay_integrations.server.store import Store, dumps
 
 RELAYSMS_KEY_SETTING = "relaysms_api_key"
+REVOKED_JWT_PREFIX = "smsgate_revoked_jwt:"
+DEFAULT_ACCESS_TTL = 3600
+REFRESH_TTL = 30 * 86400
+ALL_SCOPES = "all:any"
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    id: str
+    access_token: str
+    refresh_token: str
+    expires_at: float
+
+
+def has_scope(claims: dict[str, Any], scope: str | tuple[str, ...]) -> bool:
+    """Whether a token's scopes allow ``scope`` (any of a tuple; ``all:any`` allows everything)."""
+    wanted = (scope,) if isinstance(scope, str) else scope
+    scopes = claims.get("scopes") or []
+    return isinstance(scopes, list) and (ALL_SCOPES in scopes or any(s in scopes for s in wanted))
 JWT_SECRET_SETTING = "smsgate_jwt_secret"
 BALANCE_SETTING = "relaysms_balance_micros"
 
@@ -47,6 +66,7 @@ class RelayContext:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        self.started_at = time.time()
         self.store = Store(config.db_path, synchronous=config.synchronous)
         self._targets_lock = threading.Lock()
         self._targets: list[WebhookTarget] = []
@@ -98,7 +118,12 @@ class RelayContext:
         if not self._same(token, self.relaysms_key):
             raise ApiError(401, "Invalid or missing API key")
 
-    def require_smsgate(self, request: Request, *, basic_only: bool = False) -> None:
+    def require_smsgate(self, request: Request, *, basic_only: bool = False,
+                        scope: str | tuple[str, ...] | None = None) -> None:
+        """Basic ``login:key`` (may do everything) or an access JWT that carries ``scope`` (or ``all:any``).
+
+        :raises ApiError: 401 without valid credentials, 403 when the token lacks the scope.
+        """
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "basic":
@@ -113,9 +138,12 @@ class RelayContext:
                 return
             raise ApiError(401, "Invalid login or password")
         if scheme.lower() == "bearer" and value.strip() and not basic_only:
-            if self.verify_jwt(value.strip()):
-                return
-            raise ApiError(401, "Invalid or expired token")
+            claims = self.verify_jwt(value.strip())
+            if claims is None:
+                raise ApiError(401, "Invalid or expired token")
+            if scope is not None and not has_scope(claims, scope):
+                raise ApiError(403, f"token lacks the scope {scope if isinstance(scope, str) else ' or '.join(scope)}")
+            return
         raise ApiError(401, "Authorization required: Basic LOGIN:PASSWORD or Bearer JWT")
 
     def authenticate(self, dialect: str | None, request: Request) -> None:
@@ -128,29 +156,58 @@ class RelayContext:
             self.require_bearer(request)
 
     # --- smsgate JWT (HS256, minimal and self-contained) ---------------------------------------
-    def issue_jwt(self, ttl: int, scopes: list[str]) -> tuple[str, str, float]:
+    def _sign(self, claims: dict[str, Any]) -> str:
+        header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        payload = _b64url(json.dumps(claims).encode())
+        sig = _b64url(hmac.new(self._jwt_secret, f"{header}.{payload}".encode(), hashlib.sha256).digest())
+        return f"{header}.{payload}.{sig}"
+
+    def issue_jwt(self, ttl: int, scopes: list[str]) -> IssuedToken:
+        """An access token and its refresh token (``ptype`` access/refresh; the refresh names its access ``ajti``)."""
         now = int(time.time())
         token_id = secrets.token_hex(8)
-        header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-        payload = _b64url(json.dumps(
-            {"sub": self.config.login, "iat": now, "exp": now + ttl, "jti": token_id, "scopes": scopes}
-        ).encode())
-        signing_input = f"{header}.{payload}".encode()
-        sig = _b64url(hmac.new(self._jwt_secret, signing_input, hashlib.sha256).digest())
-        return f"{header}.{payload}.{sig}", token_id, float(now + ttl)
+        access = self._sign({"sub": self.config.login, "iat": now, "exp": now + ttl, "jti": token_id,
+                             "scopes": scopes, "ptype": "access"})
+        refresh = self._sign({"sub": self.config.login, "iat": now, "exp": now + REFRESH_TTL,
+                              "jti": secrets.token_hex(8), "ajti": token_id, "scopes": scopes, "ptype": "refresh"})
+        return IssuedToken(id=token_id, access_token=access, refresh_token=refresh, expires_at=float(now + ttl))
 
-    def verify_jwt(self, token: str) -> bool:
+    def _claims(self, token: str) -> dict[str, Any] | None:
         parts = token.split(".")
         if len(parts) != 3:
-            return False
+            return None
         expected = _b64url(hmac.new(self._jwt_secret, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest())
         if not hmac.compare_digest(expected.encode(), parts[2].encode()):
-            return False
+            return None
         try:
             claims = json.loads(_b64url_decode(parts[1]))
         except ValueError:
-            return False
-        return isinstance(claims, dict) and float(claims.get("exp", 0)) > time.time()
+            return None
+        if not isinstance(claims, dict) or float(claims.get("exp", 0)) <= time.time():
+            return None
+        for jti in (claims.get("jti"), claims.get("ajti")):
+            if jti and self.store.get_setting(REVOKED_JWT_PREFIX + str(jti)) is not None:
+                return None
+        return claims
+
+    def verify_jwt(self, token: str) -> dict[str, Any] | None:
+        """The claims of a valid, unexpired, unrevoked access token, else None."""
+        claims = self._claims(token)
+        if claims is None or claims.get("ptype", "access") != "access":
+            return None
+        return claims
+
+    def refresh_jwt(self, refresh_token: str) -> IssuedToken:
+        """New tokens for a valid refresh token, which is used up (revoked) in the exchange."""
+        claims = self._claims(refresh_token)
+        if claims is None or claims.get("ptype") != "refresh":
+            raise ApiError(401, "Invalid or expired refresh token")
+        self.revoke_jwt(str(claims["jti"]))
+        scopes = [str(s) for s in claims.get("scopes") or []]
+        return self.issue_jwt(DEFAULT_ACCESS_TTL, scopes)
+
+    def revoke_jwt(self, jti: str) -> None:
+        self.store.set_setting(REVOKED_JWT_PREFIX + jti, str(time.time()))
 
     def rotate_relaysms_key(self) -> str:
         new_key = "rk_" + secrets.token_urlsafe(24)

@@ -217,9 +217,12 @@ def inbound_events(ctx: RelayContext, row: sqlite3.Row | Mapping[str, Any], at: 
             event_id = new_id("evt_")
             body = _body({
                 "deviceId": ctx.config.device_id, "event": "sms:received", "id": event_id, "webhookId": t.id,
-                "payload": {"messageId": row["id"], "message": row["body"], "phoneNumber": row["from_addr"],
-                            "receivedAt": iso_ms_z(row["created_at"]),
-                            "simNumber": _extra(row).get("sim_number", 1)},
+                # As the real app sends it: phoneNumber (the sender, kept for older clients), sender,
+                # recipient (the device's own number, when known); the official client needs sender.
+                "payload": {k: v for k, v in {
+                    "messageId": row["id"], "message": row["body"], "phoneNumber": row["from_addr"],
+                    "sender": row["from_addr"], "recipient": row["to_addr"], "receivedAt": iso_ms_z(row["created_at"]),
+                    "simNumber": _extra(row).get("sim_number", 1)}.items() if v is not None},
             })
             entries.append(_entry("smsgate", t.url, "sms:received", row["id"], body, at, event_id=event_id))
         return entries

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
 
@@ -28,13 +28,14 @@ from relay_integrations.server.common import (
     require_url,
     seeded_fraction,
 )
-from relay_integrations.server.context import RelayContext, WebhookTarget
+from relay_integrations.server.context import IssuedToken, RelayContext, WebhookTarget
 from relay_integrations.server.delivery import PERMANENT_ERROR, TRANSIENT_ERROR, first_step_at, step_seconds
 from relay_integrations.server.states import FINAL_STATES, internal_states_for, smsgate_recipients
 from relay_integrations.server.store import MESSAGE_COLUMNS, dumps, insert_message, loads_extra, message_row
 
 DIALECT = "smsgate"
 MAX_RECIPIENTS = 100
+CANCELLED_ERROR = "Cancelled by the API client"
 WebhookEvent = Literal["sms:received", "sms:sent", "sms:delivered", "sms:failed", "system:ping"]
 
 
@@ -72,7 +73,10 @@ class TokenBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ttl: int = Field(3600, ge=60, le=31 * 86400)
-    scopes: list[str] = Field(default_factory=lambda: ["all:any"])
+    scopes: list[str] = Field(default_factory=lambda: ["all:any"], max_length=64,
+                              description="messages:send, messages:read, messages:list, messages:cancel, "
+                                          "webhooks:list, webhooks:write, webhooks:delete, devices:list, "
+                                          "tokens:manage, or all:any")
 
 
 def _timestamp(field: str, value: datetime | None) -> float | None:
@@ -96,7 +100,7 @@ def message_state(row: sqlite3.Row | Mapping[str, Any], device_id: str) -> dict[
         states["Sent"] = iso_ms_z(row["sent_at"])
     if row["state"] in FINAL_STATES:
         rstates = {r["state"] for r in recipients}
-        for name in ("Delivered", "Failed"):
+        for name in ("Delivered", "Failed", "Cancelled"):
             if name in rstates:
                 states[name] = iso_ms_z(row["final_at"])
     return {
@@ -120,12 +124,12 @@ def build_router(ctx: RelayContext) -> APIRouter:
     store = ctx.store
     cfg = ctx.config
 
-    def auth(request: Request) -> None:
-        ctx.require_smsgate(request)
+    def auth(request: Request, scope: str | tuple[str, ...]) -> None:
+        ctx.require_smsgate(request, scope=scope)
 
     @router.post("/api/3rdparty/v1/messages", summary="Queue an SMS")
     async def send_message(body: SendBody, request: Request, skipPhoneValidation: bool = False) -> JSONResponse:
-        auth(request)
+        auth(request, "messages:send")
         text = body.textMessage.text if body.textMessage else body.message
         if not text:
             raise invalid("textMessage.text", "is required")
@@ -167,42 +171,107 @@ def build_router(ctx: RelayContext) -> APIRouter:
         return JSONResponse(message_state(fresh, cfg.device_id), status_code=200)
 
     @router.get("/api/3rdparty/v1/messages", summary="List messages")
-    async def list_messages(request: Request, skip: int = 0, limit: int = 20, state: str | None = None) -> Response:
-        auth(request)
-        if not 0 <= skip <= MAX_OFFSET:
-            raise invalid("skip", f"must be between 0 and {MAX_OFFSET}")
-        if not 1 <= limit <= 100:
-            raise invalid("limit", "must be between 1 and 100")
-        where, params = ["dialect = ?", "direction = 'outbound'"], [DIALECT]
-        if state:
-            if state not in ("Pending", "Processed", "Sent", "Delivered", "Failed"):
-                raise invalid("state", "must be Pending, Processed, Sent, Delivered or Failed")
-            states = internal_states_for(DIALECT, state)
-            where.append(f"state IN ({','.join('?' for _ in states)})")
-            params.extend(states)
-        clause = " AND ".join(where)
-        total = store.query_one(f"SELECT COUNT(*) AS n FROM messages WHERE {clause}", params)["n"]  # type: ignore[index]
-        rows = store.query(f"SELECT * FROM messages WHERE {clause} ORDER BY seq DESC LIMIT ? OFFSET ?",
-                           [*params, limit, skip])
-        return JSONResponse([message_state(r, cfg.device_id) for r in rows], headers={"X-Total-Count": str(total)})
+    async def list_messages(
+        request: Request,
+        offset: int | None = Query(None, ge=0, le=MAX_OFFSET, description="Messages to skip (the real server's name)."),
+        skip: int | None = Query(None, ge=0, le=MAX_OFFSET, description="Older name of offset."),
+        limit: int = Query(50, ge=1, le=100),
+        sort: Literal["created_at", "-created_at"] = "-created_at",
+        state: Literal["Pending", "Processed", "Sent", "Delivered", "Failed", "Cancelled"] | None = None,
+        from_: datetime | None = Query(None, alias="from", description="Created at or after (RFC 3339)."),
+        to: datetime | None = Query(None, description="Created before (RFC 3339)."),
+        deviceId: str | None = Query(None, max_length=64),
+    ) -> Response:
+        auth(request, ("messages:list", "messages:read"))
+        start = offset if offset is not None else (skip or 0)
+        order = "ASC" if sort == "created_at" else "DESC"
+        where: list[str] = ["dialect = ?", "direction = 'outbound'"]
+        params: list[Any] = [DIALECT]
+        since, until = _timestamp("from", from_), _timestamp("to", to)
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("created_at < ?")
+            params.append(until)
+        if deviceId is not None and deviceId != cfg.device_id:
+            return JSONResponse([], headers={"X-Total-Count": "0"})
+        if state is None:
+            clause = " AND ".join(where)
+            total = store.query_one(f"SELECT COUNT(*) AS n FROM messages WHERE {clause}", params)["n"]  # type: ignore[index]
+            rows = store.query(f"SELECT * FROM messages WHERE {clause} ORDER BY created_at {order}, seq {order} "
+                               "LIMIT ? OFFSET ?", [*params, limit, start])
+            page = [message_state(r, cfg.device_id) for r in rows]
+        else:
+            # The state shown rolls up from the recipients (a delivered message with one failed
+            # recipient is Sent), so filter on the rolled-up state, not the stored one.
+            candidates = set(internal_states_for(DIALECT, state))
+            if state in ("Sent", "Delivered", "Failed", "Cancelled"):
+                candidates.update(FINAL_STATES)
+            where.append(f"state IN ({','.join('?' for _ in candidates)})")
+            params.extend(sorted(candidates))
+            rows = store.query(f"SELECT * FROM messages WHERE {' AND '.join(where)} "
+                               f"ORDER BY created_at {order}, seq {order}", params)
+            matching = [m for m in (message_state(r, cfg.device_id) for r in rows) if m["state"] == state]
+            total = len(matching)
+            page = matching[start:start + limit]
+        return JSONResponse(page, headers={"X-Total-Count": str(total)})
 
     @router.get("/api/3rdparty/v1/messages/{message_id}", summary="Get full status and recipient states")
     async def get_message(message_id: str, request: Request) -> JSONResponse:
-        auth(request)
+        auth(request, "messages:read")
         row = store.query_one("SELECT * FROM messages WHERE id = ? AND dialect = ?", (message_id, DIALECT))
         if row is None:
             raise ApiError(404, f"message {message_id!r} not found")
         return JSONResponse(message_state(row, cfg.device_id))
 
+    @router.delete("/api/3rdparty/v1/messages/{message_id}", status_code=204, summary="Cancel a pending message")
+    async def cancel_message(message_id: str, request: Request) -> Response:
+        auth(request, ("messages:cancel", "messages:send"))
+        t = now()
+        cancelled = store.write(lambda c: c.execute(
+            "UPDATE messages SET state = 'failed', error = ?, final_at = ?, updated_at = ?, next_at = NULL, "
+            "extra = json_set(extra, '$.cancelled', json('true')) "
+            "WHERE id = ? AND dialect = ? AND direction = 'outbound' AND state = 'queued'",
+            (CANCELLED_ERROR, t, t, message_id, DIALECT)).rowcount)
+        if cancelled:
+            return Response(status_code=204)
+        row = store.query_one("SELECT state FROM messages WHERE id = ? AND dialect = ?", (message_id, DIALECT))
+        if row is None:
+            raise ApiError(404, f"message {message_id!r} not found")
+        raise ApiError(409, f"message {message_id!r} is no longer Pending and cannot be cancelled")
+
+    # --- devices and health (real product) ------------------------------------------------------
+    @router.get("/api/3rdparty/v1/devices", summary="List devices (the relay's simulated device)")
+    async def list_devices(request: Request) -> JSONResponse:
+        auth(request, "devices:list")
+        return JSONResponse([{"id": cfg.device_id, "name": "reference relay (simulated device)",
+                              "createdAt": iso_ms_z(ctx.started_at), "updatedAt": iso_ms_z(ctx.started_at),
+                              "lastSeen": iso_ms_z(now())}])
+
+    def _health_route(path: str, summary: str) -> None:
+        async def health(request: Request) -> JSONResponse:
+            store.query_one("SELECT 1")
+            return JSONResponse({"status": "pass", "version": "1", "releaseId": 1,
+                                 "checks": {"db:ping": {"status": "pass", "description": "SQLite store answers",
+                                                        "observedValue": 0, "observedUnit": "failed pings"}}})
+
+        router.add_api_route(path, health, methods=["GET"], summary=summary)
+
+    _health_route("/api/3rdparty/v1/health", "Health (readiness; no auth)")
+    _health_route("/api/3rdparty/v1/health/live", "Liveness probe (no auth)")
+    _health_route("/api/3rdparty/v1/health/ready", "Readiness probe (no auth)")
+    _health_route("/api/3rdparty/v1/health/startup", "Startup probe (no auth)")
+
     # --- webhooks (real product) ------------------------------------------------------------
     @router.get("/api/3rdparty/v1/webhooks", summary="List webhooks")
     async def list_webhooks(request: Request) -> JSONResponse:
-        auth(request)
+        auth(request, "webhooks:list")
         return JSONResponse([webhook_view(t, cfg.device_id) for t in ctx.targets(DIALECT)])
 
     @router.post("/api/3rdparty/v1/webhooks", status_code=201, summary="Register a webhook")
     async def register_webhook(body: WebhookBody, request: Request) -> JSONResponse:
-        auth(request)
+        auth(request, "webhooks:write")
         require_url("url", body.url)
         webhook_id = body.id or new_id()
         t = now()
@@ -217,7 +286,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
 
     @router.delete("/api/3rdparty/v1/webhooks/{webhook_id}", status_code=204, summary="Delete a webhook")
     async def delete_webhook(webhook_id: str, request: Request) -> Response:
-        auth(request)
+        auth(request, ("webhooks:delete", "webhooks:write"))
         deleted = store.write(lambda c: c.execute(
             "DELETE FROM webhooks WHERE id = ? AND dialect = ?", (webhook_id, DIALECT)).rowcount)
         if not deleted:
@@ -226,12 +295,29 @@ def build_router(ctx: RelayContext) -> APIRouter:
         return Response(status_code=204)
 
     # --- JWT ----------------------------------------------------------------------------------
+    def token_view(issued: IssuedToken) -> dict[str, Any]:
+        """camelCase, as the real server answers and the official client reads it."""
+        return {"id": issued.id, "tokenType": "Bearer", "accessToken": issued.access_token,
+                "expiresAt": iso_ms_z(issued.expires_at), "refreshToken": issued.refresh_token}
+
     @router.post("/api/3rdparty/v1/auth/token", status_code=201, summary="Issue a JWT (Basic auth)")
     async def issue_token(request: Request, body: TokenBody | None = None) -> JSONResponse:
         ctx.require_smsgate(request, basic_only=True)
         b = body or TokenBody.model_validate({})
-        token, token_id, expires = ctx.issue_jwt(b.ttl, b.scopes)
-        return JSONResponse({"id": token_id, "token_type": "Bearer", "access_token": token,
-                             "expires_at": iso_ms_z(expires)}, status_code=201)
+        return JSONResponse(token_view(ctx.issue_jwt(b.ttl, b.scopes)), status_code=201)
+
+    @router.post("/api/3rdparty/v1/auth/token/refresh", status_code=201,
+                 summary="New tokens for a refresh token (sent as Bearer); the refresh token is used up")
+    async def refresh_token(request: Request) -> JSONResponse:
+        token = ctx.bearer(request)
+        if token is None:
+            raise ApiError(401, "Authorization required: Bearer <refresh token>")
+        return JSONResponse(token_view(ctx.refresh_jwt(token)), status_code=201)
+
+    @router.delete("/api/3rdparty/v1/auth/token/{jti}", status_code=204, summary="Revoke a token by its id (jti)")
+    async def revoke_token(jti: str, request: Request) -> Response:
+        auth(request, "tokens:manage")
+        ctx.revoke_jwt(jti)
+        return Response(status_code=204)
 
     return router

@@ -48,7 +48,9 @@ def smsgate_recipients(state: str, extra: Mapping[str, Any]) -> list[dict[str, A
     """Per-recipient states of an smsgate message: everyone moves together until the final step."""
     out = []
     for r in extra.get("recipients", []):
-        if state in FINAL_STATES:
+        if extra.get("cancelled"):
+            out.append({"phoneNumber": r["phoneNumber"], "state": "Cancelled", "error": None})
+        elif state in FINAL_STATES:
             failed = bool(r.get("fail"))
             out.append({"phoneNumber": r["phoneNumber"], "state": "Failed" if failed else "Delivered",
                         "error": r.get("error") if failed else None})

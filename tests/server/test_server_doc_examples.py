@@ -388,7 +388,7 @@ def test_smsgate_client_id_conflict_and_jwt(sg: httpx.Client, doc_relay: Referen
     assert again.status_code == 409 and "message" in again.json()
     token = sg.post("/api/3rdparty/v1/auth/token", json={"ttl": 600})
     assert token.status_code == 201
-    jwt = token.json()["access_token"]
+    jwt = token.json()["accessToken"]
     with httpx.Client(base_url=doc_relay.url("smsgate"), headers={"Authorization": f"Bearer {jwt}"}) as c:
         assert c.get("/api/3rdparty/v1/messages/order-42-reminder").status_code == 200
         # A JWT cannot mint more JWTs: token issue takes Basic auth only.
