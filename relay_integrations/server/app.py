@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relay_integrations.server import routes_coop, routes_phonerelay, routes_relaysms, routes_smsgate, sim
@@ -21,6 +22,7 @@ from relay_integrations.server.config import DIALECTS, ServerConfig
 from relay_integrations.server.context import RelayContext
 from relay_integrations.server.delivery import DeliveryWorker
 from relay_integrations.server.errors import error_response
+from relay_integrations.server.openapi import document_errors
 from relay_integrations.server.outbox import WebhookDispatcher
 
 log = logging.getLogger("relay_integrations.server")
@@ -256,12 +258,41 @@ def create_app(
             if denied is not None:
                 return error_response(dialect_of(request), denied)
             message = "body: could not be parsed"
-        return error_response(dialect_of(request), ApiError(exc.status_code, message))
+        response = error_response(dialect_of(request), ApiError(exc.status_code, message))
+        if exc.headers:
+            response.headers.update(exc.headers)
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; list every one of them.
+            response.headers["Allow"] = ", ".join(allowed_methods(request.scope))
+        return response
+
+    def allowed_methods(scope: Scope) -> list[str]:
+        methods: set[str] = set()
+        for route in app.router.routes:
+            route_methods = getattr(route, "methods", None)
+            if route_methods and route.matches(scope)[0] != Match.NONE:
+                methods.update(route_methods)
+        return sorted(methods)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response(dialect_of(request), ApiError(500, "internal error"))
+
+    def is_public(path: str) -> bool:
+        path = path.rstrip("/")
+        return path in ("/health", "") or path.endswith(_PUBLIC_PATH_SUFFIXES)
+
+    plain_openapi = app.openapi
+    documented: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        if not documented:
+            documented.update(document_errors(plain_openapi(), dialect_of_path, is_public))
+            app.openapi_schema = documented
+        return documented
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes, batch_limit=config.max_batch_body_bytes,
                        dialect_of_path=dialect_of_path)
