@@ -267,12 +267,16 @@ def create_app(
         return response
 
     def allowed_methods(scope: Scope) -> list[str]:
-        methods: set[str] = set()
+        """Methods of the most specific routes matching the path (``/sms/send`` over ``/sms/{id}``)."""
+        by_template: dict[str, set[str]] = {}
         for route in app.router.routes:
             route_methods = getattr(route, "methods", None)
             if route_methods and route.matches(scope)[0] != Match.NONE:
-                methods.update(route_methods)
-        return sorted(methods)
+                by_template.setdefault(getattr(route, "path", ""), set()).update(route_methods)
+        if not by_template:
+            return []
+        fewest = min(t.count("{") for t in by_template)
+        return sorted({m for t, ms in by_template.items() if t.count("{") == fewest for m in ms})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -288,7 +292,7 @@ def create_app(
 
     def openapi() -> dict[str, Any]:
         if not documented:
-            documented.update(document_errors(plain_openapi(), dialect_of_path, is_public))
+            documented.update(document_errors(plain_openapi(), dialect_of_path, is_public, config.numbers))
             app.openapi_schema = documented
         return documented
 

@@ -8,7 +8,9 @@ import os
 import re
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 # --- errors ---------------------------------------------------------------------------------------
 
@@ -104,7 +106,9 @@ GROUP_GUID = re.compile(
     r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
     r"|(?:iMessage|SMS|any);[-+];[^\s]+|chat[0-9A-Za-z]{4,})$"
 )
-URL = re.compile(r"^https?://[^\s/]+(?:/[^\s]*)?$")
+# Explicit control/space ranges, not \s: Python's \s is wider than JSON Schema's (ECMA), and the
+# OpenAPI document states this same pattern (see .openapi).
+URL = re.compile(r"^https?://[^\x00-\x20\x7f/]+(?:/[^\x00-\x20\x7f]*)?$")
 
 
 def is_e164(value: str) -> bool:
@@ -152,6 +156,31 @@ def sms_segments(text: str) -> int:
         return 1 if units <= 160 else -(-units // 153)
     units = len(text.encode("utf-16-le")) // 2
     return 1 if units <= 70 else -(-units // 67)
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's integer: 5 and 5.0, never true/false or "5" (pydantic's lax int takes those)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a whole number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+"""A body field holding a JSON integer, validated as the OpenAPI document states it."""
+
+
+def _date_time_string(value: Any) -> Any:
+    """A date-time must come as an RFC 3339 string; pydantic's lax datetime also takes bare numbers."""
+    if not isinstance(value, (str, datetime)):
+        raise ValueError("must be an RFC 3339 date-time string")
+    return value
+
+
+DateTimeString = Annotated[datetime, BeforeValidator(_date_time_string)]
 
 
 def require_finite_json(field: str, value: Any) -> Any:

@@ -14,6 +14,7 @@ from relay_integrations.server.common import (
     MAX_PAGE,
     URL,
     ApiError,
+    WholeNumber,
     invalid,
     is_e164,
     is_email,
@@ -40,7 +41,7 @@ class SendBody(BaseModel):
     to: str = Field(description="Phone number (E.164), Apple ID email, or group GUID")
     body: str | None = Field(None, max_length=MAX_TEXT, description="Required unless attachments is provided.")
     attachments: list[str] | None = Field(None, description="Attachment URLs. Maximum 10.")
-    priority: int = Field(0, ge=0, le=100, description="0-100. Higher = processed first.")
+    priority: WholeNumber = Field(0, ge=0, le=100, description="0-100. Higher = processed first.")
     fromNumber: str | None = None
 
 
@@ -74,7 +75,8 @@ def check_message(prefix: str, to: Any, body: Any, attachments: Any, priority: A
         raise invalid(f"{prefix}body", f"at most {MAX_TEXT} characters")
     if not body and not attachments:
         raise invalid(f"{prefix}body", "is required unless attachments is provided")
-    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 100:
+    if (isinstance(priority, bool) or not isinstance(priority, (int, float)) or not float(priority).is_integer()
+            or not 0 <= priority <= 100):
         raise invalid(f"{prefix}priority", "must be a whole number from 0 to 100")
 
 

@@ -6,7 +6,7 @@ import sqlite3
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.responses import JSONResponse
 
 from relay_integrations.server.common import (
@@ -14,6 +14,7 @@ from relay_integrations.server.common import (
     MAX_OFFSET,
     USERNAME,
     ApiError,
+    WholeNumber,
     invalid,
     is_e164,
     is_email,
@@ -57,10 +58,10 @@ class CallbackBody(BaseModel):
     source_filter: str | None = None
     event_types: list[Literal["message", "call", "missed", "answered"]] | None = None
     keyword_filter: str | None = None
-    min_duration_sec: int | None = Field(None, ge=0)
-    max_duration_sec: int | None = Field(None, ge=0)
+    min_duration_sec: WholeNumber | None = Field(None, ge=0)
+    max_duration_sec: WholeNumber | None = Field(None, ge=0)
     callback_token: str | None = Field(None, max_length=500)
-    active: bool = True
+    active: StrictBool = True
     phone_id: str | None = None
 
 
@@ -208,13 +209,10 @@ def build_router(ctx: RelayContext) -> APIRouter:
         callbacks = [public_callback(t) for t in ctx.targets(DIALECT)]
         return JSONResponse({"success": True, "callbacks": callbacks, "count": len(callbacks)})
 
-    @router.post("/api/v1/webchat/callbacks/inbound", summary="Create callback with filters")
+    @router.post("/api/v1/webchat/callbacks/inbound", status_code=201, summary="Create callback with filters")
     async def create_callback(body: CallbackBody, request: Request) -> JSONResponse:
         auth(request)
         require_url("callback_url", body.callback_url)
-        if (body.min_duration_sec is not None and body.max_duration_sec is not None
-                and body.min_duration_sec > body.max_duration_sec):
-            raise invalid("min_duration_sec", "must not exceed max_duration_sec")
         t = now()
         target = WebhookTarget(id=new_id("cb_"), dialect=DIALECT, url=body.callback_url,
                                config=body.model_dump(exclude_none=True), created_at=t)

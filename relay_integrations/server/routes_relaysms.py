@@ -339,9 +339,8 @@ def build_router(ctx: RelayContext) -> APIRouter:
 
     def _owned_path_number(number: str) -> str:
         if number not in cfg.numbers:
-            if not is_e164(number):
-                raise invalid("number", f"{number!r} is not an E.164 phone number")
-            raise ApiError(404, f"Number {number} is not owned by this account")
+            # Any other path names nothing here: 404, E.164 or not (the path is not bad input).
+            raise ApiError(404, f"Number {number!r} is not owned by this account")
         return number
 
     @router.get("/api/v1/numbers/{number}/spam-diagnosis", summary="Spam Diagnosis")

@@ -7,19 +7,22 @@ Send and get answer with the full message state (``id``, ``deviceId``, ``state``
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.responses import JSONResponse, Response
 
 from relay_integrations.dialects.smsgate import rollup_state
 from relay_integrations.server.common import (
     MAX_OFFSET,
     ApiError,
+    DateTimeString,
+    WholeNumber,
     invalid,
     is_e164,
     iso_ms_z,
@@ -50,13 +53,13 @@ class SendBody(BaseModel):
     phoneNumbers: list[str] = Field(min_length=1, max_length=MAX_RECIPIENTS)
     textMessage: TextMessage | None = None
     message: str | None = Field(None, min_length=1, description="Legacy plain text (use textMessage).")
-    simNumber: int | None = Field(None, ge=1, le=3)
-    withDeliveryReport: bool = True
-    priority: int = Field(0, ge=-128, le=127)
-    scheduleAt: datetime | None = None
-    validUntil: datetime | None = None
-    ttl: int | None = Field(None, ge=0)
-    isEncrypted: bool = False
+    simNumber: WholeNumber | None = Field(None, ge=1, le=3)
+    withDeliveryReport: StrictBool = True
+    priority: WholeNumber = Field(0, ge=-128, le=127)
+    scheduleAt: DateTimeString | None = None
+    validUntil: DateTimeString | None = None
+    ttl: WholeNumber | None = Field(None, ge=0)
+    isEncrypted: StrictBool = False
     deviceId: str | None = None
 
 
@@ -72,7 +75,7 @@ class WebhookBody(BaseModel):
 class TokenBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ttl: int = Field(3600, ge=60, le=31 * 86400)
+    ttl: WholeNumber = Field(3600, ge=60, le=31 * 86400)
     scopes: list[str] = Field(default_factory=lambda: ["all:any"], max_length=64,
                               description="messages:send, messages:read, messages:list, messages:cancel, "
                                           "webhooks:list, webhooks:write, webhooks:delete, devices:list, "
@@ -87,6 +90,23 @@ def _timestamp(field: str, value: datetime | None) -> float | None:
         return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
     except (ValueError, OverflowError):
         raise invalid(field, "is out of range") from None
+
+
+_LOOSE_NUMBER = re.compile(r"\+?[0-9]{3,20}")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(field: str, value: str | None) -> float | None:
+    """Unix seconds of an RFC 3339 query value (not a bare number, which pydantic would read as one)."""
+    if value is None:
+        return None
+    if not _RFC3339.fullmatch(value):
+        raise invalid(field, "must be an RFC 3339 date-time such as 2025-01-31T12:00:00Z")
+    try:
+        parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise invalid(field, "must be an RFC 3339 date-time such as 2025-01-31T12:00:00Z") from None
+    return _timestamp(field, parsed)
 
 
 def message_state(row: sqlite3.Row | Mapping[str, Any], device_id: str) -> dict[str, Any]:
@@ -127,26 +147,33 @@ def build_router(ctx: RelayContext) -> APIRouter:
     def auth(request: Request, scope: str | tuple[str, ...]) -> None:
         ctx.require_smsgate(request, scope=scope)
 
-    @router.post("/api/3rdparty/v1/messages", summary="Queue an SMS")
-    async def send_message(body: SendBody, request: Request, skipPhoneValidation: bool = False) -> JSONResponse:
+    @router.post("/api/3rdparty/v1/messages", summary="Queue an SMS",
+                 description="phoneNumbers must be E.164. Like the real server, `?skipPhoneValidation=true` "
+                             "lifts that to any 3 to 20 digits with an optional +; it is left out of the "
+                             "parameters here because JSON Schema cannot make a body rule depend on it.")
+    async def send_message(body: SendBody, request: Request,
+                           skipPhoneValidation: bool = Query(False, include_in_schema=False)) -> JSONResponse:
         auth(request, "messages:send")
         text = body.textMessage.text if body.textMessage else body.message
         if not text:
             raise invalid("textMessage.text", "is required")
-        if not skipPhoneValidation:
-            for i, number in enumerate(body.phoneNumbers):
-                if not is_e164(number):
-                    raise invalid(f"phoneNumbers[{i}]", f"{number!r} is not an E.164 phone number (+ and 7 to 15 "
-                                  "digits)")
+        for i, number in enumerate(body.phoneNumbers):
+            if skipPhoneValidation and _LOOSE_NUMBER.fullmatch(number):
+                continue
+            if not is_e164(number):
+                raise invalid(f"phoneNumbers[{i}]", f"{number!r} is not an E.164 phone number (+ and 7 to 15 "
+                              "digits)")
         valid_until = _timestamp("validUntil", body.validUntil)
         schedule_at = _timestamp("scheduleAt", body.scheduleAt)
-        if valid_until is not None and valid_until < now():
-            raise invalid("validUntil", "is in the past")
         t = now()
+        # Like the app: a message whose validUntil has passed is not sent; it fails (it is not bad input).
+        expired = valid_until is not None and valid_until < t
         message_id = body.id or new_id()
         recipients = []
         for number in body.phoneNumbers:
-            if number.endswith("0000"):
+            if expired:
+                recipients.append({"phoneNumber": number, "fail": True, "error": "Message expired (validUntil)"})
+            elif number.endswith("0000"):
                 recipients.append({"phoneNumber": number, "fail": True, "error": PERMANENT_ERROR})
             elif cfg.failure_rate > 0 and seeded_fraction(cfg.seed, f"{message_id}:{number}") < cfg.failure_rate:
                 recipients.append({"phoneNumber": number, "fail": True, "error": TRANSIENT_ERROR})
@@ -178,8 +205,10 @@ def build_router(ctx: RelayContext) -> APIRouter:
         limit: int = Query(50, ge=1, le=100),
         sort: Literal["created_at", "-created_at"] = "-created_at",
         state: Literal["Pending", "Processed", "Sent", "Delivered", "Failed", "Cancelled"] | None = None,
-        from_: datetime | None = Query(None, alias="from", description="Created at or after (RFC 3339)."),
-        to: datetime | None = Query(None, description="Created before (RFC 3339)."),
+        from_: str | None = Query(None, alias="from", description="Created at or after (RFC 3339).",
+                                  json_schema_extra={"format": "date-time"}),
+        to: str | None = Query(None, description="Created before (RFC 3339).",
+                               json_schema_extra={"format": "date-time"}),
         deviceId: str | None = Query(None, max_length=64),
     ) -> Response:
         auth(request, ("messages:list", "messages:read"))
@@ -187,7 +216,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
         order = "ASC" if sort == "created_at" else "DESC"
         where: list[str] = ["dialect = ?", "direction = 'outbound'"]
         params: list[Any] = [DIALECT]
-        since, until = _timestamp("from", from_), _timestamp("to", to)
+        since, until = _rfc3339("from", from_), _rfc3339("to", to)
         if since is not None:
             where.append("created_at >= ?")
             params.append(since)

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
-from relay_integrations.server.common import ApiError, invalid, iso_z, new_id, now, require_url
+from relay_integrations.server.common import ApiError, WholeNumber, invalid, iso_z, new_id, now, require_url
 from relay_integrations.server.config import DIALECTS
 from relay_integrations.server.context import RelayContext
 from relay_integrations.server.events import enqueue, inbound_events
@@ -42,7 +42,7 @@ class InboundBody(BaseModel):
     tags: list[str] = Field(default_factory=list)
     phone_id: str | None = None
     media_urls: list[str] = Field(default_factory=list)
-    sim_number: int | None = Field(None, ge=1, le=3)
+    sim_number: WholeNumber | None = Field(None, ge=1, le=3)
 
 
 class SimWebhookBody(BaseModel):

@@ -16,9 +16,9 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from relay_integrations.server.common import day_of, hour_of, invalid, iso_offset, now
+from relay_integrations.server.common import WholeNumber, day_of, hour_of, invalid, iso_offset, now
 from relay_integrations.server.context import RelayContext
 from relay_integrations.server.events import phonerelay_event
 from relay_integrations.server.states import raw_state
@@ -37,17 +37,29 @@ class InboundQueryBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     phone_id: str | None = None
-    range: str | None = Field(None, description="e.g. 24h, 7d, 30d, today, all (default all)")
+    range: str | None = Field(None, description="e.g. 24h, 7d, 30d, today, all (default all)",
+                              pattern=r"^([0-9]{1,5}[mhdw]|today|all)$")
     channels: list[str] | None = None
     event_types: list[Literal["message", "call", "missed", "answered"]] | None = None
     tags: list[str] | None = None
     tag_mode: Literal["any", "all"] = "any"
     source_contains: str | None = None
-    min_duration_sec: float | None = Field(None, ge=0, allow_inf_nan=False)
-    max_duration_sec: float | None = Field(None, ge=0, allow_inf_nan=False)
-    has_response: bool | None = None
+    # strict: true and "5" are not numbers in a JSON body (the GET form converts its strings first).
+    min_duration_sec: float | None = Field(None, ge=0, allow_inf_nan=False, strict=True)
+    max_duration_sec: float | None = Field(None, ge=0, allow_inf_nan=False, strict=True)
+    has_response: StrictBool | None = None  # 0 and "yes" are not booleans
     sort: SortKey = "newest"
-    limit: int = Field(100, ge=1, le=1000)
+    limit: WholeNumber = Field(100, ge=1, le=1000)
+
+
+def _number(value: str) -> Any:
+    """A query string's number as a number, so the strict fields read the GET form too."""
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
 
 
 def query_from_params(params: Mapping[str, str]) -> InboundQueryBody:
@@ -56,6 +68,8 @@ def query_from_params(params: Mapping[str, str]) -> InboundQueryBody:
     for key, value in params.items():
         if key in ("channels", "event_types", "tags"):
             data[key] = [v for v in value.split(",") if v]
+        elif key in ("min_duration_sec", "max_duration_sec", "limit"):
+            data[key] = _number(value)
         else:
             data[key] = value
     try:
@@ -90,8 +104,7 @@ def _domain(address: str | None) -> str | None:
 def inbound_query(ctx: RelayContext, q: InboundQueryBody) -> dict[str, Any]:
     t = now()
     start = range_start(q.range, t)
-    if q.min_duration_sec is not None and q.max_duration_sec is not None and q.min_duration_sec > q.max_duration_sec:
-        raise invalid("min_duration_sec", "must not exceed max_duration_sec")
+    # min above max is an empty range, not bad input: it matches nothing.
     where = ["dialect = 'phonerelay'"]
     params: list[Any] = []
     if start is not None:

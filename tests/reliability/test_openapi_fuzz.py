@@ -4,9 +4,10 @@ The document is the app's ``/openapi.json`` (built with ``create_app()`` at coll
 pytest lists one test per operation; a first test checks the running relay process serves exactly
 that document). Every operation under a dialect's prefix gets generated requests, valid and invalid
 ones, sent over HTTP to a relay process with that dialect's credentials.
-Checked: never a 5xx, and every answer whose status code the document describes matches the
-documented schema and content type. (The relay answers bad input with the dialect's own 400/401
-shapes, which its OpenAPI document does not list; undocumented codes are therefore not an error here.)
+Checked: every schemathesis check (none excluded): never a 5xx; every status code documented, with
+the documented schema, content type and headers; schema-valid requests accepted and schema-violating
+ones refused; 405s with a true ``Allow``; missing credentials refused. The document lists each
+route's error answers in its dialect's shape (see relay_integrations/server/openapi.py).
 
 ``POST /relaysms/api/v1/api-key/regenerate`` is left out: it really rotates the key, after which
 every later relaysms request would be a 401 and test nothing.
@@ -15,6 +16,7 @@ every later relaysms request would be a 401 and test nothing.
 from __future__ import annotations
 
 import base64
+import os
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +26,6 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from relay_integrations.process import ReferenceRelayProcess
 
@@ -33,9 +33,8 @@ pytestmark = pytest.mark.e2e
 
 API_KEY = "fuzz-key-0b7e1d"
 LOGIN = "relay"
-CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 FUZZ_SETTINGS = settings(
-    max_examples=15, deadline=None, derandomize=True, database=None,
+    max_examples=int(os.environ.get("RELAY_FUZZ_EXAMPLES", "15")), deadline=None, derandomize=True, database=None,
     suppress_health_check=list(HealthCheck),
 )
 AUTH_HEADERS = {
@@ -78,8 +77,8 @@ SEEN: dict[str, Counter[str]] = defaultdict(Counter)
 
 
 def _fuzz(case: schemathesis.Case, relay: ReferenceRelayProcess, dialect: str) -> None:
-    response = case.call_and_validate(base_url=relay.base_url, headers=AUTH_HEADERS[dialect], checks=CHECKS,
-                                      timeout=10)
+    # No checks= argument: schemathesis runs all of its checks.
+    response = case.call_and_validate(base_url=relay.base_url, headers=AUTH_HEADERS[dialect], timeout=10)
     SEEN[dialect][f"{response.status_code // 100}xx"] += 1
 
 

@@ -94,8 +94,6 @@ BAD_BODIES: list[tuple[str, str, Any, str]] = [
     ("smsgate", "/api/3rdparty/v1/messages", {"phoneNumbers": ["+12025550100"]}, "textMessage.text"),
     ("smsgate", "/api/3rdparty/v1/messages", {"phoneNumbers": ["+12025550100"], "textMessage": {"text": "x"},
                                               "simNumber": 9}, "simNumber"),
-    ("smsgate", "/api/3rdparty/v1/messages", {"phoneNumbers": ["+12025550100"], "textMessage": {"text": "x"},
-                                              "validUntil": "2001-01-01T00:00:00Z"}, "validUntil"),
 ]
 
 
