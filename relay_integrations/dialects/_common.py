@@ -28,6 +28,9 @@ _DATETIME = TypeAdapter(datetime)
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
+_SEPARATORS = str.maketrans("", "", " -.()")
+
+
 def is_e164(value: str) -> bool:
     """``+`` and 7 to 15 digits, nothing before or after (no whitespace, no final newline)."""
     return E164.fullmatch(value) is not None
@@ -36,12 +39,14 @@ def is_e164(value: str) -> bool:
 def address_problem(value: str) -> str | None:
     """Why a recipient address would be refused, or None.
 
-    Addresses that look like phone numbers (start with ``+``) must be E.164; no address may carry
-    surrounding whitespace or control characters (a CSV's trailing newline, for one).
+    No address may carry surrounding whitespace or control characters (a CSV's trailing newline,
+    for one). Addresses that look like phone numbers (start with ``+``) must be E.164 once the
+    separators people write (spaces, dashes, dots, parentheses) are taken out; relays that
+    normalise numbers accept ``+1 202-555-0100``.
     """
     if value != value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
         return f"{value!r} has surrounding whitespace or control characters"
-    if value.startswith("+") and not is_e164(value):
+    if value.startswith("+") and not is_e164(value.translate(_SEPARATORS)):
         return f"{value!r} is not an E.164 phone number (+ and 7 to 15 digits)"
     return None
 

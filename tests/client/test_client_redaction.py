@@ -113,7 +113,7 @@ def test_timeouts_and_parse_failures_are_clean(debug_logs: pytest.LogCaptureFixt
         mock.post("/api/v1/messages").mock(side_effect=httpx.ReadTimeout("timed out"))
         mock.get("/api/v1/messages/m1/status").respond(200, json={"id": "m1", "status": "teleported"})
         with pytest.raises(RelayTimeoutError) as timeout:
-            client.send(OutboundMessage(to="+1555", text="x"))
+            client.send(OutboundMessage(to="+15551234567", text="x"))
         with pytest.raises(RelayError) as unreadable:
             client.get_status("m1")
     assert "unexpected answer to GET /api/v1/messages/m1/status" in str(unreadable.value)
