@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from relay_server_helpers import auth_for, client_for, sim_client
+from relay_server_helpers import auth_for, client_for, sim_client, wait_until
 
 from relay_integrations.dialects import get_dialect
 from relay_integrations.errors import RelayValidationError
@@ -221,3 +221,41 @@ def test_create_app_without_sim() -> None:
         assert c.get("/_sim/messages", headers={"Authorization": "Bearer dev-key"}).status_code == 404
     with TestClient(create_app()) as c:
         assert c.get("/_sim/messages", headers={"Authorization": "Bearer dev-key"}).status_code == 200
+
+
+# --- 7. the OpenAPI document tells the truth --------------------------------------------------------
+
+def test_schema_violations_are_refused_and_405s_name_every_method(relay: ReferenceRelayProcess) -> None:
+    with client_for(relay, "phonerelay") as c:
+        r = c.post("/api/v1/webchat/inbound/query", json={"has_response": 0})
+        assert r.status_code == 400 and "has_response" in r.text
+        r = c.post("/api/v1/webchat/callbacks/inbound", json={"callback_url": "http://127.0.0.1:9/x",
+                                                              "min_duration_sec": True})
+        assert r.status_code == 400 and "min_duration_sec" in r.text
+    for dialect, path, allow in (("relaysms", "/api/v1/sms/send", "POST"),
+                                 ("smsgate", "/api/3rdparty/v1/auth/token/refresh", "POST"),
+                                 ("smsgate", "/api/3rdparty/v1/messages", "GET, POST")):
+        r = httpx.request("OPTIONS", relay.url(dialect) + path, **auth_for(relay, dialect))
+        assert r.status_code == 405 and r.headers["allow"] == allow, (path, r.headers.get("allow"))
+
+
+def test_openapi_lists_each_routes_errors_in_its_dialects_shape(relay: ReferenceRelayProcess) -> None:
+    document = httpx.get(relay.base_url + "/openapi.json").json()
+    send = document["paths"]["/relaysms/api/v1/sms/send"]["post"]["responses"]
+    assert {"200", "202", "400", "401", "402", "413", "503"} <= set(send) and "422" not in send
+    assert send["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/RelaysmsError")
+    sg = document["paths"]["/smsgate/api/3rdparty/v1/messages/{message_id}"]["delete"]["responses"]
+    assert {"204", "401", "403", "404", "409"} <= set(sg)
+    assert sg["403"]["content"]["application/json"]["schema"]["$ref"].endswith("/SmsgateError")
+    health = document["paths"]["/smsgate/api/3rdparty/v1/health/live"]["get"]["responses"]
+    assert "401" not in health
+
+
+def test_smsgate_valid_until_in_the_past_fails_the_message(relay: ReferenceRelayProcess) -> None:
+    with client_for(relay, "smsgate") as c:
+        r = c.post("/api/3rdparty/v1/messages", json={"phoneNumbers": ["+12025550150"], "textMessage": {"text": "x"},
+                                                      "validUntil": "2001-01-01T00:00:00Z"})
+        assert r.status_code == 200, r.text
+        final = wait_until(lambda: c.get(f"/api/3rdparty/v1/messages/{r.json()['id']}").json(),
+                           lambda m: m["state"] in ("Failed", "Delivered"), "the expired message's end")
+    assert final["state"] == "Failed" and "expired" in final["recipients"][0]["error"]
