@@ -119,3 +119,19 @@ def test_python_requests_example(root_relay: ReferenceRelayProcess, tmp_path: Pa
     out = run([sys.executable, "send.py"], tmp_path)
     assert out.startswith("202 "), out
     assert_stored(root_relay, "python")
+
+
+@pytest.mark.parametrize("argv", [
+    ["serve", "--db", ":memory:", "--port", "5999"],
+    ["webhooks", "serve", "--db", ":memory:", "--port", "5998", "--secret", "coop=not-a-real-secret"],
+], ids=["relay", "receiver"])
+def test_both_servers_run_uvicorn_with_h11(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receiver shares the runner; the real clients above prove what h11 changes for the relay."""
+    import uvicorn
+
+    from relay_integrations.cli import main
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    assert main(argv) == 0
+    assert seen["http"] == "h11" and seen["host"] == "127.0.0.1"
