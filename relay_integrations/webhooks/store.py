@@ -222,6 +222,11 @@ class EventStore:
     def __repr__(self) -> str:
         return f"EventStore({self._where!r})"
 
+    @property
+    def where(self) -> str:
+        """The store's URL with the password hidden."""
+        return self._where
+
     # --- engines ----------------------------------------------------------------------------------
     def _engines(self) -> tuple[Engine, Engine]:
         if self.backend == "postgresql":
