@@ -21,6 +21,7 @@ from webhook_payloads import API_KEY, SECRET, ServedReceiver, serve_app
 from relay_integrations.client import RelayClient
 from relay_integrations.models import MessageState, OutboundMessage
 from relay_integrations.process import ReferenceRelayProcess
+from relay_integrations.signing import derive_dialect_secret, derive_relaysms_url_token
 from relay_integrations.webhooks import EventFilter, WebhookInbox
 from relay_integrations.webhooks.receiver import create_receiver_app
 
@@ -92,11 +93,14 @@ def test_smsgate_status_and_inbound_webhooks_arrive_verified(stack: tuple[Refere
     assert (reply.message_id, reply.text) == (inbound_id, "STOP please")
 
 
-def test_relaysms_status_and_inbound_webhooks_arrive_verified(stack: tuple[ReferenceRelayProcess, ServedReceiver],
-                                                            inbox: WebhookInbox) -> None:
+def test_relaysms_status_and_inbound_webhooks_arrive_at_the_secret_url(
+    stack: tuple[ReferenceRelayProcess, ServedReceiver], inbox: WebhookInbox
+) -> None:
+    # relaysms.md documents no signature: the relay posts unsigned, to the receiver's secret URL.
     relay, receiver = stack
+    secret_url = f"{receiver.base_url}/webhooks/relaysms/{derive_relaysms_url_token(SECRET)}"
     with _client(relay, "relaysms") as client:
-        client.set_webhooks(status_url=receiver.url("relaysms"), inbound_url=receiver.url("relaysms"))
+        client.set_webhooks(status_url=secret_url, inbound_url=secret_url)
         receipt = client.send(OutboundMessage(to=_phone(), text="order shipped", sender="+1987654321"))
     inbox.wait_for({"dialect": "relaysms", "message_id": receipt.message_id, "state": "delivered"}, timeout=WAIT,
                    poll_interval=0.05)
@@ -137,7 +141,9 @@ def test_phonerelay_callback_token_arrives_verified_and_wrong_token_is_refused(
 ) -> None:
     relay, receiver = stack
     with _client(relay, "phonerelay") as client:
-        client.create_inbound_callback(receiver.url("phonerelay"), callback_token=SECRET, channels=["sms"])
+        # Configured as a user would: with phonerelay's own secret (`relay webhooks secrets`).
+        client.create_inbound_callback(receiver.url("phonerelay"),
+                                       callback_token=derive_dialect_secret(SECRET, "phonerelay"), channels=["sms"])
         # A second subscription whose token the receiver does not know: its deliveries must be refused.
         client.create_inbound_callback(receiver.url("phonerelay"), callback_token="not-the-receiver-secret",
                                        channels=["sms"])

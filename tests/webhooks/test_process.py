@@ -46,12 +46,15 @@ def test_cli_per_dialect_and_env_secrets(tmp_path: Path, monkeypatch: pytest.Mon
     proc = WebhookReceiverProcess(db_path=tmp_path / "w.db", secrets=[f"relaysms={SECRET}"], api_key=API_KEY)
     with proc:
         raw = encode(relaysms_status("rs-cli"))
-        for secret, expected in ((SECRET, 200), (OTHER_SECRET, 200), ("whsec_dW5rbm93bi1rZXk=", 401)):
-            response = httpx.post(proc.url("relaysms"), content=raw, headers=signed_headers("relaysms", raw, secret))
-            assert response.status_code == expected
+        # relaysms=SECRET is used as given; the master secret from the environment gives a derived one.
+        for secret, verbatim, expected in ((SECRET, True, 200), (OTHER_SECRET, False, 200),
+                                           (OTHER_SECRET, True, 401), ("whsec_dW5rbm93bi1rZXk=", True, 401)):
+            headers = signed_headers("relaysms", raw, secret, verbatim=verbatim)
+            assert httpx.post(proc.url("relaysms"), content=raw, headers=headers).status_code == expected
         # The relaysms-only secret does not open the other dialects.
         raw = encode(smsgate_status("sg-cli", "+15550000001"))
-        assert httpx.post(proc.url("smsgate"), content=raw, headers=signed_headers("smsgate", raw)).status_code == 401
+        headers = signed_headers("smsgate", raw, SECRET, verbatim=True)
+        assert httpx.post(proc.url("smsgate"), content=raw, headers=headers).status_code == 401
 
 
 def test_parse_secret_args_keeps_base64_padding() -> None:
