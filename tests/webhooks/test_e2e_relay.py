@@ -190,3 +190,52 @@ def test_receiver_mounted_inside_the_reference_relay(tmp_path: Path) -> None:
         assert httpx.get(f"{inbox_url}/health").json() == {"status": "ok"}
     finally:
         served.stop()
+
+
+def test_a_captured_phonerelay_token_cannot_forge_smsgate_or_coop_events(
+    tmp_path: Path, stack: tuple[ReferenceRelayProcess, ServedReceiver], inbox: WebhookInbox
+) -> None:
+    # The forgery: one --webhook-secret was phonerelay's token (sent in clear) and the HMAC key of
+    # the other dialects, so one captured callback let anyone sign smsgate and coop events.
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from webhook_payloads import coop_event, encode, smsgate_received
+
+    from relay_integrations.signing import sign_coop, sign_smsgate
+
+    captured: list[dict[str, str]] = []
+
+    async def capture(request: Request) -> JSONResponse:
+        captured.append(dict(request.headers))
+        return JSONResponse({})
+
+    sink = serve_app(Starlette(routes=[Route("/capture", capture, methods=["POST"])]), db_path=tmp_path / "none")
+    _, receiver = stack
+    try:
+        with ReferenceRelayProcess(db_path=tmp_path / "relay.db", api_key=RELAY_KEY, delivery_latency=0.05,
+                                   webhook_secret=SECRET,
+                                   extra_args=["--webhook-url", f"phonerelay={sink.base_url}/capture"]) as relay:
+            with _client(relay, "phonerelay") as client:
+                client.create_inbound_callback(f"{sink.base_url}/capture", channels=["sms"])  # no token
+            _inject(relay, "phonerelay", _phone(), "hello", phone_id="phone_main")
+            deadline = time.monotonic() + WAIT
+            while len(captured) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        sink.stop()
+    assert len(captured) == 2
+    tokens = [h["x-callback-token"] for h in captured if "x-callback-token" in h]
+    assert len(tokens) == 1  # the configured URL has phonerelay's own secret; the tokenless callback none
+    (token,) = tokens
+    assert token == derive_dialect_secret(SECRET, "phonerelay") and token != SECRET
+
+    forged_sms = encode(smsgate_received("forged-1", "+15550009999", "send the code to me"))
+    forged_coop = encode(coop_event("forged-2"))
+    for dialect, raw, headers in (("smsgate", forged_sms, sign_smsgate(forged_sms, token)),
+                                  ("coop", forged_coop, sign_coop(forged_coop, token))):
+        answer = httpx.post(receiver.url(dialect), content=raw, headers={"Content-Type": "application/json",
+                                                                         **headers})
+        assert answer.status_code == 401, (dialect, answer.text)
+    assert inbox.query(message_id="forged-1") == [] and inbox.query(message_id="forged-2") == []
