@@ -24,9 +24,10 @@ from typing import Any, Literal, Protocol
 
 import anyio
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from relay_integrations.models import MessageState, WebhookEvent, later_state
+from relay_integrations.webhooks.bounds import MAX_ID_CHARS
 from relay_integrations.webhooks.store import MAX_CURSOR, MAX_LIMIT, EventQuery, EventStore
 
 
@@ -52,6 +53,9 @@ class WebhookInboxError(RuntimeError):
     def __init__(self, message: str, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+MAX_TEXT_FILTER_CHARS = 1000
 
 
 class InvalidEventFilter(ValueError):
@@ -92,13 +96,15 @@ class EventFilter(BaseModel):
 
     @field_validator("dialect", "event_type", "message_id", "sender", "recipient", "text_contains")
     @classmethod
-    def _storable_text(cls, value: str | None) -> str | None:
-        # The stores cannot compare what they cannot hold: PostgreSQL text has no NUL.
+    def _storable_text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # The stores cannot compare what they cannot hold (PostgreSQL text has no NUL), and no stored
+        # id is longer than the receiver's bound.
         if value is not None:
             if "\x00" in value:
                 raise ValueError("contains a NUL character")
-            if len(value) > 1000:
-                raise ValueError("longer than 1000 characters")
+            limit = MAX_TEXT_FILTER_CHARS if info.field_name == "text_contains" else MAX_ID_CHARS
+            if len(value) > limit:
+                raise ValueError(f"longer than {limit} characters")
         return value
 
     @classmethod

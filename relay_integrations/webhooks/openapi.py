@@ -11,6 +11,8 @@ from typing import Any
 
 from relay_integrations.dialects import DIALECT_NAMES
 from relay_integrations.models import MessageState, WebhookEvent
+from relay_integrations.webhooks.bounds import MAX_ID_CHARS
+from relay_integrations.webhooks.inbox import MAX_TEXT_FILTER_CHARS
 from relay_integrations.webhooks.store import MAX_CURSOR, MAX_LIMIT
 
 _JSON = "application/json"
@@ -63,7 +65,8 @@ def openapi_document() -> dict[str, Any]:
     """The document (built once; the same for every receiver)."""
     event_schema = WebhookEvent.model_json_schema(ref_template="#/components/schemas/{model}")
     defs = event_schema.pop("$defs", {})
-    id_string = {"type": "string", "maxLength": 256}
+    no_nul = "^[^\u0000]*$"  # the stores cannot hold NUL
+    id_string = {"type": "string", "maxLength": MAX_ID_CHARS, "pattern": no_nul}
     filters = [
         _query("dialect", id_string, "Relay dialect."),
         _query("kind", {"type": "string", "enum": ["status", "inbound", "other"]}, "Event kind."),
@@ -72,7 +75,8 @@ def openapi_document() -> dict[str, Any]:
         _query("state", {"type": "string", "enum": [s.value for s in MessageState]}, "Canonical state."),
         _query("sender", id_string, "Who sent it."),
         _query("recipient", id_string, "Who it was for."),
-        _query("text_contains", {"type": "string", "maxLength": 1000}, "Case-insensitive substring of the text."),
+        _query("text_contains", {"type": "string", "maxLength": MAX_TEXT_FILTER_CHARS, "pattern": no_nul},
+               "Case-insensitive substring of the text."),
         _query("after", {"type": "integer", "minimum": 0, "maximum": MAX_CURSOR}, "Only events after this cursor."),
         _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "Most events returned."),
     ]
