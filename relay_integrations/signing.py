@@ -63,7 +63,9 @@ def standard_key(secret: str) -> bytes:
         # Padding optional, as in the official library (which appends "==" before decoding).
         key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError("a Standard Webhooks (relaysms) secret starts with whsec_ but the rest is not base64") from None
+        raise ValueError(
+            "a Standard Webhooks (relaysms) secret starts with whsec_ but the rest is not base64"
+        ) from None
     if not key:
         raise ValueError("a Standard Webhooks (relaysms) secret is empty after whsec_")
     return key

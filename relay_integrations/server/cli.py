@@ -72,7 +72,6 @@ def run(args: argparse.Namespace) -> int:
 
     from relay_integrations.server.app import create_app
     from relay_integrations.server.config import ServerConfig
-
     from relay_integrations.signing import parse_secret_values
 
     secret_args = parse_secret_values(args.webhook_secret or (env_default("WEBHOOK_SECRET") or "").split(), DIALECTS)

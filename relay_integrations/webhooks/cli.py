@@ -83,7 +83,8 @@ def parse_secret_args(values: list[str]) -> dict[str, list[str]]:
 def _secrets(args: argparse.Namespace) -> int:
     from relay_integrations.signing import derive_dialect_secret, derive_relaysms_url_token
 
-    master = args.secret or (os.environ.get(SECRETS_ENV, "").split() or [None])[0]
+    from_env = os.environ.get(SECRETS_ENV, "").split()
+    master = args.secret or (from_env[0] if from_env else None)
     if not master:
         print(f"relay webhooks secrets: give --webhook-secret or set ${SECRETS_ENV}", file=sys.stderr)
         return 2

@@ -217,7 +217,8 @@ class EventStore:
             self._create_schema()
         except SQLAlchemyError as exc:
             self.close()
-            raise StoreError(f"cannot open the event store {self._where}: {type(exc.orig or exc).__name__}") from None
+            cause = getattr(exc, "orig", None) or exc
+            raise StoreError(f"cannot open the event store {self._where}: {type(cause).__name__}") from None
 
     def __repr__(self) -> str:
         return f"EventStore({self._where!r})"

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-import schemathesis.specs.openapi.checks  # noqa: F401  (registers the OpenAPI checks)
+import schemathesis.specs.openapi.checks
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import CHECKS
 

@@ -136,8 +136,8 @@ def test_rotation_accepts_old_and_new_secret(start_receiver: Callable[..., Serve
 def test_standard_webhooks_sender_signing_with_several_secrets(shared: ServedReceiver) -> None:
     # A sender mid-rotation puts one signature per secret in webhook-signature; one known one is enough.
     raw = encode(relaysms_status(_uid()))
-    headers = {"Content-Type": "application/json", **sign_standard(raw, [UNKNOWN_SECRET, derive_dialect_secret(SECRET, "relaysms")],
-                                                                     _uid("msg"))}
+    keys = [UNKNOWN_SECRET, derive_dialect_secret(SECRET, "relaysms")]
+    headers = {"Content-Type": "application/json", **sign_standard(raw, keys, _uid("msg"))}
     assert shared.post("relaysms", raw, headers=headers).status_code == 200
     only_unknown = {"Content-Type": "application/json", **sign_standard(raw, [UNKNOWN_SECRET], _uid("msg"))}
     assert shared.post("relaysms", raw, headers=only_unknown).status_code == 401
