@@ -124,9 +124,10 @@ def test_bridge_forwards_an_event_at_the_nesting_bound_and_never_meets_a_deeper_
     # Issue 14: an authentic event nested 199-254 levels was stored and then stopped the bridge for good.
     import uuid
 
+    from relay_prefect_helpers import WEBHOOK_SECRET
+
     from relay_integrations.signing import derive_dialect_secret, sign_smsgate
     from relay_integrations.webhooks.bounds import MAX_JSON_DEPTH
-    from relay_prefect_helpers import WEBHOOK_SECRET
 
     key = derive_dialect_secret(WEBHOOK_SECRET, "smsgate")
 
