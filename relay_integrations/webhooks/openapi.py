@@ -89,7 +89,9 @@ def openapi_document() -> dict[str, Any]:
             "cursors": {"type": "array", "items": {"type": "integer"}},
         },
     }
-    signed: list[dict[str, list[str]]] = [{"smsgateSignature": []}, {"coopSignature": []}, {"callbackToken": []}, {"standardWebhooks": []}]
+    signed: list[dict[str, list[str]]] = [
+        {"smsgateSignature": []}, {"coopSignature": []}, {"callbackToken": []}, {"standardWebhooks": []},
+    ]
     return {
         "openapi": "3.1.0",
         "info": {
