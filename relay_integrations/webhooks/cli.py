@@ -14,6 +14,7 @@ from relay_integrations.signing import parse_secret_values
 SECRETS_ENV = "RELAY_WEBHOOK_SECRETS"
 API_KEY_ENV = "RELAY_WEBHOOKS_API_KEY"
 RELAYSMS_TOKEN_ENV = "RELAY_WEBHOOKS_RELAYSMS_TOKEN"
+DB_ENV = "RELAY_WEBHOOKS_DB"
 
 
 def register(subparsers: Any) -> None:
@@ -31,9 +32,10 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--port", type=int, default=5111, help="Port (default 5111).")
     serve.add_argument(
         "--db",
-        default="./webhooks.db",
+        default=os.environ.get(DB_ENV, "./webhooks.db"),
         help="Event store: an SQLite file (default ./webhooks.db) or a URL such as "
-        "postgresql://user:password@host:5432/db, which several receivers behind one URL may share.",
+        "postgresql://user:password@host:5432/db, which several receivers behind one URL may share "
+        f"(or ${DB_ENV}, which keeps the password out of the process list).",
     )
     serve.add_argument(
         "--webhook-secret",
