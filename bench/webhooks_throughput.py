@@ -97,7 +97,9 @@ def _serve(variant: str, port: int, db_path: str) -> None:
     else:
         cls = UnverifiedReceiver if variant == "receiver/no-verify" else WebhookReceiver
         sync = "NORMAL" if variant == "receiver/NORMAL" else "FULL"
-        app = build_app(cls(EventStore(db_path, synchronous=sync), secrets_by_dialect([SECRET]), API_KEY))
+        # Each dialect given SECRET itself, as sign_for above signs with it.
+        secrets = secrets_by_dialect({d: [SECRET] for d in ("smsgate", "coop", "relaysms", "phonerelay")})
+        app = build_app(cls(EventStore(db_path, synchronous=sync), secrets, API_KEY))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

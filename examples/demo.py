@@ -42,17 +42,25 @@ def _port(preferred: int) -> int:
 
 
 def register_webhooks(relay: ReferenceRelayProcess, receiver: WebhookReceiverProcess, secret: str) -> None:
-    """Point every dialect's webhooks at the receiver, each the way its API does it."""
+    """Point every dialect's webhooks at the receiver, each the way its API does it.
+
+    ``secret`` is the master secret both were started with: the phonerelay callback gets phonerelay's
+    own secret derived from it, and relaysms (unsigned, as its doc has it) posts to the secret URL.
+    """
+    from relay_integrations.signing import derive_dialect_secret, derive_relaysms_url_token
+
     auth = {"Authorization": f"Bearer {relay.api_key}"}
+    relaysms_url = f"{receiver.base_url}/webhooks/relaysms/{derive_relaysms_url_token(secret)}"
     with httpx.Client(timeout=10) as http:
         http.post(f"{relay.url('phonerelay')}/api/v1/webchat/callbacks/inbound", headers=auth, json={
-            "callback_url": receiver.url("phonerelay"), "callback_token": secret, "active": True,
+            "callback_url": receiver.url("phonerelay"), "callback_token": derive_dialect_secret(secret, "phonerelay"),
+            "active": True,
         }).raise_for_status()
         for event in ("sms:sent", "sms:delivered", "sms:failed", "sms:received"):
             http.post(f"{relay.url('smsgate')}/api/3rdparty/v1/webhooks", auth=(relay.login, relay.api_key),
                       json={"url": receiver.url("smsgate"), "event": event}).raise_for_status()
         http.put(f"{relay.url('relaysms')}/api/v1/webhooks", headers={"X-API-Key": relay.api_key}, json={
-            "status_url": receiver.url("relaysms"), "inbound_url": receiver.url("relaysms"),
+            "status_url": relaysms_url, "inbound_url": relaysms_url,
         }).raise_for_status()
         http.post(f"{relay.base_url}/_sim/webhooks", headers=auth,
                   json={"dialect": "coop", "url": receiver.url("coop")}).raise_for_status()

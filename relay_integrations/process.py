@@ -175,15 +175,17 @@ class WebhookReceiverProcess(ServiceProcess):
         api_key: str = "dev-key",
         port: int | None = None,
         log_path: str | os.PathLike[str] | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
+        """:param db_path: an SQLite file, or a store URL such as ``postgresql://...``."""
         self.api_key = api_key
         self.secrets = secrets
         port = port or free_port()
         args = ["webhooks", "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db_path),
                 "--api-key", api_key]
         for s in secrets:
-            args += ["--secret", s]
-        super().__init__(args, port=port, log_path=log_path)
+            args += ["--webhook-secret", s]
+        super().__init__(args + list(extra_args or []), port=port, log_path=log_path)
 
     def url(self, dialect: str) -> str:
         """Where ``dialect``'s relay should post its webhooks."""

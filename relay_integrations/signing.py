@@ -10,11 +10,24 @@ Schemes, per relay (see ANCHORS.md):
 
 Verification works on the raw bytes, compares in constant time, accepts any of several secrets
 (rotation) and fails closed by raising :class:`SignatureError`.
+
+Per-dialect secrets: no scheme's secret is ever used as another's. A secret given without a dialect
+(``--webhook-secret SECRET``) is a *master* secret from which each dialect's own secret is derived
+with :func:`derive_dialect_secret`::
+
+    digest = HMAC-SHA256(key=SECRET (UTF-8), msg="relay-integrations webhook secret v1:" + dialect)
+    relaysms (Standard Webhooks): "whsec_" + base64(digest)
+    smsgate, coop, phonerelay:    hex(digest)
+
+and the relaysms secret URL token (``/webhooks/relaysms/<token>``) likewise, with the message
+``"relay-integrations relaysms url token v1"``, base64url without padding. ``relay webhooks secrets``
+prints them, to configure a real relay. ``DIALECT=SECRET`` gives one dialect its secret verbatim.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import time
@@ -27,11 +40,72 @@ class SignatureError(Exception):
     """A webhook delivery failed verification. The message never contains a secret."""
 
 
-def _key(secret: str) -> bytes:
-    # Standard Webhooks secrets are base64 behind a "whsec_" prefix; other secrets are used as text.
-    if secret.startswith("whsec_"):
-        return base64.b64decode(secret[len("whsec_") :])
-    return secret.encode()
+STANDARD_SECRET_PREFIX = "whsec_"
+_DERIVATION_LABEL = "relay-integrations webhook secret v1:"
+_URL_TOKEN_LABEL = b"relay-integrations relaysms url token v1"
+#: Dialects whose deliveries carry a signature or token, so that they have a secret of their own.
+SIGNED_DIALECTS = ("smsgate", "coop", "phonerelay", "relaysms")
+
+
+def standard_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret ``whsec_<base64>``, decoded as the official library does.
+
+    :raises ValueError: the secret is not of that form (the message never contains the secret).
+    """
+    if not secret.startswith(STANDARD_SECRET_PREFIX):
+        raise ValueError(
+            "a Standard Webhooks (relaysms) secret must look like whsec_<base64>; "
+            "derive one with `relay webhooks secrets` or generate one with "
+            "python -c \"import base64,os;print('whsec_'+base64.b64encode(os.urandom(32)).decode())\""
+        )
+    encoded = secret[len(STANDARD_SECRET_PREFIX) :].rstrip("=")
+    try:
+        # Padding optional, as in the official library (which appends "==" before decoding).
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(
+            "a Standard Webhooks (relaysms) secret starts with whsec_ but the rest is not base64"
+        ) from None
+    if not key:
+        raise ValueError("a Standard Webhooks (relaysms) secret is empty after whsec_")
+    return key
+
+
+def check_dialect_secret(dialect: str, secret: str) -> None:
+    """Raise :class:`ValueError` unless ``secret`` is usable for ``dialect`` (relaysms: ``whsec_<base64>``)."""
+    if not isinstance(secret, str) or not secret:
+        raise ValueError(f"the {dialect} webhook secret is empty")
+    if SCHEME_BY_DIALECT.get(dialect) == "standard-webhooks":
+        standard_key(secret)
+
+
+def derive_dialect_secret(master: str, dialect: str) -> str:
+    """The secret of ``dialect`` derived from a master secret (see the module docstring)."""
+    digest = hmac.new(master.encode(), (_DERIVATION_LABEL + dialect).encode(), hashlib.sha256).digest()
+    if SCHEME_BY_DIALECT.get(dialect) == "standard-webhooks":
+        return STANDARD_SECRET_PREFIX + base64.b64encode(digest).decode()
+    return digest.hex()
+
+
+def derive_relaysms_url_token(master: str) -> str:
+    """The path token of the receiver's relaysms secret URL, derived from a master secret."""
+    digest = hmac.new(master.encode(), _URL_TOKEN_LABEL, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def parse_secret_values(values: Sequence[str], dialects: Sequence[str] = SIGNED_DIALECTS) -> dict[str, list[str]]:
+    """``["s1", "smsgate=s2"]`` -> ``{"*": ["s1"], "smsgate": ["s2"]}`` (``--webhook-secret`` values).
+
+    A prefix counts as a dialect only if it names one, so base64 secrets ending in ``=`` stay whole.
+    """
+    result: dict[str, list[str]] = {}
+    for value in values:
+        prefix, sep, rest = value.partition("=")
+        if sep and prefix in dialects and rest:
+            result.setdefault(prefix, []).append(rest)
+        elif value:
+            result.setdefault("*", []).append(value)
+    return result
 
 
 def _hmac_hex(secret: str, data: bytes) -> str:
@@ -130,7 +204,7 @@ def verify_callback_token(headers: Mapping[str, str], secrets: Sequence[str]) ->
 # --- Standard Webhooks --------------------------------------------------------------------------
 def _standard_signature(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
     signed = msg_id.encode() + b"." + timestamp.encode() + b"." + body
-    return base64.b64encode(hmac.new(_key(secret), signed, hashlib.sha256).digest()).decode()
+    return base64.b64encode(hmac.new(standard_key(secret), signed, hashlib.sha256).digest()).decode()
 
 
 def sign_standard(
@@ -163,7 +237,10 @@ def verify_standard(
     given = [part.split(",", 1)[1] for part in h.get("webhook-signature", "").split() if part.startswith("v1,")]
     if not given:
         raise SignatureError("missing webhook-signature header")
-    expected = [_standard_signature(s, msg_id, ts, body) for s in secrets]
+    try:
+        expected = [_standard_signature(s, msg_id, ts, body) for s in secrets]
+    except ValueError:
+        raise SignatureError("a configured relaysms secret is not of the form whsec_<base64>") from None
     if not _any_match(expected, given):
         raise SignatureError("webhook-signature does not match")
     return msg_id

@@ -74,7 +74,8 @@ class PostgresCluster:
 
     def start(self) -> None:
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.dir / "server.log"), "-w", "-t", "120", "start")
+        log = str(self.dir / "server.log")
+        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", log, "-w", "-t", "120", "start")
         deadline = time.monotonic() + 60
         while True:
             try:

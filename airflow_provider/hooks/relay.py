@@ -254,8 +254,10 @@ class RelayHook(BaseHook):
 
     @staticmethod
     def inbox_for(settings: RelaySettings) -> WebhookInbox:
-        """The webhook inbox named by the connection: a receiver URL or a local SQLite path."""
+        """The webhook inbox named by the connection: a receiver URL, a store URL
+        (``postgresql://...``, read directly from any worker) or a local SQLite path."""
         from relay_integrations.webhooks.inbox import WebhookInbox
+        from relay_integrations.webhooks.store import is_database_url
 
         location = settings.webhook_inbox_url
         if not location:
@@ -264,6 +266,8 @@ class RelayHook(BaseHook):
             )
         if location.startswith(("http://", "https://")):
             return WebhookInbox.remote(location, settings.webhook_inbox_api_key or settings.api_key)
+        if is_database_url(location):
+            return WebhookInbox(location)
         return WebhookInbox(Path(location).expanduser())
 
     def get_webhook_inbox(self) -> WebhookInbox:

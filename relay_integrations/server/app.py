@@ -144,7 +144,8 @@ def create_app(
     :param login: smsgate Basic-auth login.
     :param delivery_latency: seconds from acceptance to the final state.
     :param failure_rate: fraction of messages that fail (seeded by message id).
-    :param webhook_secret: signing key for outgoing webhooks.
+    :param webhook_secret: master secret of outgoing webhooks (each dialect signs with its own derived
+        secret; relaysms only with ``webhook_secrets={"relaysms": "whsec_..."}``, see :class:`ServerConfig`).
     :param numbers: relaysms owned numbers.
     :param dialect: also serve this dialect at the root.
     :param webhook_urls: dialect -> URL receiving all that dialect's webhooks.

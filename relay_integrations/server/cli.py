@@ -42,8 +42,11 @@ def register(subparsers: Any) -> None:
                    help="seconds from acceptance to delivery [RELAY_DELIVERY_LATENCY, 1.0]")
     p.add_argument("--failure-rate", type=float, default=float(env_default("FAILURE_RATE", "0") or 0),
                    help="fraction of messages that fail, by seeded hash of the id [RELAY_FAILURE_RATE, 0]")
-    p.add_argument("--webhook-secret", default=env_default("WEBHOOK_SECRET"),
-                   help="signing key for outgoing webhooks [RELAY_WEBHOOK_SECRET]")
+    p.add_argument("--webhook-secret", action="append", default=[], metavar="[DIALECT=]SECRET",
+                   help="webhook secret: SECRET alone is a master secret, each dialect signing with its own "
+                        "secret derived from it (see `relay webhooks secrets`); DIALECT=SECRET sets one dialect's "
+                        "(relaysms: whsec_<base64>; relaysms goes out unsigned without one). Repeatable "
+                        "[RELAY_WEBHOOK_SECRET, whitespace separated]")
     p.add_argument("--numbers", nargs="+", default=(env_default("NUMBERS") or ",".join(DEFAULT_NUMBERS)).split(","),
                    help="relaysms numbers the account owns [RELAY_NUMBERS, comma separated; +1987654321]")
     p.add_argument("--webhook-url", action="append", type=_webhook_url, default=[], metavar="DIALECT=URL",
@@ -72,7 +75,13 @@ def run(args: argparse.Namespace) -> int:
     from relay_integrations._uvicorn import run as run_uvicorn
     from relay_integrations.server.app import create_app
     from relay_integrations.server.config import ServerConfig
+    from relay_integrations.signing import parse_secret_values
 
+    secret_args = parse_secret_values(args.webhook_secret or (env_default("WEBHOOK_SECRET") or "").split(), DIALECTS)
+    masters = secret_args.pop("*", [])
+    if len(masters) > 1 or any(len(v) > 1 for v in secret_args.values()):
+        print("relay serve: give at most one master secret and one secret per dialect", file=sys.stderr)
+        return 2
     api_key = args.api_key
     if not api_key:
         api_key = DEFAULT_API_KEY
@@ -81,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = ServerConfig(
             db_path=args.db, api_key=api_key, login=args.login, delivery_latency=args.delivery_latency,
-            failure_rate=args.failure_rate, webhook_secret=args.webhook_secret,
+            failure_rate=args.failure_rate, webhook_secret=masters[0] if masters else None,
+            webhook_secrets={d: v[0] for d, v in secret_args.items()},
             numbers=[n for n in args.numbers if n], dialect=args.dialect, webhook_urls=dict(args.webhook_url),
             synchronous=args.synchronous.upper(), balance=args.balance,
             allow_external_webhooks=args.allow_external_webhooks, webhook_retry_base=args.webhook_retry_base,
@@ -101,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name:<11} {base}/{name}", flush=True)
     if args.dialect:
         print(f"  {args.dialect} is also served at {base}/", flush=True)
-    if not args.webhook_secret:
+    if not masters and not secret_args:
         print("  webhooks go out unsigned: no --webhook-secret given", flush=True)
     if not config.sim:
         print("  /_sim test hooks are off (--no-sim)", flush=True)

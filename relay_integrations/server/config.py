@@ -22,7 +22,11 @@ class ServerConfig:
     :param login: smsgate Basic-auth user name.
     :param delivery_latency: seconds from acceptance to the final state.
     :param failure_rate: fraction of messages that fail, chosen by a seeded hash of the message id.
-    :param webhook_secret: signing key of outgoing webhooks; without one they go out unsigned.
+    :param webhook_secret: master secret of outgoing webhooks: each dialect signs with its own secret
+        derived from it (:func:`relay_integrations.signing.derive_dialect_secret`); relaysms, whose
+        doc names no signature, goes out unsigned unless ``webhook_secrets`` has a relaysms secret.
+    :param webhook_secrets: dialect -> its own secret (verbatim), overriding the derived one;
+        relaysms secrets are Standard Webhooks ``whsec_<base64>``.
     :param numbers: relaysms numbers the account owns (allowed ``from`` values).
     :param dialect: also serve this dialect at the root, so the doc's paths work verbatim.
     :param webhook_urls: dialect -> URL that receives every webhook of that dialect.
@@ -42,6 +46,7 @@ class ServerConfig:
     delivery_latency: float = 1.0
     failure_rate: float = 0.0
     webhook_secret: str | None = None
+    webhook_secrets: dict[str, str] = field(default_factory=dict)
     numbers: list[str] = field(default_factory=lambda: list(DEFAULT_NUMBERS))
     dialect: str | None = None
     webhook_urls: dict[str, str] = field(default_factory=dict)
@@ -69,6 +74,22 @@ class ServerConfig:
         for name in self.webhook_urls:
             if name not in DIALECTS:
                 raise ValueError(f"webhook_urls: unknown dialect {name!r}")
+        from relay_integrations.signing import check_dialect_secret
+
+        for name, secret in self.webhook_secrets.items():
+            if name not in DIALECTS:
+                raise ValueError(f"webhook_secrets: unknown dialect {name!r}")
+            check_dialect_secret(name, secret)
+
+    def webhook_secret_for(self, dialect: str) -> str | None:
+        """The secret ``dialect``'s webhooks are signed with, ``None`` for unsigned."""
+        from relay_integrations.signing import derive_dialect_secret
+
+        if dialect in self.webhook_secrets:
+            return self.webhook_secrets[dialect]
+        if dialect == "relaysms" or not self.webhook_secret:  # relaysms signs only when told to
+            return None
+        return derive_dialect_secret(self.webhook_secret, dialect)
 
     def __repr__(self) -> str:  # secrets never in reprs
         return (f"ServerConfig(db_path={self.db_path!r}, dialect={self.dialect!r}, "

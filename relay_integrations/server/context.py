@@ -222,7 +222,9 @@ class RelayContext:
         for dialect, url in self.config.webhook_urls.items():
             config: dict[str, Any] = {}
             if dialect == "phonerelay":
-                config = {"callback_url": url, "active": True, "callback_token": self.config.webhook_secret}
+                # The operator's configured URL gets phonerelay's own secret (explicit, or derived).
+                config = {"callback_url": url, "active": True,
+                          "callback_token": self.config.webhook_secret_for("phonerelay")}
             rows.append((f"cfg-{dialect}", dialect, url, None, None, dumps(config), now))
         if rows:
             self.store.write(lambda c: c.executemany(

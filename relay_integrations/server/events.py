@@ -187,7 +187,8 @@ def inbound_events(ctx: RelayContext, row: sqlite3.Row | Mapping[str, Any], at: 
             if not callback_matches(t, event):
                 continue
             body = _body({"event": "inbound", "subscription": public_callback(t), "events": [event]})
-            token = t.config.get("callback_token") or ctx.config.webhook_secret
+            # Only a callback created with a token sends one: its own, never another scheme's secret.
+            token = t.config.get("callback_token") or None
             entries.append(_entry("phonerelay", t.url, "inbound", row["id"], body, at, token=token))
         return entries
     if dialect == "relaysms":

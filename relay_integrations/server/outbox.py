@@ -107,7 +107,8 @@ class WebhookDispatcher:
             return row["seq"], "skipped", None, "not delivered: the reference relay only posts to loopback hosts"
         body: bytes = row["body"]
         headers = {"Content-Type": "application/json"}
-        secret = row["token"] if row["dialect"] == "phonerelay" else self.ctx.config.webhook_secret
+        # Each dialect signs with its own secret; phonerelay sends only the callback's own token.
+        secret = row["token"] if row["dialect"] == "phonerelay" else self.ctx.config.webhook_secret_for(row["dialect"])
         if secret:
             headers.update(sign_for(row["dialect"], body, secret, row["event_id"]))
         try:

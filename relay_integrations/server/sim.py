@@ -140,7 +140,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
         event = body.event
         if body.dialect == "phonerelay":
             config = {"callback_url": body.url, "active": True,
-                      "callback_token": body.callback_token or ctx.config.webhook_secret}
+                      "callback_token": body.callback_token or ctx.config.webhook_secret_for("phonerelay")}
         t = now()
         store.write(lambda c: c.execute(
             "INSERT INTO webhooks(id, dialect, url, event, number, config, created_at) VALUES (?,?,?,?,NULL,?,?)",

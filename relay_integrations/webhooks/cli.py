@@ -1,43 +1,77 @@
-"""``relay webhooks serve``: run the webhook receiver with uvicorn."""
+"""``relay webhooks serve``: run the webhook receiver with uvicorn; ``relay webhooks secrets``: print
+the per-dialect secrets derived from a master secret, to configure a real relay."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 from relay_integrations.dialects import DIALECT_NAMES
+from relay_integrations.signing import parse_secret_values
 
 SECRETS_ENV = "RELAY_WEBHOOK_SECRETS"
 API_KEY_ENV = "RELAY_WEBHOOKS_API_KEY"
+RELAYSMS_TOKEN_ENV = "RELAY_WEBHOOKS_RELAYSMS_TOKEN"
+DB_ENV = "RELAY_WEBHOOKS_DB"
 
 
 def register(subparsers: Any) -> None:
-    """Add ``relay webhooks serve`` to ``relay``."""
+    """Add ``relay webhooks serve`` and ``relay webhooks secrets`` to ``relay``."""
     webhooks = subparsers.add_parser("webhooks", help="Receive relay webhooks and query them.")
     sub = webhooks.add_subparsers(dest="webhooks_command", required=True)
     serve = sub.add_parser(
         "serve",
         help="Run the webhook receiver.",
-        description="Verify, de-duplicate and store relay webhooks at POST /webhooks/<dialect>; "
-        "query them at GET /events with the API key as Bearer token.",
+        description="Verify, de-duplicate and store relay webhooks at POST /webhooks/<dialect> (relaysms also "
+        "unsigned at its secret URL /webhooks/relaysms/<token>); query them at GET /events with the API key "
+        "as Bearer token.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="Interface to listen on (default 127.0.0.1).")
     serve.add_argument("--port", type=int, default=5111, help="Port (default 5111).")
-    serve.add_argument("--db", default="./webhooks.db", help="SQLite event store (default ./webhooks.db).")
     serve.add_argument(
+        "--db",
+        default=os.environ.get(DB_ENV, "./webhooks.db"),
+        help="Event store: an SQLite file (default ./webhooks.db) or a URL such as "
+        "postgresql://user:password@host:5432/db, which several receivers behind one URL may share "
+        f"(or ${DB_ENV}, which keeps the password out of the process list).",
+    )
+    serve.add_argument(
+        "--webhook-secret",
         "--secret",
+        dest="secret",
         action="append",
         default=[],
         metavar="[DIALECT=]SECRET",
-        help="Webhook secret; repeat for rotation. DIALECT=SECRET limits it to one dialect "
-        f"({', '.join(DIALECT_NAMES)}). Also read from ${SECRETS_ENV} (whitespace-separated), "
-        "which keeps secrets out of the process list.",
+        help="Webhook secret; repeat for rotation. SECRET alone is a master secret: each dialect's own secret "
+        "is derived from it (print them with `relay webhooks secrets`). DIALECT=SECRET gives one dialect "
+        f"({', '.join(DIALECT_NAMES)}) its secret verbatim (relaysms: whsec_<base64>). Also read from "
+        f"${SECRETS_ENV} (whitespace-separated), which keeps secrets out of the process list.",
+    )
+    serve.add_argument(
+        "--relaysms-token",
+        action="append",
+        default=[],
+        metavar="TOKEN",
+        help="Token of the relaysms secret URL /webhooks/relaysms/TOKEN (or $" + RELAYSMS_TOKEN_ENV + "); "
+        "one is also derived from each master secret.",
     )
     serve.add_argument("--api-key", default=None, help=f"Bearer key for GET /events (or ${API_KEY_ENV}).")
     serve.add_argument("--max-body-bytes", type=int, default=None, help="Larger deliveries get 413 (default 1 MiB).")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=_serve)
+
+    secrets = sub.add_parser(
+        "secrets",
+        help="Print each dialect's secret derived from a master secret.",
+        description="Print the secret each dialect uses when the relay and the receiver are given one master "
+        "secret, and the relaysms secret URL path, so that a real relay can be configured with them. The "
+        f"master secret comes from --webhook-secret or ${SECRETS_ENV}.",
+    )
+    secrets.add_argument("--webhook-secret", "--secret", dest="secret", default=None, metavar="SECRET",
+                         help="The master secret.")
+    secrets.set_defaults(func=_secrets)
 
 
 def parse_secret_args(values: list[str]) -> dict[str, list[str]]:
@@ -45,14 +79,21 @@ def parse_secret_args(values: list[str]) -> dict[str, list[str]]:
 
     A prefix counts as a dialect only if it names one, so base64 secrets ending in ``=`` stay whole.
     """
-    result: dict[str, list[str]] = {}
-    for value in values:
-        prefix, sep, rest = value.partition("=")
-        if sep and prefix in DIALECT_NAMES and rest:
-            result.setdefault(prefix, []).append(rest)
-        else:
-            result.setdefault("*", []).append(value)
-    return result
+    return parse_secret_values(values, DIALECT_NAMES)
+
+
+def _secrets(args: argparse.Namespace) -> int:
+    from relay_integrations.signing import derive_dialect_secret, derive_relaysms_url_token
+
+    from_env = os.environ.get(SECRETS_ENV, "").split()
+    master = args.secret or (from_env[0] if from_env else None)
+    if not master:
+        print(f"relay webhooks secrets: give --webhook-secret or set ${SECRETS_ENV}", file=sys.stderr)
+        return 2
+    for name in DIALECT_NAMES:
+        print(f"{name:<11} {derive_dialect_secret(master, name)}")
+    print(f"relaysms URL /webhooks/relaysms/{derive_relaysms_url_token(master)}")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -60,19 +101,22 @@ def _serve(args: argparse.Namespace) -> int:
 
     from relay_integrations._uvicorn import run as run_uvicorn
     from relay_integrations.webhooks.receiver import DEFAULT_MAX_BODY_BYTES, create_receiver_app
+    from relay_integrations.webhooks.store import StoreError
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     secret_values = list(args.secret) + os.environ.get(SECRETS_ENV, "").split()
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    tokens = list(args.relaysms_token) + os.environ.get(RELAYSMS_TOKEN_ENV, "").split()
     try:
         app = create_receiver_app(
             args.db,
             parse_secret_args(secret_values),
             api_key,
             max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+            relaysms_tokens=tokens,
         )
-    except ValueError as exc:
-        print(f"relay webhooks serve: {exc}")
+    except (ValueError, StoreError) as exc:
+        print(f"relay webhooks serve: {exc}", file=sys.stderr)
         return 2
     run_uvicorn(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0

@@ -24,10 +24,11 @@ from typing import Any, Literal, Protocol
 
 import anyio
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from relay_integrations.models import MessageState, WebhookEvent, later_state
-from relay_integrations.webhooks.store import MAX_LIMIT, EventQuery, EventStore
+from relay_integrations.webhooks.bounds import MAX_ID_CHARS
+from relay_integrations.webhooks.store import MAX_CURSOR, MAX_LIMIT, EventQuery, EventStore
 
 
 class WebhookWaitTimeout(TimeoutError):
@@ -52,6 +53,17 @@ class WebhookInboxError(RuntimeError):
     def __init__(self, message: str, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+MAX_TEXT_FILTER_CHARS = 1000
+
+
+class InvalidEventFilter(ValueError):
+    """An event filter that does not validate; ``field`` names the first bad field."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class EventFilter(BaseModel):
@@ -79,8 +91,21 @@ class EventFilter(BaseModel):
     sender: str | None = None
     recipient: str | None = None
     text_contains: str | None = None
-    after: int | None = Field(default=None, ge=0)
+    after: int | None = Field(default=None, ge=0, le=MAX_CURSOR)
     limit: int = Field(default=100, ge=1, le=MAX_LIMIT)
+
+    @field_validator("dialect", "event_type", "message_id", "sender", "recipient", "text_contains")
+    @classmethod
+    def _storable_text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # The stores cannot compare what they cannot hold (PostgreSQL text has no NUL), and no stored
+        # id is longer than the receiver's bound.
+        if value is not None:
+            if "\x00" in value:
+                raise ValueError("contains a NUL character")
+            limit = MAX_TEXT_FILTER_CHARS if info.field_name == "text_contains" else MAX_ID_CHARS
+            if len(value) > limit:
+                raise ValueError(f"longer than {limit} characters")
+        return value
 
     @classmethod
     def coerce(cls, match: EventFilter | Mapping[str, Any] | None = None, **kw: Any) -> EventFilter:
@@ -98,7 +123,8 @@ class EventFilter(BaseModel):
             return cls(**base)
         except ValidationError as exc:
             fields = ", ".join(".".join(str(p) for p in err["loc"]) + f": {err['msg']}" for err in exc.errors())
-            raise ValueError(f"invalid event filter ({fields})") from None
+            first = ".".join(str(p) for p in exc.errors()[0]["loc"]) if exc.errors() else None
+            raise InvalidEventFilter(f"invalid event filter ({fields})", field=first) from None
 
     def to_query(self) -> EventQuery:
         data = self.model_dump()
@@ -182,12 +208,14 @@ def _fold_states(events: list[WebhookEvent], state: MessageState | None) -> Mess
 class WebhookInbox:
     """The events a webhook receiver stored, queryable and awaitable.
 
-    :param db_path: the receiver's SQLite file (``relay webhooks serve --db``).
+    :param db_path: the receiver's store, as given to ``relay webhooks serve --db``: an SQLite file
+        path, or a SQLAlchemy URL such as ``postgresql://user:password@host:5432/db``.
     """
 
     def __init__(self, db_path: str | os.PathLike[str]) -> None:
-        self._backend: _Backend = _LocalBackend(db_path)
-        self._where = f"db {os.fspath(db_path)!r}"
+        local = _LocalBackend(db_path)
+        self._backend: _Backend = local
+        self._where = f"db {local.store.where!r}"
 
     @classmethod
     def remote(

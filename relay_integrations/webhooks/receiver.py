@@ -8,17 +8,20 @@ Routes (relative to wherever the app is served or mounted):
   200 too, so the sender stops retrying, but are stored once.
 * ``GET /events``: stored events as a JSON list, filtered by the query string (see
   :class:`~relay_integrations.webhooks.inbox.EventFilter`); needs ``Authorization: Bearer <api key>``.
-* ``GET /health``.
+* ``POST /webhooks/relaysms/<token>``: a relaysms delivery at the secret URL. relaysms documents no
+  signature, so the URL is the credential (compared in constant time, never logged); a Standard
+  Webhooks signature, where present, is verified as well.
+* ``GET /health``, and ``GET /openapi.json`` (:mod:`.openapi`).
+
+Bounds (:mod:`.bounds`) are checked before anything is stored, each refusal a 400 naming the field,
+so every event stored can be read back.
 
 Mount it in another Starlette/FastAPI app with ``app.mount("/inbox", create_receiver_app(...))``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -35,9 +38,18 @@ from starlette.routing import Route
 from relay_integrations.dialects import DIALECT_NAMES, get_dialect
 from relay_integrations.errors import RelayError
 from relay_integrations.models import WebhookEvent
-from relay_integrations.signing import DEFAULT_TOLERANCE_SECONDS, SignatureError, verify_for
+from relay_integrations.signing import (
+    DEFAULT_TOLERANCE_SECONDS,
+    SignatureError,
+    check_dialect_secret,
+    derive_dialect_secret,
+    derive_relaysms_url_token,
+    verify_for,
+)
+from relay_integrations.webhooks.bounds import BoundError, check_events, parse_body
 from relay_integrations.webhooks.inbox import EventFilter
-from relay_integrations.webhooks.store import EventStore, StoreResult
+from relay_integrations.webhooks.openapi import openapi_document
+from relay_integrations.webhooks.store import EventStore, StoreError, StoreResult
 
 logger = logging.getLogger("relay_integrations.webhooks")
 
@@ -50,47 +62,63 @@ SecretsConfig = Sequence[str] | Mapping[str, Sequence[str] | str]
 def secrets_by_dialect(secrets: SecretsConfig | str | None) -> dict[str, tuple[str, ...]]:
     """Normalise the ``secrets`` argument to ``{dialect: (secret, ...)}``.
 
-    A sequence applies to every dialect. A mapping gives each dialect its own secrets; the key
-    ``"*"`` applies to every dialect in addition to its own.
+    A string or a sequence holds *master* secrets: each dialect gets its own secret derived from
+    each of them (:func:`~relay_integrations.signing.derive_dialect_secret`), so no scheme's secret
+    is ever another's. A mapping gives each dialect its own secrets verbatim; its key ``"*"`` holds
+    master secrets, derived for every dialect in addition to its own.
 
-    :raises ValueError: an unknown dialect key, an empty secret, or a ``whsec_`` secret that is not base64
-        (the message never contains the secret).
+    :raises ValueError: an unknown dialect key, an empty secret, or a relaysms secret not of the
+        form ``whsec_<base64>`` (the message never contains the secret).
     """
     result: dict[str, list[str]] = {name: [] for name in DIALECT_NAMES}
+    masters: list[str] = []
     if secrets is None:
         pass
     elif isinstance(secrets, str):
-        for name in DIALECT_NAMES:
-            result[name].append(secrets)
+        masters.append(secrets)
     elif isinstance(secrets, Mapping):
         for key, value in secrets.items():
             values = [value] if isinstance(value, str) else list(value)
             if key == "*":
-                for name in DIALECT_NAMES:
-                    result[name].extend(values)
+                masters.extend(values)
             elif key in result:
+                for index, secret in enumerate(values):
+                    try:
+                        check_dialect_secret(key, secret)
+                    except ValueError as exc:
+                        raise ValueError(f"secrets: {key} secret #{index + 1}: {exc}") from None
                 result[key].extend(values)
             else:
                 raise ValueError(f"secrets: unknown dialect {key!r}; expected one of {', '.join(DIALECT_NAMES)} or '*'")
     else:
+        masters.extend(secrets)
+    for index, master in enumerate(masters):
+        if not isinstance(master, str) or not master:
+            raise ValueError(f"secrets: secret #{index + 1} is empty or not a string")
         for name in DIALECT_NAMES:
-            result[name].extend(secrets)
-    for name, values in result.items():
-        for index, secret in enumerate(values):
-            if not isinstance(secret, str) or not secret:
-                raise ValueError(f"secrets: {name} secret #{index + 1} is empty or not a string")
-            if secret.startswith("whsec_"):
-                try:
-                    base64.b64decode(secret[len("whsec_") :], validate=True)
-                except (binascii.Error, ValueError):
-                    raise ValueError(
-                        f"secrets: {name} secret #{index + 1} starts with whsec_ but is not base64"
-                    ) from None
+            result[name].append(derive_dialect_secret(master, name))
     return {name: tuple(dict.fromkeys(values)) for name, values in result.items()}
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def relaysms_url_tokens(secrets: SecretsConfig | str | None, explicit: Sequence[str] = ()) -> tuple[str, ...]:
+    """The tokens that open ``/webhooks/relaysms/<token>``: the ones given, and one derived per master secret."""
+    masters: list[str] = []
+    if isinstance(secrets, str):
+        masters = [secrets]
+    elif isinstance(secrets, Mapping):
+        value = secrets.get("*", [])
+        masters = [value] if isinstance(value, str) else list(value)
+    elif secrets is not None:
+        masters = list(secrets)
+    tokens = [t for t in explicit if t] + [derive_relaysms_url_token(m) for m in masters if m]
+    return tuple(dict.fromkeys(tokens))
+
+
+def _error(status: int, message: str, *, field: str | None = None) -> JSONResponse:
+    content: dict[str, str] = {"error": message}
+    if field:
+        content["field"] = field
+    return JSONResponse(content, status_code=status)
 
 
 class _BodyTooLarge(Exception):
@@ -166,16 +194,29 @@ class _GroupCommit:
 
     async def _commit_queued(self) -> None:
         batch, self._queue = self._queue, []
-        try:
-            results = await anyio.to_thread.run_sync(self.store.add_many, [(p.events, p.delivery_id) for p in batch])
-            for pending, result in zip(batch, results, strict=True):
-                pending.result = result
-        except Exception as exc:  # the transaction rolled back: every request in it gets a 500
-            for pending in batch:
-                pending.error = exc
+        await self._store(batch)
         for pending in batch:
             pending.lead = False
             pending.wake.set()
+
+    async def _store(self, batch: list[_Pending]) -> None:
+        try:
+            results = await anyio.to_thread.run_sync(self.store.add_many, [(p.events, p.delivery_id) for p in batch])
+        except Exception as exc:
+            if len(batch) == 1:  # the transaction rolled back: this request gets a 500
+                batch[0].error = exc
+                return
+            # One delivery must not fail the others committed with it: store each alone.
+            logger.warning("group commit of %d deliveries failed (%s); storing each alone", len(batch),
+                           type(exc).__name__)
+            for pending in batch:
+                await self._store([pending])
+            return
+        for pending, result in zip(batch, results, strict=True):
+            if result.error is not None:
+                pending.error = StoreError(result.error)
+            else:
+                pending.result = result
 
 
 class WebhookReceiver:
@@ -186,6 +227,7 @@ class WebhookReceiver:
     :param api_key: Bearer key for ``GET /events``; ``None`` refuses every query.
     :param max_body_bytes: larger deliveries get 413.
     :param tolerance: seconds a signed timestamp may be off, both ways.
+    :param relaysms_tokens: tokens that open the relaysms secret URL ``/webhooks/relaysms/<token>``.
     """
 
     def __init__(
@@ -196,16 +238,18 @@ class WebhookReceiver:
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         tolerance: int = DEFAULT_TOLERANCE_SECONDS,
+        relaysms_tokens: Sequence[str] = (),
     ) -> None:
         self.store = store
         self._commit = _GroupCommit(store)
         self._secrets = {name: tuple(values) for name, values in secrets.items()}
         self._api_key = api_key
+        self._relaysms_tokens = tuple(t.encode() for t in relaysms_tokens if t)
         self.max_body_bytes = max_body_bytes
         self.tolerance = tolerance
         for name in DIALECT_NAMES:
             if not self._secrets.get(name):
-                logger.warning("no webhook secret configured for %s; its deliveries will be refused", name)
+                logger.warning("no webhook secret configured for %s; its signed deliveries will be refused", name)
 
     def __repr__(self) -> str:
         return f"WebhookReceiver(store={self.store!r})"
@@ -222,28 +266,67 @@ class WebhookReceiver:
             body = await _read_body(request, self.max_body_bytes)
         except _BodyTooLarge:
             logger.warning("rejected %s webhook: body over %d bytes", dialect, self.max_body_bytes)
-            return _error(413, f"body over {self.max_body_bytes} bytes")
+            return _error(413, f"body: over {self.max_body_bytes} bytes")
         headers = dict(request.headers)
         try:
             delivery_id = self.verify(dialect, body, headers)
         except SignatureError as exc:
             logger.warning("rejected %s webhook: %s", dialect, exc)
             return _error(401, f"signature verification failed: {exc}")
+        return await self._accept(dialect, body, headers, delivery_id)
+
+    async def receive_relaysms_secret_url(self, request: Request) -> JSONResponse:
+        """A relaysms delivery at ``/webhooks/relaysms/<token>``: the URL is the credential (relaysms.md
+        documents no signature); a Standard Webhooks signature, where present, is verified too."""
+        given = request.path_params["token"].encode()
+        # Constant time, and every configured token compared, so timing tells nothing. Never logged.
+        found = False
+        for token in self._relaysms_tokens:
+            found |= hmac.compare_digest(given, token)
+        if not found:
+            logger.warning("rejected relaysms webhook: unknown secret URL")
+            return _error(404, "not found")
         try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            logger.warning("rejected %s webhook: body is not JSON", dialect)
-            return _error(400, "body is not valid JSON")
+            body = await _read_body(request, self.max_body_bytes)
+        except _BodyTooLarge:
+            logger.warning("rejected relaysms webhook: body over %d bytes", self.max_body_bytes)
+            return _error(413, f"body: over {self.max_body_bytes} bytes")
+        headers = dict(request.headers)
+        delivery_id: str | None = None
+        if any(h.lower() in ("webhook-signature", "webhook-id", "webhook-timestamp") for h in headers):
+            try:
+                delivery_id = self.verify("relaysms", body, headers)
+            except SignatureError as exc:
+                logger.warning("rejected relaysms webhook at the secret URL: %s", exc)
+                return _error(401, f"signature verification failed: {exc}")
+        return await self._accept("relaysms", body, headers, delivery_id)
+
+    async def _accept(self, dialect: str, body: bytes, headers: Mapping[str, str],
+                      delivery_id: str | None) -> JSONResponse:
+        try:
+            payload = parse_body(body)
+        except BoundError as exc:
+            logger.warning("rejected %s webhook: %s", dialect, exc)
+            return _error(400, str(exc), field=exc.field)
         if not isinstance(payload, dict):
             logger.warning("rejected %s webhook: body is not a JSON object", dialect)
-            return _error(400, "body is not a JSON object")
+            return _error(400, "body: not a JSON object", field="body")
         try:
-            events = get_dialect(dialect).parse_webhook(payload, headers)
-        except (RelayError, ValidationError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            events = get_dialect(dialect).parse_webhook(payload, dict(headers))
+        except (RelayError, ValidationError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             logger.warning("rejected %s webhook: not a recognised payload (%s)", dialect, type(exc).__name__)
-            return _error(400, f"not a recognised {dialect} webhook payload")
+            return _error(400, f"body: not a recognised {dialect} webhook payload", field="body")
         events = [e if e.dialect == dialect else e.model_copy(update={"dialect": dialect}) for e in events]
-        result = await self._commit.add(events, delivery_id)
+        try:
+            check_events(events)
+        except BoundError as exc:
+            logger.warning("rejected %s webhook: %s", dialect, exc)
+            return _error(400, str(exc), field=exc.field)
+        try:
+            result = await self._commit.add(events, delivery_id)
+        except Exception as exc:  # nothing of this delivery stored; the sender retries
+            logger.error("could not store %s webhook: %s", dialect, type(exc).__name__)
+            return _error(500, "could not store the delivery; retry later")
         for event in result.stored:
             logger.info("stored %s webhook event %s", dialect, event.event_id)
         if result.duplicates:
@@ -267,15 +350,22 @@ class WebhookReceiver:
         if not self._authorized(request):
             return JSONResponse({"error": "missing or wrong API key"}, status_code=401,
                                 headers={"WWW-Authenticate": "Bearer"})
+        params = request.query_params
+        repeated = sorted({k for k in params if len(params.getlist(k)) > 1})
+        if repeated:
+            return _error(400, f"{repeated[0]}: given more than once", field=repeated[0])
         try:
-            match = EventFilter.coerce(dict(request.query_params))
+            match = EventFilter.coerce(dict(params))
         except ValueError as exc:
-            return _error(400, str(exc))
+            return _error(400, str(exc), field=getattr(exc, "field", None))
         found: list[WebhookEvent] = await run_in_threadpool(self.store.query, match.to_query())
         return JSONResponse([event.model_dump(mode="json") for event in found])
 
     async def health(self, request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
+
+    async def openapi(self, request: Request) -> JSONResponse:
+        return JSONResponse(openapi_document())
 
 
 def create_receiver_app(
@@ -286,17 +376,22 @@ def create_receiver_app(
     *,
     tolerance: int = DEFAULT_TOLERANCE_SECONDS,
     synchronous: str = "FULL",
+    relaysms_tokens: Sequence[str] = (),
 ) -> Starlette:
     """The webhook receiver as an ASGI app.
 
-    :param db_path: SQLite file for events (created if missing; WAL mode).
-    :param secrets: webhook secrets; several at once during rotation. A list applies to every
-        dialect, a mapping ``{dialect: [secrets]}`` (``"*"`` for all) gives each its own.
-        With no secret for a dialect, all its deliveries are refused (401).
+    :param db_path: the event store: an SQLite file (created if missing; WAL mode) or a SQLAlchemy
+        URL such as ``postgresql://user:password@host:5432/db`` (several receivers may share it).
+    :param secrets: webhook secrets; several at once during rotation. A string or list holds master
+        secrets, from which each dialect's own secret is derived; a mapping ``{dialect: [secrets]}``
+        gives dialects their secrets verbatim (``"*"`` for master secrets). See :mod:`relay_integrations.signing`.
+        With no secret for a dialect, all its signed deliveries are refused (401).
     :param api_key: Bearer key for ``GET /events``; ``None`` refuses every query.
     :param max_body_bytes: larger deliveries get 413 without being read.
     :param tolerance: seconds a signed timestamp may be off, both ways (default 5 minutes).
     :param synchronous: SQLite ``synchronous`` for writes (``FULL``: acknowledged events survive power loss).
+    :param relaysms_tokens: tokens of the relaysms secret URL ``/webhooks/relaysms/<token>``, in
+        addition to the one derived from each master secret.
     """
     receiver = WebhookReceiver(
         EventStore(db_path, synchronous=synchronous),
@@ -304,17 +399,28 @@ def create_receiver_app(
         api_key,
         max_body_bytes=max_body_bytes,
         tolerance=tolerance,
+        relaysms_tokens=relaysms_url_tokens(secrets, relaysms_tokens),
     )
     return build_app(receiver)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    # Unknown routes and methods answer JSON too, as the OpenAPI document says (405 keeps its Allow).
+    status = getattr(exc, "status_code", 404)
+    message = "method not allowed" if status == 405 else "not found"
+    return JSONResponse({"error": message}, status_code=status, headers=getattr(exc, "headers", None))
 
 
 def build_app(receiver: WebhookReceiver) -> Starlette:
     """The ASGI app around an existing :class:`WebhookReceiver`."""
     app = Starlette(
+        exception_handlers={404: _http_error, 405: _http_error},
         routes=[
+            Route("/webhooks/relaysms/{token}", receiver.receive_relaysms_secret_url, methods=["POST"]),
             Route("/webhooks/{dialect}", receiver.receive, methods=["POST"]),
             Route("/events", receiver.events, methods=["GET"]),
             Route("/health", receiver.health, methods=["GET"]),
+            Route("/openapi.json", receiver.openapi, methods=["GET"]),
         ]
     )
     app.state.receiver = receiver
@@ -322,4 +428,11 @@ def build_app(receiver: WebhookReceiver) -> Starlette:
     return app
 
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "WebhookReceiver", "build_app", "create_receiver_app", "secrets_by_dialect"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "WebhookReceiver",
+    "build_app",
+    "create_receiver_app",
+    "relaysms_url_tokens",
+    "secrets_by_dialect",
+]

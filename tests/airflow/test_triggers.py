@@ -208,3 +208,22 @@ def test_manage_webhooks_lists_registers_removes_and_refuses_coop(
     with pytest.raises(AirflowFailException, match="coop"):
         RelayManageWebhooksOperator(task_id="coop", relay_conn_id="relay_hooks_coop", action="register",
                                     url=url).execute({})
+
+
+@pytest.mark.anyio
+async def test_webhook_trigger_reads_a_postgres_inbox(monkeypatch: pytest.MonkeyPatch, relay: ReferenceRelayProcess,
+                                                      postgres_url: str) -> None:
+    # Issue 12 item 9: sensors on any worker read the receivers' shared PostgreSQL inbox directly.
+    store = EventStore(postgres_url)
+    now = datetime.now(timezone.utc)
+    try:
+        store.add([_inbound("pg-yes", "+15550103000", "YES from postgres", now)])
+    finally:
+        store.close()
+    monkeypatch.setenv("AIRFLOW_CONN_RELAY_PG", json.dumps({
+        "conn_type": "relay", "host": relay.url("smsgate"), "login": relay.login, "password": relay.api_key,
+        "extra": {"dialect": "smsgate", "max_retries": 1, "webhook_inbox_url": postgres_url}}))
+    trigger = RelayWebhookTrigger(match={"kind": "inbound", "sender": "+15550103000"}, relay_conn_id="relay_pg",
+                                  received_after=(now - timedelta(minutes=1)).isoformat(), poll_interval=0.05)
+    event = await _first_event(trigger)
+    assert event["status"] == "success" and event["event"]["event_id"] == "pg-yes"

@@ -116,3 +116,37 @@ def test_bridge_cli_once_keeps_its_cursor(webhook_setup: WebhookSetup, tmp_path:
     assert int(cursor_file.read_text()) >= (reply.cursor or 0)
     (received,) = prefect_events(f"relay.message.{reply.message_id}", expected=1)
     assert received["event"] == "relay.message.received"
+
+
+def test_bridge_forwards_an_event_at_the_nesting_bound_and_never_meets_a_deeper_one(
+    webhook_setup: WebhookSetup,
+) -> None:
+    # Issue 14: an authentic event nested 199-254 levels was stored and then stopped the bridge for good.
+    import uuid
+
+    from relay_prefect_helpers import WEBHOOK_SECRET
+
+    from relay_integrations.signing import derive_dialect_secret, sign_smsgate
+    from relay_integrations.webhooks.bounds import MAX_JSON_DEPTH
+
+    key = derive_dialect_secret(WEBHOOK_SECRET, "smsgate")
+
+    def post(message_id: str, depth: int) -> int:
+        inner = depth - 2
+        nested = '{"x":' * (inner - 1) + "{}" + "}" * (inner - 1)
+        raw = (f'{{"deviceId":"d","event":"sms:received","id":"evt_{uuid.uuid4().hex}","webhookId":"w",'
+               f'"payload":{{"messageId":"{message_id}","phoneNumber":"+15550001234","message":"deep",'
+               f'"receivedAt":"2026-01-01T00:00:00.000Z","extra":{nested}}}}}').encode()
+        headers = {"Content-Type": "application/json", **sign_smsgate(raw, key)}
+        return httpx.post(webhook_setup.receiver.url("smsgate"), content=raw, headers=headers, timeout=10).status_code
+
+    at_bound, too_deep = f"bound-{uuid.uuid4().hex[:8]}", f"deep-{uuid.uuid4().hex[:8]}"
+    assert post(at_bound, MAX_JSON_DEPTH) == 200
+    assert post(too_deep, 230) == 400 and post(too_deep, 300) == 400
+    with WebhookInbox(webhook_setup.inbox_path) as inbox:
+        cursor = forward_webhook_events(inbox)  # everything stored, from the first event on
+        (event,) = inbox.query(message_id=at_bound)
+        assert inbox.query(message_id=too_deep) == []
+    assert cursor is not None and cursor >= event.cursor
+    (received,) = prefect_events(f"relay.message.{at_bound}", expected=1)
+    assert received["event"] == "relay.message.received"

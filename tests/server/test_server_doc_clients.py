@@ -132,6 +132,6 @@ def test_both_servers_run_uvicorn_with_h11(argv: list[str], monkeypatch: pytest.
     from relay_integrations.cli import main
 
     seen: dict[str, object] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: seen.update(vars(self.config)))
     assert main(argv) == 0
     assert seen["http"] == "h11" and seen["host"] == "127.0.0.1"

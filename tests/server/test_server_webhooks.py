@@ -12,6 +12,7 @@ from relay_server_helpers import Received, WebhookSink, client_for, sim_client, 
 from relay_integrations.process import ReferenceRelayProcess
 from relay_integrations.signing import (
     SignatureError,
+    derive_dialect_secret,
     verify_callback_token,
     verify_coop,
     verify_for,
@@ -21,14 +22,20 @@ from relay_integrations.signing import (
 
 pytestmark = pytest.mark.e2e
 
+# The relay's master secret: smsgate and coop sign with secrets derived from it; relaysms signs only
+# because it is given a secret of its own (it would go out unsigned, as relaysms.md has it).
+MASTER = "relay-master-secret-for-tests"
 SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLXdlYmhvb2tz"
+COOP_SECRET = derive_dialect_secret(MASTER, "coop")
+SMSGATE_SECRET = derive_dialect_secret(MASTER, "smsgate")
 
 
 @pytest.fixture(scope="module")
 def shared_hook_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceRelayProcess]:
     tmp = tmp_path_factory.mktemp("hook-relay")
     with ReferenceRelayProcess(db_path=tmp / "relay.db", api_key="hook-key", delivery_latency=0.1,
-                               webhook_secret=SECRET, extra_args=["--webhook-retry-base", "0.2"],
+                               webhook_secret=MASTER,
+                               extra_args=["--webhook-retry-base", "0.2", "--webhook-secret", f"relaysms={SECRET}"],
                                log_path=tmp / "relay.log") as relay:
         yield relay  # type: ignore[misc]
 
@@ -99,15 +106,15 @@ def test_coop_webhooks_signed(hook_relay: ReferenceRelayProcess, webhook_sink: W
     events = webhook_sink.wait_for(lambda r: r.json()["data"]["id"] == message["id"], "coop events", count=3)
     assert [e.json()["event"] for e in events] == ["message.queued", "message.sent", "message.delivered"]
     for e in events:
-        verify_coop(e.body, e.headers, [SECRET])
+        verify_coop(e.body, e.headers, [COOP_SECRET])
         assert set(e.json()) == {"event", "timestamp", "data"}
         assert set(e.json()["data"]) == {"id", "status", "to", "from", "body", "error"}
     with pytest.raises(SignatureError):
-        verify_coop(events[0].body, {"X-Webhook-Signature": "00" * 32}, [SECRET])
+        verify_coop(events[0].body, {"X-Webhook-Signature": "00" * 32}, [COOP_SECRET])
     with sim_client(hook_relay) as sim:
         sim.post("/inbound", json={"dialect": "coop", "from": "+15551234567", "text": "yo"}).raise_for_status()
     received = webhook_sink.wait_for(lambda r: r.json()["event"] == "message.received", "coop inbound")[0]
-    verify_coop(received.body, received.headers, [SECRET])
+    verify_coop(received.body, received.headers, [COOP_SECRET])
     assert received.json()["data"]["body"] == "yo"
 
 
@@ -123,7 +130,7 @@ def test_smsgate_webhooks_signed(hook_relay: ReferenceRelayProcess, webhook_sink
     assert by_event == [("sms:delivered", "+12025550100"), ("sms:failed", "+12025550000"),
                         ("sms:sent", "+12025550000"), ("sms:sent", "+12025550100")]
     for e in events:
-        verify_smsgate(e.body, e.headers, [SECRET])
+        verify_smsgate(e.body, e.headers, [SMSGATE_SECRET])
         body = e.json()
         assert set(body) == {"deviceId", "event", "id", "webhookId", "payload"}
         assert body["payload"]["messageId"] == message["id"]
@@ -133,7 +140,7 @@ def test_smsgate_webhooks_signed(hook_relay: ReferenceRelayProcess, webhook_sink
     with sim_client(hook_relay) as sim:
         sim.post("/inbound", json={"dialect": "smsgate", "from": "+12025550100", "text": "STOP"}).raise_for_status()
     received = webhook_sink.wait_for(lambda r: r.json()["event"] == "sms:received", "smsgate inbound")[0]
-    verify_smsgate(received.body, received.headers, [SECRET])
+    verify_smsgate(received.body, received.headers, [SMSGATE_SECRET])
     assert {"messageId", "message", "phoneNumber", "receivedAt", "simNumber"} <= set(received.json()["payload"])
     assert received.json()["payload"]["message"] == "STOP"
 
@@ -217,7 +224,7 @@ def test_pending_webhooks_survive_kill_9(start_relay, webhook_sink: WebhookSink)
     webhook_sink.fail_first = 0
     hook_relay.start()
     got = webhook_sink.wait_for(lambda r: True, "delivery after restart")[0]
-    verify_smsgate(got.body, got.headers, [SECRET])
+    verify_smsgate(got.body, got.headers, [derive_dialect_secret(SECRET, "smsgate")])
     # Same event: the envelope id fixed at enqueue time, unchanged by retries and the restart.
     assert got.json()["id"] == before["event_id"] and json.loads(before["body"])["id"] == before["event_id"]
     (after,) = wait_until(lambda: sim_deliveries(hook_relay, webhook_sink),
@@ -258,3 +265,67 @@ def test_deliveries_listing_hides_tokens(hook_relay: ReferenceRelayProcess, webh
         listing = sim.get("/webhook-deliveries")
     assert listing.status_code == 200 and "tok-123456" not in listing.text
     assert httpx.get(hook_relay.base_url + "/_sim/webhook-deliveries").status_code == 401
+
+
+# --- per-dialect secrets (issue 14) ------------------------------------------------------------------------
+
+
+def test_phonerelay_sends_only_a_callbacks_own_token(hook_relay: ReferenceRelayProcess,
+                                                      webhook_sink: WebhookSink) -> None:
+    with client_for(hook_relay, "phonerelay") as pr:
+        pr.post("/api/v1/webchat/callbacks/inbound", json={"callback_url": webhook_sink.url + "/tokenless"}
+                ).raise_for_status()
+        pr.post("/api/v1/webchat/callbacks/inbound", json={"callback_url": webhook_sink.url + "/own",
+                                                           "callback_token": "own-token-1"}).raise_for_status()
+    with sim_client(hook_relay) as sim:
+        sim.post("/inbound", json={"dialect": "phonerelay", "from": "+15550001111", "text": "x"}).raise_for_status()
+    tokenless = webhook_sink.wait_for(lambda r: r.path == "/tokenless", "tokenless callback")[0]
+    own = webhook_sink.wait_for(lambda r: r.path == "/own", "callback with a token")[0]
+    assert "x-callback-token" not in tokenless.headers  # was the relay's global secret
+    assert tokenless.json()["subscription"]["has_token"] is False
+    assert own.headers["x-callback-token"] == "own-token-1"
+    for received in (tokenless, own):
+        for secret in (MASTER, SECRET, COOP_SECRET, SMSGATE_SECRET):
+            assert secret not in str(received.headers)
+
+
+def test_relaysms_webhooks_go_out_unsigned_unless_told_to_sign(start_relay, webhook_sink: WebhookSink) -> None:  # type: ignore[no-untyped-def]
+    relay = start_relay(delivery_latency=0.1, webhook_secret=MASTER,
+                        extra_args=["--webhook-url", f"relaysms={webhook_sink.url}/rs",
+                                    "--webhook-url", f"coop={webhook_sink.url}/coop"])
+    with client_for(relay, "relaysms") as rs:
+        rs.post("/api/v1/sms/send", json={"to": "+1234567890", "from": "+1987654321", "body": "hi"}
+                ).raise_for_status()
+    with client_for(relay, "coop") as coop:
+        coop.post("/api/v1/messages", json={"to": "+15551234567", "body": "x"}).raise_for_status()
+    got = webhook_sink.wait_for(lambda r: r.path == "/rs", "relaysms status")[0]
+    assert not {"webhook-id", "webhook-signature", "webhook-timestamp"} & set(got.headers)
+    coop_hook = webhook_sink.wait_for(lambda r: r.path == "/coop", "coop status")[0]
+    verify_coop(coop_hook.body, coop_hook.headers, [COOP_SECRET])
+    with pytest.raises(SignatureError):  # the master secret itself is never a signing key
+        verify_coop(coop_hook.body, coop_hook.headers, [MASTER])
+
+
+def test_relaysms_signatures_verify_with_the_official_standardwebhooks_library(
+    hook_relay: ReferenceRelayProcess, webhook_sink: WebhookSink
+) -> None:
+    from standardwebhooks import Webhook
+
+    with client_for(hook_relay, "relaysms") as rs:
+        rs.put("/api/v1/webhooks", json={"status_url": webhook_sink.url + "/official"}).raise_for_status()
+        rs.post("/api/v1/sms/send", json={"to": "+1234567890", "from": "+1987654321", "body": "hi"}
+                ).raise_for_status()
+    got = webhook_sink.wait_for(lambda r: r.path == "/official", "signed relaysms status")[0]
+    payload = Webhook(SECRET).verify(got.body, got.headers)
+    assert payload["event"] == "message.status"
+
+
+@pytest.mark.parametrize("value", ["relaysms=SECRET", "relaysms=whsec_not*base64!"])
+def test_relay_refuses_a_relaysms_secret_not_in_standard_webhooks_form(tmp_path, value: str) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "relay_integrations", "serve", "--db", str(tmp_path / "r.db"),
+                           "--port", "1", "--webhook-secret", value], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "whsec_" in done.stderr and value.split("=", 1)[1] not in done.stderr

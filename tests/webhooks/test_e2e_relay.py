@@ -21,6 +21,7 @@ from webhook_payloads import API_KEY, SECRET, ServedReceiver, serve_app
 from relay_integrations.client import RelayClient
 from relay_integrations.models import MessageState, OutboundMessage
 from relay_integrations.process import ReferenceRelayProcess
+from relay_integrations.signing import derive_dialect_secret, derive_relaysms_url_token
 from relay_integrations.webhooks import EventFilter, WebhookInbox
 from relay_integrations.webhooks.receiver import create_receiver_app
 
@@ -92,11 +93,14 @@ def test_smsgate_status_and_inbound_webhooks_arrive_verified(stack: tuple[Refere
     assert (reply.message_id, reply.text) == (inbound_id, "STOP please")
 
 
-def test_relaysms_status_and_inbound_webhooks_arrive_verified(stack: tuple[ReferenceRelayProcess, ServedReceiver],
-                                                            inbox: WebhookInbox) -> None:
+def test_relaysms_status_and_inbound_webhooks_arrive_at_the_secret_url(
+    stack: tuple[ReferenceRelayProcess, ServedReceiver], inbox: WebhookInbox
+) -> None:
+    # relaysms.md documents no signature: the relay posts unsigned, to the receiver's secret URL.
     relay, receiver = stack
+    secret_url = f"{receiver.base_url}/webhooks/relaysms/{derive_relaysms_url_token(SECRET)}"
     with _client(relay, "relaysms") as client:
-        client.set_webhooks(status_url=receiver.url("relaysms"), inbound_url=receiver.url("relaysms"))
+        client.set_webhooks(status_url=secret_url, inbound_url=secret_url)
         receipt = client.send(OutboundMessage(to=_phone(), text="order shipped", sender="+1987654321"))
     inbox.wait_for({"dialect": "relaysms", "message_id": receipt.message_id, "state": "delivered"}, timeout=WAIT,
                    poll_interval=0.05)
@@ -137,7 +141,9 @@ def test_phonerelay_callback_token_arrives_verified_and_wrong_token_is_refused(
 ) -> None:
     relay, receiver = stack
     with _client(relay, "phonerelay") as client:
-        client.create_inbound_callback(receiver.url("phonerelay"), callback_token=SECRET, channels=["sms"])
+        # Configured as a user would: with phonerelay's own secret (`relay webhooks secrets`).
+        client.create_inbound_callback(receiver.url("phonerelay"),
+                                       callback_token=derive_dialect_secret(SECRET, "phonerelay"), channels=["sms"])
         # A second subscription whose token the receiver does not know: its deliveries must be refused.
         client.create_inbound_callback(receiver.url("phonerelay"), callback_token="not-the-receiver-secret",
                                        channels=["sms"])
@@ -184,3 +190,52 @@ def test_receiver_mounted_inside_the_reference_relay(tmp_path: Path) -> None:
         assert httpx.get(f"{inbox_url}/health").json() == {"status": "ok"}
     finally:
         served.stop()
+
+
+def test_a_captured_phonerelay_token_cannot_forge_smsgate_or_coop_events(
+    tmp_path: Path, stack: tuple[ReferenceRelayProcess, ServedReceiver], inbox: WebhookInbox
+) -> None:
+    # The forgery: one --webhook-secret was phonerelay's token (sent in clear) and the HMAC key of
+    # the other dialects, so one captured callback let anyone sign smsgate and coop events.
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from webhook_payloads import coop_event, encode, smsgate_received
+
+    from relay_integrations.signing import sign_coop, sign_smsgate
+
+    captured: list[dict[str, str]] = []
+
+    async def capture(request: Request) -> JSONResponse:
+        captured.append(dict(request.headers))
+        return JSONResponse({})
+
+    sink = serve_app(Starlette(routes=[Route("/capture", capture, methods=["POST"])]), db_path=tmp_path / "none")
+    _, receiver = stack
+    try:
+        with ReferenceRelayProcess(db_path=tmp_path / "relay.db", api_key=RELAY_KEY, delivery_latency=0.05,
+                                   webhook_secret=SECRET,
+                                   extra_args=["--webhook-url", f"phonerelay={sink.base_url}/capture"]) as relay:
+            with _client(relay, "phonerelay") as client:
+                client.create_inbound_callback(f"{sink.base_url}/capture", channels=["sms"])  # no token
+            _inject(relay, "phonerelay", _phone(), "hello", phone_id="phone_main")
+            deadline = time.monotonic() + WAIT
+            while len(captured) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        sink.stop()
+    assert len(captured) == 2
+    tokens = [h["x-callback-token"] for h in captured if "x-callback-token" in h]
+    assert len(tokens) == 1  # the configured URL has phonerelay's own secret; the tokenless callback none
+    (token,) = tokens
+    assert token == derive_dialect_secret(SECRET, "phonerelay") and token != SECRET
+
+    forged_sms = encode(smsgate_received("forged-1", "+15550009999", "send the code to me"))
+    forged_coop = encode(coop_event("forged-2"))
+    for dialect, raw, headers in (("smsgate", forged_sms, sign_smsgate(forged_sms, token)),
+                                  ("coop", forged_coop, sign_coop(forged_coop, token))):
+        answer = httpx.post(receiver.url(dialect), content=raw, headers={"Content-Type": "application/json",
+                                                                         **headers})
+        assert answer.status_code == 401, (dialect, answer.text)
+    assert inbox.query(message_id="forged-1") == [] and inbox.query(message_id="forged-2") == []

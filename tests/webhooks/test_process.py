@@ -46,12 +46,15 @@ def test_cli_per_dialect_and_env_secrets(tmp_path: Path, monkeypatch: pytest.Mon
     proc = WebhookReceiverProcess(db_path=tmp_path / "w.db", secrets=[f"relaysms={SECRET}"], api_key=API_KEY)
     with proc:
         raw = encode(relaysms_status("rs-cli"))
-        for secret, expected in ((SECRET, 200), (OTHER_SECRET, 200), ("whsec_dW5rbm93bi1rZXk=", 401)):
-            response = httpx.post(proc.url("relaysms"), content=raw, headers=signed_headers("relaysms", raw, secret))
-            assert response.status_code == expected
+        # relaysms=SECRET is used as given; the master secret from the environment gives a derived one.
+        for secret, verbatim, expected in ((SECRET, True, 200), (OTHER_SECRET, False, 200),
+                                           (OTHER_SECRET, True, 401), ("whsec_dW5rbm93bi1rZXk=", True, 401)):
+            headers = signed_headers("relaysms", raw, secret, verbatim=verbatim)
+            assert httpx.post(proc.url("relaysms"), content=raw, headers=headers).status_code == expected
         # The relaysms-only secret does not open the other dialects.
         raw = encode(smsgate_status("sg-cli", "+15550000001"))
-        assert httpx.post(proc.url("smsgate"), content=raw, headers=signed_headers("smsgate", raw)).status_code == 401
+        headers = signed_headers("smsgate", raw, SECRET, verbatim=True)
+        assert httpx.post(proc.url("smsgate"), content=raw, headers=headers).status_code == 401
 
 
 def test_parse_secret_args_keeps_base64_padding() -> None:
@@ -67,3 +70,50 @@ def test_serve_arguments() -> None:
     assert (args.host, args.port, args.db, args.secret, args.api_key) == ("127.0.0.1", 5111, "./webhooks.db",
                                                                           ["a", "b"], "k")
     assert callable(args.func)
+
+
+def test_access_log_shows_no_query_string_and_no_secret_url_token(tmp_path: Path) -> None:
+    # An inbox key passed as a query parameter used to be printed by uvicorn's access log.
+    from relay_integrations.signing import derive_relaysms_url_token
+
+    log_path = tmp_path / "receiver.log"
+    leaked_key = "inbox-key-in-the-query-5f2a"
+    with WebhookReceiverProcess(db_path=tmp_path / "w.db", secrets=[SECRET], api_key=API_KEY,
+                                log_path=log_path, extra_args=["--log-level", "info"]) as proc:
+        answer = httpx.get(f"{proc.base_url}/events", params={"api_key": leaked_key, "message_id": "m"},
+                           headers={"Authorization": f"Bearer {API_KEY}"})
+        assert answer.status_code == 400  # unknown parameter, and still not logged
+        assert httpx.get(f"{proc.base_url}/events", params={"message_id": leaked_key},
+                         headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 200
+        token = derive_relaysms_url_token(SECRET)
+        raw = encode(relaysms_status("rs-log"))
+        assert httpx.post(f"{proc.base_url}/webhooks/relaysms/{token}", content=raw).status_code == 200
+        assert httpx.post(f"{proc.base_url}/webhooks/relaysms/wrong-{token}", content=raw).status_code == 404
+    log = log_path.read_text()
+    assert '"GET /events?… HTTP/1.1" 400' in log and '"POST /webhooks/relaysms/*** HTTP/1.1" 200' in log
+    assert leaked_key not in log and token not in log and "api_key=" not in log
+    assert SECRET not in log and API_KEY not in log
+
+
+def test_relay_log_shows_no_query_string(tmp_path: Path) -> None:
+    from relay_integrations.process import ReferenceRelayProcess
+
+    log_path = tmp_path / "relay.log"
+    leaked_key = "relay-key-in-the-query-8c1d"
+    with ReferenceRelayProcess(db_path=tmp_path / "r.db", log_path=log_path,
+                               extra_args=["--log-level", "debug"]) as relay:
+        httpx.get(f"{relay.base_url}/relaysms/api/v1/messages", params={"api_key": leaked_key})
+        httpx.get(f"{relay.base_url}/health", params={"token": leaked_key})
+    assert leaked_key not in log_path.read_text()
+
+
+def test_secrets_command_prints_what_a_real_relay_needs(capsys: pytest.CaptureFixture[str]) -> None:
+    from relay_integrations.signing import derive_dialect_secret, derive_relaysms_url_token
+
+    args = build_parser().parse_args(["webhooks", "secrets", "--webhook-secret", SECRET])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    for dialect in ("smsgate", "coop", "phonerelay", "relaysms"):
+        assert derive_dialect_secret(SECRET, dialect) in out
+    assert f"/webhooks/relaysms/{derive_relaysms_url_token(SECRET)}" in out
+    assert SECRET not in out.replace(derive_dialect_secret(SECRET, "relaysms"), "")

@@ -30,7 +30,7 @@ from webhook_payloads import (
 )
 
 from relay_integrations.models import MessageState
-from relay_integrations.signing import sign_standard
+from relay_integrations.signing import derive_dialect_secret, sign_standard
 from relay_integrations.webhooks import WebhookInbox
 from relay_integrations.webhooks.receiver import secrets_by_dialect
 
@@ -136,7 +136,8 @@ def test_rotation_accepts_old_and_new_secret(start_receiver: Callable[..., Serve
 def test_standard_webhooks_sender_signing_with_several_secrets(shared: ServedReceiver) -> None:
     # A sender mid-rotation puts one signature per secret in webhook-signature; one known one is enough.
     raw = encode(relaysms_status(_uid()))
-    headers = {"Content-Type": "application/json", **sign_standard(raw, [UNKNOWN_SECRET, SECRET], _uid("msg"))}
+    keys = [UNKNOWN_SECRET, derive_dialect_secret(SECRET, "relaysms")]
+    headers = {"Content-Type": "application/json", **sign_standard(raw, keys, _uid("msg"))}
     assert shared.post("relaysms", raw, headers=headers).status_code == 200
     only_unknown = {"Content-Type": "application/json", **sign_standard(raw, [UNKNOWN_SECRET], _uid("msg"))}
     assert shared.post("relaysms", raw, headers=only_unknown).status_code == 401
@@ -144,12 +145,12 @@ def test_standard_webhooks_sender_signing_with_several_secrets(shared: ServedRec
 
 def test_per_dialect_secrets(start_receiver: Callable[..., ServedReceiver]) -> None:
     receiver = start_receiver(secrets={"smsgate": [SECRET], "coop": OTHER_SECRET})
-    assert receiver.post("smsgate", smsgate_status("m-1", "+15550000001")).status_code == 200
-    assert receiver.post("coop", coop_event("m-2"), secret=OTHER_SECRET).status_code == 200
+    assert receiver.post("smsgate", smsgate_status("m-1", "+15550000001"), verbatim=True).status_code == 200
+    assert receiver.post("coop", coop_event("m-2"), secret=OTHER_SECRET, verbatim=True).status_code == 200
     # Each dialect's secret is its own: the smsgate secret does not sign coop deliveries...
-    assert receiver.post("coop", coop_event("m-3"), secret=SECRET).status_code == 401
+    assert receiver.post("coop", coop_event("m-3"), secret=SECRET, verbatim=True).status_code == 401
     # ...and a dialect with no secret refuses everything.
-    assert receiver.post("relaysms", relaysms_status("m-4")).status_code == 401
+    assert receiver.post("relaysms", relaysms_status("m-4"), verbatim=True).status_code == 401
     assert _count(receiver) == 2
 
 
@@ -157,12 +158,21 @@ def test_secrets_config_is_validated_without_echoing_secrets() -> None:
     with pytest.raises(ValueError, match="unknown dialect 'twilio'"):
         secrets_by_dialect({"twilio": ["s"]})
     with pytest.raises(ValueError, match="not base64") as info:
-        secrets_by_dialect(["whsec_not*base64!"])
+        secrets_by_dialect({"relaysms": ["whsec_not*base64!"]})
     assert "not*base64" not in str(info.value)
+    # relaysms secrets are Standard Webhooks secrets: the README's old example "SECRET" is refused.
+    with pytest.raises(ValueError, match="whsec_<base64>") as info:
+        secrets_by_dialect({"relaysms": ["SECRET"]})
+    assert "SECRET" not in str(info.value).replace("secret", "")
     with pytest.raises(ValueError, match="empty"):
         secrets_by_dialect([""])
-    assert secrets_by_dialect({"*": ["a"], "coop": ["b", "a"]})["coop"] == ("a", "b")
-    assert secrets_by_dialect("only")["relaysms"] == ("only",)
+    # A master secret ("*", a list, a string) gives each dialect a derived secret of its own.
+    assert secrets_by_dialect({"*": ["a"], "coop": ["b"]})["coop"] == ("b", derive_dialect_secret("a", "coop"))
+    derived = secrets_by_dialect("only")
+    assert derived["relaysms"] == (derive_dialect_secret("only", "relaysms"),)
+    assert derived["relaysms"][0].startswith("whsec_")
+    assert len({v for values in derived.values() for v in values}) == len(derived) == 4
+    assert "only" not in {v for values in derived.values() for v in values}
 
 
 # --- size limit and malformed bodies ----------------------------------------------------------------

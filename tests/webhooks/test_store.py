@@ -117,3 +117,67 @@ async def test_group_commit_failure_reaches_every_waiter_and_the_next_batch_stil
     assert outcomes[0] == "error"
     assert [outcomes[i] for i in range(1, 6)] == ["stored"] * 5
     assert store.count() == 5
+
+
+class _PoisonStore(EventStore):
+    """The database refuses any event whose id starts with ``poison`` (as PostgreSQL refuses a NUL)."""
+
+    def _insert(self, conn, rows, delivery_id, now):  # type: ignore[no-untyped-def]
+        if any(ev.event_id.startswith("poison") for ev, _ in rows):
+            from sqlalchemy.exc import DataError
+
+            raise DataError("INSERT", {}, ValueError("refused"))
+        return super()._insert(conn, rows, delivery_id, now)
+
+
+def test_a_delivery_the_database_refuses_is_rolled_back_alone(tmp_path: Path) -> None:
+    store = _PoisonStore(tmp_path / "events.db")
+    poison = _event(99).model_copy(update={"event_id": "poison-1"})
+    results = store.add_many([([_event(1)], None), ([_event(2), poison], None), ([_event(3)], None)])
+    assert [len(r.stored) for r in results] == [1, 0, 1]
+    assert results[1].error is not None and "refused" in results[1].error and results[0].error is None
+    assert [e.event_id for e in store.query(EventQuery())] == ["evt-1", "evt-3"]  # evt-2 rolled back with its delivery
+
+
+class _BatchKiller(EventStore):
+    """Fails any whole batch holding a ``poison`` event (a failure the savepoints cannot contain)."""
+
+    def add_many(self, deliveries: Sequence[tuple[Sequence[WebhookEvent], str | None]]) -> list[StoreResult]:
+        if len(deliveries) > 1 and any(e.event_id.startswith("poison") for events, _ in deliveries for e in events):
+            raise OSError("batch failed")
+        if any(e.event_id.startswith("poison") for events, _ in deliveries for e in events):
+            raise OSError("poison alone")
+        time.sleep(0.02)
+        return super().add_many(deliveries)
+
+
+@pytest.mark.anyio
+async def test_group_commit_isolates_a_failing_delivery_from_the_others(tmp_path: Path) -> None:
+    store = _BatchKiller(tmp_path / "events.db")
+    commit = _GroupCommit(store)
+    outcomes: dict[str, str] = {}
+
+    async def deliver(event: WebhookEvent) -> None:
+        try:
+            await commit.add([event], None)
+            outcomes[event.event_id] = "stored"
+        except OSError:
+            outcomes[event.event_id] = "error"
+
+    async with anyio.create_task_group() as tg:
+        for i in range(30):
+            tg.start_soon(deliver, _event(i))
+            if i % 10 == 5:
+                tg.start_soon(deliver, _event(100 + i).model_copy(update={"event_id": f"poison-{i}"}))
+    assert sorted(k for k, v in outcomes.items() if v == "error") == ["poison-15", "poison-25", "poison-5"]
+    assert store.count() == 30
+
+
+def test_store_url_errors_never_show_the_password() -> None:
+    from relay_integrations.webhooks.store import StoreError
+
+    with pytest.raises(StoreError) as info:
+        EventStore("postgresql://inbox:hunter2-pw@127.0.0.1:1/events")
+    assert "hunter2-pw" not in str(info.value) and "***" in str(info.value)
+    with pytest.raises(StoreError, match="unsupported"):
+        EventStore("mysql://u:hunter2-pw@127.0.0.1/db")

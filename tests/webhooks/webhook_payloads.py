@@ -16,7 +16,7 @@ import httpx
 import uvicorn
 
 from relay_integrations.process import free_port
-from relay_integrations.signing import sign_for
+from relay_integrations.signing import derive_dialect_secret, sign_for
 
 SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLXdlYmhvb2tz"
 OTHER_SECRET = "whsec_b3RoZXItc2VjcmV0LWZvci1yb3RhdGlvbg=="
@@ -93,8 +93,11 @@ def encode(body: dict[str, Any]) -> bytes:
 
 
 def signed_headers(dialect: str, raw: bytes, secret: str = SECRET, *, event_id: str | None = None,
-                   timestamp: int | None = None) -> dict[str, str]:
-    headers = sign_for(dialect, raw, secret, event_id or f"msg_{uuid.uuid4().hex}", timestamp)
+                   timestamp: int | None = None, verbatim: bool = False) -> dict[str, str]:
+    """Headers signed as the relay signs: with ``dialect``'s secret derived from the master ``secret``
+    (``verbatim``: with ``secret`` itself, for a receiver given ``DIALECT=SECRET``)."""
+    key = secret if verbatim else derive_dialect_secret(secret, dialect)
+    headers = sign_for(dialect, raw, key, event_id or f"msg_{uuid.uuid4().hex}", timestamp)
     return {"Content-Type": "application/json", **headers}
 
 
@@ -118,12 +121,12 @@ class ServedReceiver:
 
     def post(self, dialect: str, body: dict[str, Any] | bytes, secret: str = SECRET, *,
              event_id: str | None = None, timestamp: int | None = None,
-             headers: dict[str, str] | None = None) -> httpx.Response:
+             headers: dict[str, str] | None = None, verbatim: bool = False) -> httpx.Response:
         """POST ``body`` signed as the reference relay signs it (``headers`` replace the signed ones)."""
         raw = body if isinstance(body, bytes) else encode(body)
         sent = headers
         if sent is None:
-            sent = signed_headers(dialect, raw, secret, event_id=event_id, timestamp=timestamp)
+            sent = signed_headers(dialect, raw, secret, event_id=event_id, timestamp=timestamp, verbatim=verbatim)
         return self.client.post(self.url(dialect), content=raw, headers=sent)
 
     def events(self, **params: Any) -> list[dict[str, Any]]:
