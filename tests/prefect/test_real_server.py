@@ -22,6 +22,7 @@ from prefect_processes import PrefectServer, wait_for
 from relay_prefect_helpers import credentials_for, texts_sent_to, unique_number
 
 from prefect_blocks import RelayNotification
+from prefect_blocks.flows import relay_campaign_flow
 from relay_integrations.process import ReferenceRelayProcess
 
 # A flow run of the ready flow: start a process, load blocks, send, wait for "sent". Generous for
@@ -139,6 +140,12 @@ def test_deploy_to_a_process_work_pool_with_a_worker(real_prefect_server: Prefec
     # `prefect deploy` used to crash after creating the deployment, before creating its triggers.
     triggers = server.api("GET", f"/automations/related-to/prefect.deployment.{deployment['id']}")
     assert len(triggers) == 1, triggers
+    # The Python way to the same pool: `flow.deploy()` used to create nothing.
+    with talking_to(server):
+        relay_campaign_flow.from_source(  # type: ignore[union-attr]
+            source=str(tmp_path), entrypoint="campaign_flows.py:relay_campaign_flow",
+        ).deploy(name="pooled-from-python", work_pool_name=pool, print_next_steps=False)
+    assert deployment_exists(server, "relay-campaign", "pooled-from-python") is not None
 
     worker = server.spawn(["-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
                           tmp_path / "worker.log", cwd=tmp_path)
