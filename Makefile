@@ -14,7 +14,7 @@ $(AIRFLOW_VENV)/.installed: pyproject.toml
 	$(AIRFLOW_VENV)/bin/pip install -q -e '.[server,airflow,dev]'
 	touch $@
 
-# Prefect 3.8.8's own server does not start with FastAPI 0.155+, hence the constraints file.
+# Prefect 3.8.8's server needs FastAPI <0.151 (see constraints/prefect.txt), hence the constraints file.
 $(PREFECT_VENV)/.installed: pyproject.toml constraints/prefect.txt
 	$(PYTHON) -m venv $(PREFECT_VENV)
 	$(PREFECT_VENV)/bin/pip install -q --upgrade pip

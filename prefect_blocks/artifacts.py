@@ -48,13 +48,17 @@ def artifact_key(campaign_id: str, override: str | None = None) -> str:
     return f"campaign-{slug}" if slug else "campaign"
 
 
-def _describe(progress: CampaignProgress) -> str:
+def _describe(progress: CampaignProgress, name: str, dry_run: bool = False) -> str:
+    # ``name`` is the campaign id the user gave; ``progress.campaign_id`` may carry the flow run's id.
     if progress.phase == "validating":
-        return f"Campaign {progress.campaign_id}: validating, {progress.processed} row(s) read"
+        return f"Campaign {name}: validating, {progress.processed} row(s) read"
+    if dry_run:
+        return (f"Campaign {name}: dry run, {progress.processed} row(s) checked, nothing sent "
+                f"(invalid {progress.invalid}, suppressed {progress.suppressed}, duplicate {progress.duplicate})")
     done = f"{progress.processed}/{progress.total or 0}"
     counts = f"accepted {progress.accepted}, already sent {progress.already_sent}, failed {progress.failed}"
     verb = "sent" if progress.phase == "done" else "sending"
-    return f"Campaign {progress.campaign_id}: {verb} {done} ({counts})"
+    return f"Campaign {name}: {verb} {done} ({counts})"
 
 
 def _percent(progress: CampaignProgress) -> float:
@@ -73,10 +77,13 @@ class CampaignProgressArtifact:
     callback also runs in a worker thread during validation.
 
     :param key: the artifact key.
+    :param campaign_name: the campaign id the user gave, shown in the description.
     """
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, campaign_name: str) -> None:
         self.key = key
+        self.campaign_name = campaign_name
+        self._dry_run = False
         self.artifact_id: UUID | None = None
         self._latest: CampaignProgress | None = None
         self._pushed: tuple[float, str] | None = None
@@ -100,10 +107,20 @@ class CampaignProgressArtifact:
         with self._lock:
             if self._latest is None:
                 return None
-            state = (_percent(self._latest), _describe(self._latest))
+            state = (_percent(self._latest), _describe(self._latest, self.campaign_name, self._dry_run))
         if state == self._pushed:
             return None
         return state
+
+    def _mark_finished(self, dry_run: bool) -> None:
+        # A dry run ends after validation without a "done" snapshot from the campaign: the bar
+        # still ends at 100 %, saying nothing was sent.
+        with self._lock:
+            self._dry_run = dry_run
+            if self._latest is None:
+                self._latest = CampaignProgress(self.campaign_name, "done", 0)
+            elif self._latest.phase != "done":
+                self._latest = CampaignProgress(**{**vars(self._latest), "phase": "done"})
 
     # --- sync ----------------------------------------------------------------------------------
     def create(self, description: str) -> None:
@@ -119,6 +136,11 @@ class CampaignProgressArtifact:
         self._pushed, self._last_push = state, time.monotonic()
         self.updates += 1
 
+    def finish(self, dry_run: bool = False) -> None:
+        """The campaign returned: show 100 % and the final counts."""
+        self._mark_finished(dry_run)
+        self.push()
+
     # --- async ---------------------------------------------------------------------------------
     async def acreate(self, description: str) -> None:
         self.artifact_id = await acreate_progress_artifact(progress=0.0, key=self.key, description=description)
@@ -130,6 +152,11 @@ class CampaignProgressArtifact:
         await aupdate_progress_artifact(self.artifact_id, progress=state[0], description=state[1])
         self._pushed, self._last_push = state, time.monotonic()
         self.updates += 1
+
+    async def afinish(self, dry_run: bool = False) -> None:
+        """The campaign returned: show 100 % and the final counts (async)."""
+        self._mark_finished(dry_run)
+        await self.apush()
 
 
 # --- report artifacts --------------------------------------------------------------------------

@@ -265,6 +265,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="forward what is there and exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # httpx logs every request at INFO: one line per poll of the inbox, every second, says nothing.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     api_key = os.environ.get("RELAY_INBOX_API_KEY")
     block = RelayWebhookInbox(location=args.inbox, api_key=SecretStr(api_key) if api_key else None)
     try:

@@ -7,9 +7,11 @@ Deploy it as is (every parameter is JSON)::
     relay_campaign_flow.serve(name="relay-campaign")          # or .deploy(...) to a work pool
 
 then run it from the UI or ``prefect deployment run 'relay-campaign/relay-campaign' -p ...``.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: ``serve()`` pickles this module by value, and
+Prefect validates flow parameters against the signature's annotations when a run starts, so
+they must be the classes themselves, not strings naming globals the pickle may not carry.
+"""
 
 import time
 from collections import Counter
@@ -241,24 +243,28 @@ def relay_campaign_flow(
     same campaign sends again. Artifacts: ``campaign-<id>-progress``, ``-report``, ``-summary``
     and ``-outcome`` (this flow's summary).
 
-    :param credentials: a RelayCredentials block, or the name of a saved one.
-    :param template: the message text, a Jinja2 template rendered with each recipient row.
-    :param recipients: rows (list of dicts) or a ``.csv``/``.jsonl`` path on the worker.
-    :param campaign_id: names the campaign (and its artifacts).
-    :param channel: sms, wa, tg, email...
-    :param address_field: the row field with the address.
-    :param fields: other message fields (``subject``, ``sender``...), templates allowed.
-    :param default_region: ISO country for numbers written without ``+``.
-    :param skip_invalid: send the good rows when some are bad (by default nothing is sent then).
-    :param suppression: addresses never to message.
-    :param dry_run: validate and report only.
-    :param wait_for_state: ``delivered``, ``sent``, or None not to wait.
-    :param delivery_timeout: seconds to wait for delivery before summarising what is known.
-    :param poll_interval: seconds between status polls.
-    :param inbox: a RelayWebhookInbox block or a saved one's name, to count replies from webhooks;
-        without one, replies come from the relay's inbound query where it has one (phonerelay).
-    :param reply_window_seconds: seconds to wait for replies after delivery before summarising.
-    :return: ``{campaign_id, campaign: <report without rows>, delivery, replies}``.
+    Args:
+        credentials: A RelayCredentials block, or the name of a saved one.
+        template: The message text, a Jinja2 template rendered with each recipient row
+            (``Hi {{ first_name }}``).
+        recipients: The rows (a list of objects), or a ``.csv``/``.jsonl`` path on the worker.
+        campaign_id: Names the campaign and its artifacts (``campaign-<id>-...``).
+        channel: sms, wa, tg, email... (what the relay offers).
+        address_field: The row field holding the address.
+        fields: Other message fields (``subject``, ``sender``...); templates allowed.
+        default_region: ISO country code for numbers written without ``+`` (``US``, ``DE``).
+        skip_invalid: Send the good rows when some are bad (by default nothing is sent then).
+        suppression: Addresses never to message.
+        dry_run: Validate and report only; nothing is sent.
+        wait_for_state: ``delivered``, ``sent``, or empty not to wait.
+        delivery_timeout: Seconds to wait for delivery before summarising what is known.
+        poll_interval: Seconds between status polls.
+        inbox: A RelayWebhookInbox block or a saved one's name, to count replies from webhooks;
+            without one, replies come from the relay's inbound query where it has one (phonerelay).
+        reply_window_seconds: Seconds to wait for replies after delivery before summarising.
+
+    Returns:
+        ``{campaign_id, campaign: <report without rows>, delivery, replies}``.
     """
     relay = _load_credentials(credentials)
     replies_inbox = _load_inbox(inbox)

@@ -37,7 +37,9 @@ class RelayNotification(NotificationBlock):
         ```
     """
 
-    _block_type_name = "Relay Notification"
+    # The UI describes an automation's action as "Send a <type name, lower case> notification":
+    # "Relay Message" reads "Send a relay message notification". The slug keeps saved blocks.
+    _block_type_name = "Relay Message"
     _block_type_slug = "relay-notification"
     _documentation_url = HttpUrl(DOCUMENTATION_URL)
     _description = "Send Prefect notifications as SMS/WhatsApp/Telegram/email messages through a message relay."

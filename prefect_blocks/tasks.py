@@ -697,7 +697,7 @@ async def asend_campaign(
 ) -> dict[str, Any]:
     """Send a templated campaign (async twin of :func:`send_campaign`)."""
     key = campaign_artifact_key(campaign_id, artifact_key)
-    bar = CampaignProgressArtifact(f"{key}-progress")
+    bar = CampaignProgressArtifact(f"{key}-progress", campaign_id)
     campaign = _make_campaign(template, recipients, campaign_id, idempotency_scope, channel, address_field, fields,
                               default_region, skip_invalid, suppression, concurrency, rate_limit, ledger_path,
                               bar.record)
@@ -722,7 +722,7 @@ async def asend_campaign(
     if isinstance(outcome, Exception):
         raise outcome
     report = outcome
-    await bar.apush()
+    await bar.afinish(dry_run)
     result = _report_dict(report, campaign_id, idempotency_scope, max_rows)
     await acreate_report_artifacts(key, result)
     _log_campaign(result)
@@ -794,7 +794,7 @@ def send_campaign(
     :raises CampaignSendError: rows failed and ``fail_on_send_errors`` is on (retried).
     """
     key = campaign_artifact_key(campaign_id, artifact_key)
-    bar = CampaignProgressArtifact(f"{key}-progress")
+    bar = CampaignProgressArtifact(f"{key}-progress", campaign_id)
     campaign = _make_campaign(template, recipients, campaign_id, idempotency_scope, channel, address_field, fields,
                               default_region, skip_invalid, suppression, concurrency, rate_limit, ledger_path, bar)
     bar.create(f"Campaign {campaign_id}: starting")
@@ -804,7 +804,7 @@ def send_campaign(
         except CampaignValidationError as exc:
             create_validation_artifact(key, campaign_id, exc.errors)
             raise
-    bar.push()
+    bar.finish(dry_run)
     result = _report_dict(report, campaign_id, idempotency_scope, max_rows)
     create_report_artifacts(key, result)
     _log_campaign(result)

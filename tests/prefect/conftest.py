@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from prefect.testing.utilities import prefect_test_harness
+from prefect_processes import PrefectServer
 from relay_prefect_helpers import API_KEY, INBOX_API_KEY, WEBHOOK_SECRET, WebhookSetup, credentials_for
 
 from prefect_blocks import RelayCredentials
@@ -22,6 +23,22 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         patch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         with prefect_test_harness(server_startup_timeout=120):
             yield
+
+
+@pytest.fixture(scope="session")
+def real_prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """A real ``prefect server start`` process (SQLite, private PREFECT_HOME, free loopback port) with
+    our blocks registered, shared by the tests that run Prefect as users do; every process started
+    through it (served flows, workers) is stopped with it."""
+    server = PrefectServer(tmp_path_factory.mktemp("prefect-home"),
+                           extra_env={"RELAY_CAMPAIGN_LEDGER_DIR": str(tmp_path_factory.mktemp("served-ledgers"))})
+    try:
+        server.start()
+        registered = server.cli("block", "register", "-m", "prefect_blocks")
+        assert registered.returncode == 0, registered.stdout + registered.stderr
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

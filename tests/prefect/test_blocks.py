@@ -47,6 +47,15 @@ def test_block_type_slugs_are_distinct_and_package_has_version() -> None:
     assert prefect_blocks.__version__
 
 
+def test_automation_action_reads_naturally() -> None:
+    # Prefect's UI describes a notification action as "Send a <block type name, lower case>
+    # notification using <block>".
+    described = f"Send a {RelayNotification.get_block_type_name().lower()} notification"
+    assert "notification notification" not in described
+    assert described == "Send a relay message notification"
+    assert RelayNotification.get_block_type_slug() == "relay-notification"  # saved blocks stay valid
+
+
 def test_cli_registers_every_block() -> None:
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     done = subprocess.run(

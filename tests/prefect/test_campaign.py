@@ -91,6 +91,9 @@ def test_sync_campaign_reports_through_artifacts(relay: ReferenceRelayProcess) -
     progress = latest_artifact(f"{key}-progress")
     assert progress.type == "progress" and float(progress.data) == 100.0  # type: ignore[arg-type]
     assert "sent 3/3" in (progress.description or "")
+    # The campaign's name, not the internal "<name>@<flow run id>" its idempotency keys use.
+    assert (progress.description or "").startswith(f"Campaign {campaign_id}: sent")
+    assert "@" not in (progress.description or "")
 
 
 def test_async_campaign_on_a_batch_relay(relay: ReferenceRelayProcess) -> None:
@@ -140,10 +143,11 @@ def test_bad_rows_fail_the_task_before_any_send(relay: ReferenceRelayProcess) ->
 def test_skip_invalid_and_dry_run(relay: ReferenceRelayProcess) -> None:
     credentials = credentials_for(relay, "smsgate")
     rows = [{"phone": unique_number(), "name": "A"}, {"phone": "nope", "name": "B"}]
+    dry_id = new_campaign_id("dry")
 
     @flow
     def rehearse() -> tuple[dict[str, Any], dict[str, Any]]:
-        dry = send_campaign(credentials, "Hi {{ name }}", rows, new_campaign_id("dry"), skip_invalid=True,
+        dry = send_campaign(credentials, "Hi {{ name }}", rows, dry_id, skip_invalid=True,
                             dry_run=True)
         real = send_campaign(credentials, "Hi {{ name }}", rows, new_campaign_id("real"), skip_invalid=True)
         return dry, real
@@ -152,6 +156,10 @@ def test_skip_invalid_and_dry_run(relay: ReferenceRelayProcess) -> None:
     assert dry["dry_run"] is True and dry["counts"]["would_send"] == 1 and dry["counts"]["invalid"] == 1
     assert real["counts"]["accepted"] == 1 and real["counts"]["invalid"] == 1
     assert texts_sent_to(relay, "smsgate", rows[0]["phone"]) == ["Hi A"]
+    # The dry run's progress bar ends complete, saying nothing was sent.
+    progress = latest_artifact(f"{artifact_key(dry_id)}-progress")
+    assert float(progress.data) == 100.0  # type: ignore[arg-type]
+    assert (progress.description or "").startswith(f"Campaign {dry_id}: dry run, 2 row(s) checked, nothing sent")
 
 
 def test_campaign_task_retry_after_a_lost_answer_sends_each_message_once(relay: ReferenceRelayProcess) -> None:
@@ -262,6 +270,10 @@ def test_relay_campaign_flow_is_deployable_with_json_parameters() -> None:
                   "inbox": None}
     validated = relay_campaign_flow.validate_parameters(json.loads(json.dumps(parameters)))
     assert validated["credentials"] == "saved-block" and validated["wait_for_state"] == "sent"
+    # The run form shows each parameter's description (Prefect reads the docstring's Args section).
+    described = {name: prop.get("description") for name, prop in schema["properties"].items()}
+    assert all(described.values()), [name for name, text in described.items() if not text]
+    assert described["campaign_id"].startswith("Names the campaign")
 
 
 def test_campaign_on_a_relay_without_keys_is_not_retried_after_a_lost_answer(relay: ReferenceRelayProcess) -> None:

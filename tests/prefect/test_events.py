@@ -113,6 +113,8 @@ def test_bridge_cli_once_keeps_its_cursor(webhook_setup: WebhookSetup, tmp_path:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert INBOX_API_KEY not in done.stdout + done.stderr
+    # The bridge polls every second: no line per HTTP request (httpx logs them at INFO).
+    assert "HTTP Request:" not in done.stdout + done.stderr, done.stderr[-2000:]
     assert int(cursor_file.read_text()) >= (reply.cursor or 0)
     (received,) = prefect_events(f"relay.message.{reply.message_id}", expected=1)
     assert received["event"] == "relay.message.received"

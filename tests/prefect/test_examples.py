@@ -129,3 +129,15 @@ def test_example_flow_end_to_end(
     assert {"campaign-delivery-day-progress", "campaign-delivery-day-report", "campaign-delivery-day-summary",
             "relay-campaign-example-outcome"} <= set(artifacts), sorted(artifacts)
     assert "| 51 | 3 | 47 | 46 | 1 | 1 |" in str(artifacts["relay-campaign-example-outcome"]["data"])
+
+
+def test_readme_says_block_register_needs_an_api_and_names_a_real_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`prefect block register` without PREFECT_API_URL starts a temporary server with a 20 s limit;
+    the README's way out must be a setting Prefect actually reads."""
+    from prefect.settings import Settings
+
+    readme = (ROOT / "README.md").read_text()
+    assert "export PREFECT_API_URL=" in readme
+    assert "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120" in readme
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    assert Settings().server.ephemeral.startup_timeout_seconds == 120
