@@ -133,6 +133,7 @@ class FixedConcurrency:
         if limit < 1:
             raise ValueError("concurrency must be at least 1")
         self.limit = limit
+        self.maximum = limit
 
     def record(self, rtt: float, in_flight: int, *, overloaded: bool = False) -> None:
         """Nothing to learn."""
@@ -148,6 +149,10 @@ class LockedConcurrency:
     @property
     def limit(self) -> int:
         return self._inner.limit
+
+    @property
+    def maximum(self) -> int:
+        return self._inner.maximum
 
     def record(self, rtt: float, in_flight: int, *, overloaded: bool = False) -> None:
         with self._lock:
