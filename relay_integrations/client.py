@@ -134,7 +134,8 @@ class _ClientBase:
             self._timeout = timeout
         else:
             self._timeout = httpx.Timeout(timeout, connect=min(DEFAULT_CONNECT_TIMEOUT, timeout))
-        self._limits = limits or httpx.Limits(max_connections=20, max_keepalive_connections=10)
+        # Room for the adaptive campaign limit's ceiling; kept alive so a campaign does not reconnect.
+        self._limits = limits or httpx.Limits(max_connections=64, max_keepalive_connections=64)
         self._headers = {"User-Agent": user_agent or _user_agent(), "Accept": "application/json"}
         self._verify: ssl.SSLContext | bool = _default_ssl_context() if verify is True else verify
 
@@ -142,6 +143,11 @@ class _ClientBase:
     @property
     def dialect(self) -> Dialect:
         return self._dialect
+
+    @property
+    def max_connections(self) -> int | None:
+        """Connections the client opens to the relay at most (``None``: no bound)."""
+        return self._limits.max_connections
 
     @property
     def capabilities(self) -> Capabilities:

@@ -14,11 +14,12 @@ import asyncio
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
@@ -60,6 +61,13 @@ from relay_integrations.campaign.senders import (
 )
 from relay_integrations.campaign.store import PlannedRow, RowResult, ScratchStore
 from relay_integrations.campaign.templates import FieldError, MessageTemplates, load_template_source
+from relay_integrations.concurrency import (
+    DEFAULT_MAXIMUM,
+    AdaptiveConcurrency,
+    FixedConcurrency,
+    LockedConcurrency,
+    concurrency_limiter,
+)
 from relay_integrations.dialects.base import Dialect
 from relay_integrations.errors import RelayAuthError
 from relay_integrations.models import OutboundMessage
@@ -105,7 +113,9 @@ class Campaign:
     :param suppression: addresses that must not be messaged (opt-outs); compared after normalising.
     :param ledger_path: the SQLite ledger of accepted messages; default: see
         :func:`~relay_integrations.campaign.ledger.default_ledger_path`.
-    :param concurrency: requests in flight at once.
+    :param concurrency: requests in flight at once: ``"auto"`` (default) adapts to the relay (from one
+        at a time up to 64, or the client's connection limit), backing off when its latency rises or it
+        answers 429/503; a number fixes it.
     :param rate_limit: at most this many messages per second (None: as fast as the relay takes them).
     :param progress: called with a :class:`CampaignProgress` as rows are validated and sent. If it
         raises, the campaign stops after the requests in flight finish (their results are recorded).
@@ -128,7 +138,7 @@ class Campaign:
         dedupe: bool = True,
         suppression: Iterable[str] = (),
         ledger_path: str | os.PathLike[str] | None = None,
-        concurrency: int = 8,
+        concurrency: int | Literal["auto"] = "auto",
         rate_limit: float | None = None,
         progress: ProgressCallback | None = None,
         batch_size: int | None = None,
@@ -137,8 +147,7 @@ class Campaign:
             raise ValueError("campaign_id must be a non-empty string")
         if number_check not in ("possible", "valid"):
             raise ValueError("number_check must be 'possible' or 'valid'")
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+        concurrency_limiter(concurrency)  # validates the value now rather than at send time
         if batch_size is not None and batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.batch_size = batch_size
@@ -447,12 +456,15 @@ class Campaign:
     def _send_sync(self, client: RelayClient, store: ScratchStore, ledger: Ledger, dialect: Dialect,
                    strategy: Strategy, progress: CampaignProgress) -> None:
         pacer = Pacer(self.rate_limit)
+        limiter = LockedConcurrency(self._limiter(client))
 
-        def work(unit: SendUnit) -> list[RowResult]:
+        def work(unit: SendUnit, at_send: int) -> list[RowResult]:
             pacer.wait(unit.size)
             marked = self._begin(ledger, unit, dialect)
             try:
+                started = time.monotonic()
                 results = run_unit(client, unit)
+                limiter.record(time.monotonic() - started, at_send)
             except RelayAuthError:
                 if marked:
                     ledger.settle(p.idempotency_key or "" for p in unit.rows)
@@ -470,12 +482,12 @@ class Campaign:
             progress.already_sent += reconciler.finish()
             progress.total = store.count(READY)
 
-        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="relay-campaign")
+        pool = ThreadPoolExecutor(max_workers=limiter.maximum, thread_name_prefix="relay-campaign")
         in_flight: set[Future[list[RowResult]]] = set()
         try:
             for unit in self._units(store, dialect, strategy):
-                in_flight.add(pool.submit(work, unit))
-                while len(in_flight) >= self.concurrency:
+                in_flight.add(pool.submit(work, unit, len(in_flight) + 1))
+                while len(in_flight) >= limiter.limit:
                     done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                     for fut in done:
                         self._apply(store, fut.result(), progress)
@@ -487,11 +499,16 @@ class Campaign:
             # On an error, requests already running finish (and reach the ledger); queued ones are dropped.
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def _limiter(self, client: RelayClient | AsyncRelayClient) -> AdaptiveConcurrency | FixedConcurrency:
+        """This run's in-flight limit; ``"auto"`` stays within the client's connection pool."""
+        pool = client.max_connections
+        return concurrency_limiter(self.concurrency, maximum=min(DEFAULT_MAXIMUM, pool or DEFAULT_MAXIMUM))
+
     async def asend(self, client: AsyncRelayClient | None, *, dry_run: bool = False) -> CampaignReport:
         """:meth:`send` with an :class:`~relay_integrations.client.AsyncRelayClient`.
 
         The validation pass runs in a worker thread (so the progress callback is called from
-        there while validating); sends run as tasks, at most ``concurrency`` at once.
+        there while validating); sends run as tasks, as many at once as ``concurrency`` allows.
         """
         dialect: Dialect | None = client.dialect if client is not None else None
         if client is None and not dry_run:
@@ -515,12 +532,15 @@ class Campaign:
     async def _send_async(self, client: AsyncRelayClient, store: ScratchStore, ledger: Ledger, dialect: Dialect,
                           strategy: Strategy, progress: CampaignProgress) -> None:
         pacer = Pacer(self.rate_limit)
+        limiter = self._limiter(client)
 
-        async def work(unit: SendUnit) -> list[RowResult]:
+        async def work(unit: SendUnit, at_send: int) -> list[RowResult]:
             await pacer.await_turn(unit.size)
             marked = self._begin(ledger, unit, dialect)
             try:
+                started = time.monotonic()
                 results = await arun_unit(client, unit)
+                limiter.record(time.monotonic() - started, at_send)
             except RelayAuthError:
                 if marked:
                     ledger.settle(p.idempotency_key or "" for p in unit.rows)
@@ -539,8 +559,8 @@ class Campaign:
         in_flight: set[asyncio.Task[list[RowResult]]] = set()
         try:
             for unit in self._units(store, dialect, strategy):
-                in_flight.add(asyncio.ensure_future(work(unit)))
-                while len(in_flight) >= self.concurrency:
+                in_flight.add(asyncio.ensure_future(work(unit, len(in_flight) + 1)))
+                while len(in_flight) >= limiter.limit:
                     done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
                         self._apply(store, task.result(), progress)

@@ -45,6 +45,18 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-retries", type=int, default=3, help="Retries on transient errors (default 3).")
 
 
+def _concurrency(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"'auto' or a whole number >= 1, not {value!r}")
+    return number
+
+
 def register(subparsers: Any) -> None:
     """Add ``relay campaign``, ``relay send`` and ``relay status`` to ``relay``."""
     campaign = subparsers.add_parser(
@@ -69,7 +81,11 @@ def register(subparsers: Any) -> None:
     campaign.add_argument("--suppression", metavar="FILE", help="Addresses not to message, one per line.")
     campaign.add_argument("--dry-run", action="store_true", help="Validate and report; send nothing.")
     campaign.add_argument("--skip-invalid", action="store_true", help="Send the good rows when some are bad.")
-    campaign.add_argument("--concurrency", type=int, default=8, help="Requests in flight (default 8).")
+    campaign.add_argument(
+        "--concurrency", type=_concurrency, default="auto",
+        help="Requests in flight: 'auto' (default) adapts to the relay's latency and 429/503 answers, up to 64; "
+             "a number fixes it.",
+    )
     campaign.add_argument("--rate-limit", type=float, help="At most this many messages per second.")
     campaign.add_argument("--batch-size", type=int, help="At most this many messages per request.")
     campaign.add_argument("--ledger", metavar="PATH", help="The ledger file (default: per campaign, user cache).")
