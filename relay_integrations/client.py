@@ -264,13 +264,14 @@ class _ClientBase:
         verb = "timed out" if cls is RelayTimeoutError else "failed"
         raise self._clean(cls(
             f"{request.method} {request.path} {verb} after {attempt} attempt(s) ({kind}){not_repeated}",
-            dialect=self._dialect.name,
+            dialect=self._dialect.name, maybe_sent=not isinstance(exc, NEVER_SENT_ERRORS),
         )) from exc
 
     def _parse_failed(self, request: RelayRequest, exc: Exception) -> RelayError:
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         return self._clean(RelayError(
-            f"unexpected answer to {request.method} {request.path}: {detail}", dialect=self._dialect.name
+            f"unexpected answer to {request.method} {request.path}: {detail}", dialect=self._dialect.name,
+            maybe_sent=True,  # a 2xx the relay gave: it took the request
         ))
 
     def _url(self, request: RelayRequest) -> str:

@@ -40,6 +40,7 @@ from relay_integrations.models import MessageState
 
 SCHEMA_VERSION = 1
 DEFAULT_LEASE_SECONDS = 30.0
+LEASE_ENV = "RELAY_CAMPAIGN_LEASE_SECONDS"
 CHUNK = 500
 
 CLAIMED = "claimed"
@@ -161,10 +162,18 @@ class Accepted:
     row: int | None = None
 
 
-def default_ledger_path(campaign_id: str) -> Path:
-    from relay_integrations.campaign.ledger import default_ledger_path as _default
-
-    return _default(campaign_id)
+def lease_seconds_default() -> float:
+    """``$RELAY_CAMPAIGN_LEASE_SECONDS`` when set, else 30."""
+    value = os.environ.get(LEASE_ENV)
+    if not value:
+        return DEFAULT_LEASE_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{LEASE_ENV}={value!r}: not a number of seconds") from None
+    if seconds <= 0:
+        raise ValueError(f"{LEASE_ENV}={value!r}: must be positive")
+    return seconds
 
 
 def store_url(url_or_path: str | os.PathLike[str]) -> URL:
@@ -292,8 +301,12 @@ class CampaignStore:
         try:
             with engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
+                exists = sa.inspect(conn).has_table(entries_table.name)
             if not self.read_only:
                 self._create_schema()
+            elif not exists:  # a dry run against a store nothing was written to yet
+                engine.dispose()
+                self._engine = None
         except SQLAlchemyError as exc:
             engine.dispose()
             self._engine = None
@@ -378,6 +391,15 @@ class CampaignStore:
             sa.select(sa.func.count()).select_from(entries_table)
             .where(self._key(relay, campaign_id), t.status == status)).scalar_one()))
 
+    def accepted_count(self, campaign_id: str) -> int:
+        """Accepted entries of ``campaign_id`` on every relay."""
+        if self._engine is None:
+            return 0
+        t = entries_table.c
+        return int(self._run("read", lambda conn: conn.execute(
+            sa.select(sa.func.count()).select_from(entries_table)
+            .where(t.campaign_id == campaign_id, t.status == ACCEPTED)).scalar_one()))
+
     # --- leases --------------------------------------------------------------------------
     def claim(self, relay: RelayIdentity, campaign_id: str, rows: Sequence[tuple[str, str, int | None]]) -> list[Claim]:
         """Take the leases of ``rows`` (idempotency key, address, row) that no live run holds.
@@ -424,29 +446,30 @@ class CampaignStore:
 
         return pg_insert(entries_table).on_conflict_do_nothing()
 
-    def mark_sending(self, relay: RelayIdentity, campaign_id: str, texts: Mapping[str, str | None]) -> set[str]:
+    def mark_sending(self, relay: RelayIdentity, campaign_id: str, keys: Collection[str]) -> set[str]:
         """Mark rows this run holds as handed to the relay (committed before the request).
 
         Returns the keys marked; a key missing from the answer lost its lease and must not be sent.
         """
         t = entries_table.c
         now = time.time()
-        marked: set[str] = set()
         started = _now_dt()
+        wanted = list(keys)
+        marked: set[str] = set()
 
         def work(conn: sa.Connection) -> None:
-            for key, text in texts.items():
+            for start in range(0, len(wanted), CHUNK):
                 result = conn.execute(
                     entries_table.update()
-                    .where(self._key(relay, campaign_id), t.idempotency_key == key, t.lease_owner == self.owner,
-                           t.status != ACCEPTED)
-                    .values(status=SENDING, text=text, lease_expires=now + self.lease_seconds,
+                    .where(self._key(relay, campaign_id), t.idempotency_key.in_(wanted[start:start + CHUNK]),
+                           t.lease_owner == self.owner, t.status != ACCEPTED)
+                    .values(status=SENDING, lease_expires=now + self.lease_seconds,
                             started_at=sa.func.coalesce(t.started_at, started))
+                    .returning(t.idempotency_key)
                 )
-                if result.rowcount:
-                    marked.add(key)
+                marked.update(k for (k,) in result)
 
-        if texts:
+        if wanted:
             self._run("mark rows as sending in", work)
         return marked
 
@@ -455,24 +478,29 @@ class CampaignStore:
         """Record accepted rows (one transaction); ``settled`` rows (refused) lose their entry."""
         t = entries_table.c
         now = _now_dt()
-        done = list(accepted)
+        done = [
+            {"b_key": a.idempotency_key, "b_message_id": a.message_id, "b_batch_id": a.batch_id,
+             "b_address": a.address, "b_row": a.row}
+            for a in accepted
+        ]
         dropped = list(settled)
+        statement = (
+            entries_table.update()
+            .where(t.relay_id == relay.relay_id, t.campaign_id == campaign_id,
+                   t.idempotency_key == sa.bindparam("b_key"))
+            .values(status=ACCEPTED, message_id=sa.bindparam("b_message_id"), batch_id=sa.bindparam("b_batch_id"),
+                    address=sa.func.coalesce(sa.bindparam("b_address", type_=sa.Text), t.address),
+                    row=sa.func.coalesce(sa.bindparam("b_row", type_=sa.Integer), t.row),
+                    accepted_at=now, lease_owner=None, lease_expires=None)
+        )
 
         def work(conn: sa.Connection) -> None:
-            for a in done:
-                values: dict[str, Any] = {"status": ACCEPTED, "message_id": a.message_id, "batch_id": a.batch_id,
-                                          "accepted_at": now, "lease_owner": None, "lease_expires": None}
-                if a.address is not None:
-                    values["address"] = a.address
-                if a.row is not None:
-                    values["row"] = a.row
-                conn.execute(entries_table.update()
-                             .where(self._key(relay, campaign_id), t.idempotency_key == a.idempotency_key)
-                             .values(**values))
-            if dropped:
+            if done:
+                conn.execute(statement, done)
+            for start in range(0, len(dropped), CHUNK):
                 conn.execute(entries_table.delete().where(
-                    self._key(relay, campaign_id), t.idempotency_key.in_(dropped), t.status != ACCEPTED,
-                    t.lease_owner == self.owner))
+                    self._key(relay, campaign_id), t.idempotency_key.in_(dropped[start:start + CHUNK]),
+                    t.status != ACCEPTED, t.lease_owner == self.owner))
 
         if done or dropped:
             self._run("record accepted rows in", work)
