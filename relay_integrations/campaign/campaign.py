@@ -36,6 +36,7 @@ from relay_integrations.campaign.campaign_store import (
     CampaignStore,
     CampaignStoreError,
     RelayIdentity,
+    StoreLocation,
     lease_seconds_default,
 )
 from relay_integrations.campaign.ledger import default_ledger_path
@@ -145,7 +146,7 @@ class Campaign:
         skip_invalid: bool = False,
         dedupe: bool = True,
         suppression: Iterable[str] = (),
-        ledger: str | os.PathLike[str] | None = None,
+        ledger: StoreLocation | None = None,
         ledger_path: str | os.PathLike[str] | None = None,
         lease_seconds: float | None = None,
         concurrency: int = 8,
@@ -173,7 +174,7 @@ class Campaign:
         if ledger is not None and ledger_path is not None:
             raise ValueError("pass ledger or ledger_path (its former name), not both")
         location = ledger if ledger is not None else ledger_path
-        self.ledger: str | os.PathLike[str] = (
+        self.ledger: StoreLocation = (
             location if location not in (None, "") else default_ledger_path(self.campaign_id))
         self.lease_seconds = lease_seconds_default() if lease_seconds is None else float(lease_seconds)
         if self.lease_seconds <= 0:
@@ -362,7 +363,7 @@ class Campaign:
         return CampaignStore.open(self.ledger, lease_seconds=self.lease_seconds, read_only=read_only)
 
     def _prepare(self, dialect: Dialect | None, store: CampaignStore, relay: RelayIdentity | None,
-                 dry_run: bool) -> tuple[ScratchStore, str]:
+                 dry_run: bool, check_all: bool = False) -> tuple[ScratchStore, str]:
         template_errors = self._template_errors(dialect)
         if template_errors:
             raise CampaignValidationError(template_errors)
@@ -370,7 +371,7 @@ class Campaign:
         scratch = self._plan(dialect, keep_messages=not dry_run and dialect is not None)
         try:
             if relay is not None:
-                self._look_up(scratch, store, relay)
+                self._look_up(scratch, store, relay, check_all=check_all)
             if scratch.count(INVALID) and not self.skip_invalid:
                 report = CampaignReport.from_store(
                     scratch, self.campaign_id, dialect=dialect.name if dialect else None, dry_run=True,
@@ -384,14 +385,20 @@ class Campaign:
             raise
         return scratch, started
 
-    def _look_up(self, scratch: ScratchStore, store: CampaignStore, relay: RelayIdentity) -> None:
-        """Rows the store knows: accepted ones are ``already_sent``, ones handed over before are in doubt."""
+    def _look_up(self, scratch: ScratchStore, store: CampaignStore, relay: RelayIdentity, *,
+                 check_all: bool = False) -> None:
+        """Rows the store knows: accepted ones are ``already_sent``, ones handed over before are in doubt.
+
+        ``check_all``: rows the store does not know are in doubt too (a retry after a try elsewhere).
+        """
         for chunk in _chunks(scratch.iter_rows([READY]), LOOKUP_CHUNK):
             found = store.lookup(relay, self.campaign_id, [p.idempotency_key or "" for p in chunk])
             results: list[RowResult] = []
             for p in chunk:
                 entry = found.get(p.idempotency_key or "")
                 if entry is None:
+                    if check_all:
+                        results.append(RowResult(p.row, IN_DOUBT))
                     continue
                 if entry.status == ENTRY_ACCEPTED:
                     results.append(RowResult(p.row, ALREADY_SENT, message_id=entry.message_id,
@@ -441,12 +448,17 @@ class Campaign:
             self.progress(progress)
 
     # --- sending ------------------------------------------------------------------------
-    def send(self, client: RelayClient | None, *, dry_run: bool = False) -> CampaignReport:
+    def send(self, client: RelayClient | None, *, dry_run: bool = False,
+             earlier_try_since: datetime | None = None) -> CampaignReport:
         """Validate every row, then send the good ones with a :class:`~relay_integrations.client.RelayClient`.
 
         :param client: the client (its dialect decides limits and the sending strategy); may be
             None for a dry run without a relay in mind (the ledger is then not consulted).
         :param dry_run: validate and consult the ledger, send nothing; rows to send are ``would_send``.
+        :param earlier_try_since: this is a retry, and an earlier try that began at this moment may
+            have sent rows this ledger does not know (it ran on another machine with a local
+            ledger): on a relay without client keys every planned row is first looked up on the
+            relay's outbound list.
         :raises CampaignValidationError: rows are bad and ``skip_invalid`` is off (nothing was sent).
         :raises RelayAuthError: the relay refused the credentials (accepted messages stay in the ledger).
         :raises CampaignStoreError: the ledger cannot be reached (before the first send) or was lost
@@ -458,14 +470,14 @@ class Campaign:
         relay = RelayIdentity.from_client(client) if client is not None else None
         store = self._open_store(read_only=dry_run)
         try:
-            scratch, started = self._prepare(dialect, store, relay, dry_run)
+            scratch, started = self._prepare(dialect, store, relay, dry_run, earlier_try_since is not None)
             strategy = choose_strategy(dialect.capabilities.batch) if dialect else None
             if dry_run or dialect is None:
                 scratch.relabel(IN_DOUBT, WOULD_SEND)
                 scratch.relabel(READY, WOULD_SEND)
                 return self._report(scratch, dialect, strategy, started, True, ledger=store.url_for_display)
             assert strategy is not None and client is not None and relay is not None
-            run = _Run(self, store, relay, scratch, dialect, strategy)
+            run = _Run(self, store, relay, scratch, dialect, strategy, earlier_try_since)
             run.send_sync(client)
             self._finish(run.progress)
             return self._report(scratch, dialect, strategy, started, False, ledger=store.url_for_display,
@@ -473,7 +485,8 @@ class Campaign:
         finally:
             store.close()
 
-    async def asend(self, client: AsyncRelayClient | None, *, dry_run: bool = False) -> CampaignReport:
+    async def asend(self, client: AsyncRelayClient | None, *, dry_run: bool = False,
+                    earlier_try_since: datetime | None = None) -> CampaignReport:
         """:meth:`send` with an :class:`~relay_integrations.client.AsyncRelayClient`.
 
         The validation pass runs in a worker thread (so the progress callback is called from
@@ -485,14 +498,15 @@ class Campaign:
         relay = RelayIdentity.from_client(client) if client is not None else None
         store = await asyncio.to_thread(self._open_store, read_only=dry_run)
         try:
-            scratch, started = await asyncio.to_thread(self._prepare, dialect, store, relay, dry_run)
+            scratch, started = await asyncio.to_thread(self._prepare, dialect, store, relay, dry_run,
+                                                       earlier_try_since is not None)
             strategy = choose_strategy(dialect.capabilities.batch) if dialect else None
             if dry_run or dialect is None:
                 scratch.relabel(IN_DOUBT, WOULD_SEND)
                 scratch.relabel(READY, WOULD_SEND)
                 return self._report(scratch, dialect, strategy, started, True, ledger=store.url_for_display)
             assert strategy is not None and client is not None and relay is not None
-            run = _Run(self, store, relay, scratch, dialect, strategy)
+            run = _Run(self, store, relay, scratch, dialect, strategy, earlier_try_since)
             await run.send_async(client)
             self._finish(run.progress)
             return self._report(scratch, dialect, strategy, started, False, ledger=store.url_for_display,
@@ -521,7 +535,7 @@ class _Run:
     """
 
     def __init__(self, campaign: Campaign, store: CampaignStore, relay: RelayIdentity, scratch: ScratchStore,
-                 dialect: Dialect, strategy: Strategy) -> None:
+                 dialect: Dialect, strategy: Strategy, earlier_try_since: datetime | None = None) -> None:
         self.campaign = campaign
         self.campaign_id = campaign.campaign_id
         self.store = store
@@ -532,7 +546,8 @@ class _Run:
         self.pacer = Pacer(campaign.rate_limit)
         self.reconciled = 0
         self.progress = campaign._sending_progress(scratch)
-        self.in_doubt_since: datetime | None = None
+        self.in_doubt_since: datetime | None = earlier_try_since
+        self.check_all = earlier_try_since is not None
 
     # --- claiming --------------------------------------------------------------------------
     def claim(self, states: list[str]) -> None:
@@ -547,7 +562,7 @@ class _Run:
                 key = p.idempotency_key or ""
                 claim = claims.get(key)
                 if claim is not None:
-                    if claim.status == ENTRY_SENDING:
+                    if claim.status == ENTRY_SENDING or (self.check_all and p.state == IN_DOUBT):
                         results.append(RowResult(p.row, IN_DOUBT))
                         if claim.started_at is not None and (
                                 self.in_doubt_since is None or claim.started_at < self.in_doubt_since):

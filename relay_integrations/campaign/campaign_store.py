@@ -176,8 +176,16 @@ def lease_seconds_default() -> float:
     return seconds
 
 
-def store_url(url_or_path: str | os.PathLike[str]) -> URL:
+StoreLocation = str | os.PathLike[str] | URL
+
+
+def store_url(url_or_path: StoreLocation) -> URL:
     """A SQLAlchemy URL for a path or URL; ``postgresql://`` is mapped to the psycopg 3 driver."""
+    if isinstance(url_or_path, URL):
+        url = url_or_path
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")
+        return url
     text = os.fspath(url_or_path)
     if "://" not in text:
         return URL.create("sqlite", database=str(Path(text).expanduser().absolute()))
@@ -190,7 +198,7 @@ def store_url(url_or_path: str | os.PathLike[str]) -> URL:
     return url
 
 
-def display_url(url_or_path: str | os.PathLike[str] | URL) -> str:
+def display_url(url_or_path: StoreLocation) -> str:
     """The store's URL with the password hidden (safe for logs, reprs and errors)."""
     url = url_or_path if isinstance(url_or_path, URL) else store_url(url_or_path)
     return url.render_as_string(hide_password=True)
@@ -234,7 +242,7 @@ class CampaignStore:
     :param lease_seconds: how long a claim holds without renewal; the heartbeat renews every third.
     """
 
-    def __init__(self, url_or_path: str | os.PathLike[str], *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    def __init__(self, url_or_path: StoreLocation, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
                  read_only: bool = False) -> None:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
@@ -248,7 +256,7 @@ class CampaignStore:
         self.heartbeat_error: BaseException | None = None
 
     @classmethod
-    def open(cls, url_or_path: str | os.PathLike[str], *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    def open(cls, url_or_path: StoreLocation, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
              read_only: bool = False) -> CampaignStore:
         """Open (and on first use create) the store; raises :class:`CampaignStoreError` when unreachable."""
         store = cls(url_or_path, lease_seconds=lease_seconds, read_only=read_only)

@@ -1,0 +1,87 @@
+"""An Airflow retry on another worker with a local ledger: nothing is sent twice on relaysms.
+
+Each try runs RelayCampaignOperator.execute in its own process with its own AIRFLOW_HOME and HOME
+(so its own local ledger), as a Celery/Kubernetes retry would. Try 1 is killed midway; try 2 has a
+fresh ledger and must look every planned row up on the relay before sending.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from relay_integrations.process import ReferenceRelayProcess
+
+pytestmark = pytest.mark.e2e
+
+SCRIPT = Path(__file__).parent / "campaign_try.py"
+SENDER = "+1987654321"
+
+
+def _worker_env(relay: ReferenceRelayProcess, home: Path) -> dict[str, str]:
+    (home / "airflow").mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "XDG_", "AIRFLOW"))}
+    conn = {"conn_type": "relay", "host": relay.url("relaysms"), "password": relay.api_key,
+            "extra": {"dialect": "relaysms", "sender": SENDER, "max_retries": 1}}
+    return {**env, "HOME": str(home), "AIRFLOW_HOME": str(home / "airflow"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW_CONN_RELAY_RETRY": json.dumps(conn), "RELAY_CAMPAIGN_LEASE_SECONDS": "2"}
+
+
+def _outbound_to(relay: ReferenceRelayProcess, addresses: list[str]) -> list[str]:
+    import httpx
+
+    answer = httpx.get(f"{relay.base_url}/_sim/messages",
+                       params={"dialect": "relaysms", "direction": "outbound", "limit": 100_000},
+                       headers={"Authorization": f"Bearer {relay.api_key}"}, timeout=30)
+    answer.raise_for_status()
+    wanted = set(addresses)
+    return [m["to"] for m in answer.json()["messages"] if m.get("to") in wanted]
+
+
+def test_retry_on_another_worker_with_a_local_ledger_sends_nothing_twice(
+    relay: ReferenceRelayProcess, tmp_path: Path
+) -> None:
+    block = int(time.time() * 1000) % 900 + 50
+    addresses = [f"+1415{block:03d}{i:04d}" for i in range(1, 81)]
+    recipients = tmp_path / "people.csv"
+    recipients.write_text("phone,name\n" + "".join(f"{a},P{i}\n" for i, a in enumerate(addresses)))
+    started = datetime.now(timezone.utc).isoformat()
+    campaign_id = f"airflow-retry-{block}"
+    first_home, second_home = tmp_path / "worker-a", tmp_path / "worker-b"
+
+    first = subprocess.Popen([sys.executable, str(SCRIPT), str(recipients), campaign_id, "1", "20", started],
+                             env=_worker_env(relay, first_home), cwd=first_home, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and first.poll() is None and len(_outbound_to(relay, addresses)) < 20:
+            time.sleep(0.1)
+        assert first.poll() is None, first.communicate()
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    sent_by_first = len(_outbound_to(relay, addresses))
+    assert 20 <= sent_by_first < 80
+
+    second = subprocess.run([sys.executable, str(SCRIPT), str(recipients), campaign_id, "2", "200", started],
+                            env=_worker_env(relay, second_home), cwd=second_home, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert second.returncode == 0, second.stderr[-3000:]
+    counts = json.loads(second.stdout.strip().splitlines()[-1])
+    assert counts["reconciled"] == sent_by_first and counts["already_sent"] == sent_by_first
+    assert counts["accepted"] == 80 - sent_by_first
+    sent = _outbound_to(relay, addresses)
+    assert sorted(sent) == sorted(addresses)  # each recipient exactly once
+    log = second.stdout + second.stderr
+    assert "CeleryExecutor" in log and "ledger_conn_id" in log  # the local-ledger warning
