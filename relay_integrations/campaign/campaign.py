@@ -41,7 +41,7 @@ from relay_integrations.campaign.campaign_store import (
 )
 from relay_integrations.campaign.ledger import default_ledger_path
 from relay_integrations.campaign.recipients import RecipientSource, RowReadError, open_recipients
-from relay_integrations.campaign.reconcile import MAX_PAGES, Reconciliation, Wanted, areconcile, reconcile
+from relay_integrations.campaign.reconcile import MAX_PAGES, Reconciliation, Wanted, _aware, areconcile, reconcile
 from relay_integrations.campaign.report import (
     ACCEPTED,
     ALREADY_SENT,
@@ -546,7 +546,7 @@ class _Run:
         self.pacer = Pacer(campaign.rate_limit)
         self.reconciled = 0
         self.progress = campaign._sending_progress(scratch)
-        self.in_doubt_since: datetime | None = earlier_try_since
+        self.in_doubt_since: datetime | None = _aware(earlier_try_since) if earlier_try_since else None
         self.check_all = earlier_try_since is not None
 
     # --- claiming --------------------------------------------------------------------------

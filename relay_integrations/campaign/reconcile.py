@@ -33,7 +33,10 @@ LIST_FILTERS: dict[str, Any] = {"direction": "outbound", "limit": 100}
 
 
 def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    """A plain aware UTC datetime (naive ones are taken as UTC; subclasses such as Prefect's are unwrapped)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return datetime.fromtimestamp(moment.timestamp(), tz=timezone.utc)
 
 
 @dataclass(frozen=True)

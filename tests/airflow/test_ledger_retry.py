@@ -85,3 +85,36 @@ def test_retry_on_another_worker_with_a_local_ledger_sends_nothing_twice(
     assert sorted(sent) == sorted(addresses)  # each recipient exactly once
     log = second.stdout + second.stderr
     assert "CeleryExecutor" in log and "ledger_conn_id" in log  # the local-ledger warning
+
+
+def test_send_operator_claims_in_the_ledger_named_by_the_relay_connection(
+    relay: ReferenceRelayProcess, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ledger_conn_id`` set once in the relay connection's extra: a retry finds the message there."""
+    from types import SimpleNamespace
+
+    from sqlalchemy.engine import make_url
+
+    from airflow_provider.operators.relay import RelaySendMessageOperator
+    from relay_integrations.campaign.campaign_store import CampaignStore
+
+    url = make_url(postgres_url)
+    monkeypatch.setenv("AIRFLOW_CONN_RELAY_LEDGER_DB", json.dumps({
+        "conn_type": "postgres", "host": url.host, "port": url.port, "login": url.username,
+        "schema": url.database}))
+    monkeypatch.setenv("AIRFLOW_CONN_RELAY_WITH_LEDGER", json.dumps({
+        "conn_type": "relay", "host": relay.url("relaysms"), "password": relay.api_key,
+        "extra": {"dialect": "relaysms", "sender": SENDER, "ledger_conn_id": "relay_ledger_db"}}))
+    to = f"+1415{int(time.time() * 1000) % 900 + 50:03d}9999"
+    started = datetime.now(timezone.utc)
+    receipts = []
+    for try_number in (1, 2):
+        operator = RelaySendMessageOperator(task_id="notify", to=to, text="ledger once",
+                                            relay_conn_id="relay_with_ledger", idempotency_key=f"af-ledger-{to}")
+        context = {"ti": SimpleNamespace(try_number=try_number), "dag_run": SimpleNamespace(start_date=started)}
+        receipts.append(operator.execute(context))  # type: ignore[arg-type]
+    assert not receipts[0]["duplicate"] and receipts[1]["duplicate"]
+    assert receipts[1]["message_id"] == receipts[0]["message_id"]
+    assert _outbound_to(relay, [to]) == [to]
+    with CampaignStore.open(postgres_url) as store:
+        assert store.accepted_count("airflow.send_message") == 1
