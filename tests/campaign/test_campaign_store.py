@@ -112,3 +112,23 @@ def test_a_path_and_a_sqlite_url_are_the_same_store(tmp_path: Path) -> None:
         _accept(store, RELAY, "c", 2)
     with CampaignStore.open(f"sqlite:///{path}") as store:
         assert store.count(RELAY, "c") == 2
+
+
+def test_the_heartbeat_keeps_a_live_runs_lease_and_stopping_it_lets_the_lease_run_out(store_location: str) -> None:
+    import time
+
+    with CampaignStore.open(store_location, lease_seconds=1.5) as alive, \
+            CampaignStore.open(store_location, lease_seconds=1.5) as retry:
+        assert len(alive.claim(RELAY, "c", [("a", "+1", 1)])) == 1
+        alive.start_heartbeat()
+        until = time.monotonic() + 4  # well past the lease: only renewals keep it
+        while time.monotonic() < until:
+            assert retry.claim(RELAY, "c", [("a", "+1", 1)]) == []
+            time.sleep(0.1)
+        alive.stop_heartbeat()
+        deadline = time.monotonic() + 30
+        taken: list[object] = []
+        while not taken and time.monotonic() < deadline:
+            taken = list(retry.claim(RELAY, "c", [("a", "+1", 1)]))
+            time.sleep(0.1)
+        assert taken and alive.heartbeat_error is None
