@@ -562,7 +562,8 @@ class _Run:
                 key = p.idempotency_key or ""
                 claim = claims.get(key)
                 if claim is not None:
-                    if claim.status == ENTRY_SENDING or (self.check_all and p.state == IN_DOUBT):
+                    # With ``check_all`` the store may not know what an earlier try elsewhere sent.
+                    if claim.status == ENTRY_SENDING or (self.check_all and p.state in (IN_DOUBT, HELD)):
                         results.append(RowResult(p.row, IN_DOUBT))
                         if claim.started_at is not None and (
                                 self.in_doubt_since is None or claim.started_at < self.in_doubt_since):

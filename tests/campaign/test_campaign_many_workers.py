@@ -194,3 +194,46 @@ def test_unreachable_ledger_fails_before_the_first_send(relay: ReferenceRelayPro
         campaign.send(client)
     assert f"127.0.0.1:{port}" in str(info.value) and "hunter2-pw" not in str(info.value)
     assert sum(messages_per_address(relay, "relaysms", addresses).values()) == 0
+
+
+@pytest.mark.anyio
+async def test_two_concurrent_async_runs_share_the_work_and_send_each_message_once(
+    relay: ReferenceRelayProcess, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from campaign_relay_helpers import async_client_for
+
+    addresses = numbers(60)
+    people = [{"phone": a, "name": f"P{i}"} for i, a in enumerate(addresses)]
+
+    def campaign() -> Campaign:
+        return Campaign("Hi {{ name }}", people, campaign_id="async-twice", ledger=tmp_path / "shared.sqlite",
+                        batch_size=5, concurrency=2, rate_limit=100, lease_seconds=2)
+
+    async with async_client_for(relay, "coop") as one, async_client_for(relay, "coop") as two:
+        first, second = await asyncio.gather(campaign().asend(one), campaign().asend(two))
+    assert first.counts["accepted"] + second.counts["accepted"] == 60
+    assert first.counts["accepted"] + first.counts["already_sent"] == 60
+    assert second.counts["accepted"] + second.counts["already_sent"] == 60
+    assert messages_per_address(relay, "coop", addresses) == {a: 1 for a in addresses}
+
+
+def test_cli_with_an_unreachable_ledger_url_fails_clearly_and_sends_nothing(
+    relay: ReferenceRelayProcess, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    addresses = numbers(3)
+    recipients = tmp_path / "people.csv"
+    write_people(recipients, addresses)
+    args = campaign_args(recipients, "cli-no-store", f"postgresql://carol:pw-31337x@127.0.0.1:{port}/relay")
+    result = subprocess.run(args, env=worker_env(relay, "relaysms", tmp_path / "home"), capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 3, result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr and "campaign store" in result.stderr
+    assert "pw-31337x" not in result.stderr + result.stdout
+    assert sum(messages_per_address(relay, "relaysms", addresses).values()) == 0
