@@ -619,6 +619,10 @@ class _Run:
     def begin(self, unit: SendUnit) -> bool:
         """Mark the unit's rows as handed to the relay; False when a lease was lost (send nothing)."""
         self.check_store()
+        if self.dialect.capabilities.client_idempotency_keys:
+            # The relay refuses a repeated key: a second send of a row is harmless, so the row stays
+            # "claimed" (a run that dies leaves it to be sent again) and no write precedes the request.
+            return True
         keys = {p.idempotency_key or "" for p in unit.rows}
         marked = self.store.mark_sending(self.relay, self.campaign_id, keys)
         return len(marked) == len(keys)

@@ -21,6 +21,7 @@ heartbeat thread renews the run's leases while it lives. Lease expiry uses the w
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -254,6 +255,8 @@ class CampaignStore:
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
         self.heartbeat_error: BaseException | None = None
+        self._local_lock: threading.Lock | contextlib.nullcontext[None] = (
+            threading.Lock() if self.url.get_backend_name() == "sqlite" else contextlib.nullcontext())
 
     @classmethod
     def open(cls, url_or_path: StoreLocation, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
@@ -359,7 +362,9 @@ class CampaignStore:
     def _run(self, action: str, fn: Any) -> Any:
         """Run ``fn(conn)`` in one transaction; database errors become CampaignStoreError."""
         try:
-            with self._require().begin() as conn:
+            # SQLite takes one writer at a time: threads of this run queue here instead of in
+            # SQLite's busy handler, whose growing sleeps would slow concurrent sends.
+            with self._local_lock, self._require().begin() as conn:
                 return fn(conn)
         except CampaignStoreError:
             raise
