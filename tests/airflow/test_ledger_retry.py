@@ -118,3 +118,33 @@ def test_send_operator_claims_in_the_ledger_named_by_the_relay_connection(
     assert _outbound_to(relay, [to]) == [to]
     with CampaignStore.open(postgres_url) as store:
         assert store.accepted_count("airflow.send_message") == 1
+
+
+def test_an_unreachable_ledger_connection_fails_before_sending_without_its_password(
+    relay: ReferenceRelayProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowException
+
+    from airflow_provider.operators.relay import RelayCampaignOperator
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AIRFLOW_CONN_DOWN_LEDGER", json.dumps({
+        "conn_type": "postgres", "host": "127.0.0.1", "port": port, "login": "dana", "password": "pw-af-0042",
+        "schema": "relay"}))
+    monkeypatch.setenv("AIRFLOW_CONN_RELAY_PLAIN", json.dumps({
+        "conn_type": "relay", "host": relay.url("relaysms"), "password": relay.api_key,
+        "extra": {"dialect": "relaysms", "sender": SENDER}}))
+    to = f"+1415{int(time.time() * 1000) % 900 + 50:03d}8888"
+    operator = RelayCampaignOperator(task_id="campaign", template="Hi", recipients=[{"phone": to}],
+                                     campaign_id="down-ledger", relay_conn_id="relay_plain",
+                                     ledger_conn_id="down_ledger")
+    context = {"ti": SimpleNamespace(try_number=1), "dag_run": SimpleNamespace(start_date=datetime.now(timezone.utc))}
+    with pytest.raises(AirflowException) as info:
+        operator.execute(context)  # type: ignore[arg-type]
+    assert f"127.0.0.1:{port}" in str(info.value) and "pw-af-0042" not in str(info.value)
+    assert _outbound_to(relay, [to]) == []
