@@ -75,6 +75,16 @@ def get_provider_info() -> dict[str, Any]:
                         ),
                         "schema": {"type": ["string", "null"]},
                     },
+                    "ledger_conn_id": {
+                        "label": "Campaign ledger connection",
+                        "description": (
+                            "Connection id of the database every worker shares for the campaign ledger "
+                            "(a postgres connection, or any connection whose URI SQLAlchemy takes). Needed "
+                            "for exactly-once sends when retries may run on another machine (Celery, "
+                            "Kubernetes executors). Empty: a local SQLite file on the worker."
+                        ),
+                        "schema": {"type": ["string", "null"]},
+                    },
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port"],

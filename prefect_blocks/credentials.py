@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from prefect.blocks.abstract import CredentialsBlock
 from prefect.blocks.core import Block
 from pydantic import Field, HttpUrl, SecretStr
+from sqlalchemy.engine import URL, make_url
 
+from relay_integrations.campaign.campaign_store import StoreLocation
 from relay_integrations.client import AsyncRelayClient, RelayClient
 from relay_integrations.webhooks.inbox import WebhookInbox
 
@@ -29,6 +31,9 @@ class RelayCredentials(CredentialsBlock):
         sender: Default sender number or name.
         timeout: Seconds to wait for the relay's answer.
         max_retries: How often the client retries transient failures (429, 5xx, connection errors).
+        ledger: The campaign ledger every worker shares: a database URL
+            (``postgresql://user:pass@host:5432/db``), an SQLite path, or a saved block holding one
+            (``sqlalchemy-connector/NAME`` from prefect-sqlalchemy, or ``secret/NAME``).
 
     Examples:
         Load stored relay credentials:
@@ -95,6 +100,29 @@ class RelayCredentials(CredentialsBlock):
         title="Max retries",
         description="How often the client retries transient failures (429, 5xx, connection errors).",
     )
+    ledger: SecretStr | None = Field(
+        default=None,
+        title="Campaign ledger",
+        description=(
+            "Where campaigns record what the relay accepted, shared by every worker that may run or retry a "
+            "task: a database URL (postgresql://user:pass@host:5432/db), an SQLite path, or a saved block "
+            "holding one: 'sqlalchemy-connector/NAME' (prefect-sqlalchemy) or 'secret/NAME'. Empty: a local "
+            "SQLite file on the worker."
+        ),
+        examples=["postgresql://relay:pass@db:5432/relay", "sqlalchemy-connector/relay-ledger"],
+    )
+
+    def ledger_location(self) -> StoreLocation | None:
+        """The ledger as a path or SQLAlchemy URL (a block reference loaded), or None for the default."""
+        if self.ledger is None or not self.ledger.get_secret_value().strip():
+            return None
+        return resolve_ledger_reference(self.ledger.get_secret_value().strip())
+
+    async def aledger_location(self) -> StoreLocation | None:
+        """:meth:`ledger_location` with Prefect's async block loading."""
+        if self.ledger is None or not self.ledger.get_secret_value().strip():
+            return None
+        return await aresolve_ledger_reference(self.ledger.get_secret_value().strip())
 
     def _client_kwargs(self) -> dict[str, object]:
         return {
@@ -115,6 +143,42 @@ class RelayCredentials(CredentialsBlock):
     def get_async_client(self) -> AsyncRelayClient:
         """An asynchronous client for the relay; use it with ``async with``."""
         return AsyncRelayClient(**self._client_kwargs())  # type: ignore[arg-type]
+
+
+def _is_block_reference(value: str) -> bool:
+    # "slug/name": no scheme, one slash, and the slug of a block type (not a relative file path).
+    return "://" not in value and value.count("/") == 1 and value.split("/")[0] in _LEDGER_BLOCK_SLUGS
+
+
+_LEDGER_BLOCK_SLUGS = ("sqlalchemy-connector", "secret")
+
+
+def _location_from_block(block: Any, reference: str) -> StoreLocation:
+    info = getattr(block, "connection_info", None)
+    if info is not None:  # prefect-sqlalchemy's SqlAlchemyConnector
+        if hasattr(info, "create_url"):
+            url: URL = info.create_url()
+            return url
+        return make_url(str(info))
+    getter = getattr(block, "get", None)
+    if callable(getter):  # a Secret block holding the URL
+        value = getter()
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    raise ValueError(f"ledger: block {reference!r} holds no database URL")
+
+
+def resolve_ledger_reference(value: str) -> StoreLocation:
+    """A ledger URL/path, or the URL held by the saved block ``slug/name``."""
+    if not _is_block_reference(value):
+        return value
+    return _location_from_block(Block.load(value), value)
+
+
+async def aresolve_ledger_reference(value: str) -> StoreLocation:
+    if not _is_block_reference(value):
+        return value
+    return _location_from_block(await Block.aload(value), value)
 
 
 class RelayWebhookInbox(Block):

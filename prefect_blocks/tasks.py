@@ -16,9 +16,15 @@ The dispatching name is a plain function, so Prefect task options live on the ta
 (sync).
 
 Relays without client idempotency keys (relaysms, coop) cannot recognise a repeated send whose
-answer was lost. There a lost answer fails the task with :class:`SendOutcomeUnknownError` (and a
-campaign with failed rows with a :class:`CampaignSendError` marked not retry-safe) and Prefect
-does not retry it: a message may be missing, which the error says, but none goes out twice.
+answer was lost. There an error that may have reached the relay (``RelayError.maybe_sent``: a
+500/502/504, a read timeout) fails ``send_message`` with :class:`SendOutcomeUnknownError` and
+Prefect does not retry it. A flow-run retry (or a retry of a campaign task) runs the core
+reconciler first: every message an earlier try may have sent is looked up on the relay's
+outbound list and only what is not there is sent.
+
+Many workers: give the tasks a ``ledger`` (or set ``RelayCredentials.ledger``): a database URL
+or a saved ``sqlalchemy-connector``/``secret`` block every worker reaches. Without one, the ledger
+is a local SQLite file, and a retry that may run elsewhere reconciles against the relay.
 """
 
 from __future__ import annotations
@@ -27,15 +33,15 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 import anyio
-import httpx
 from prefect import get_run_logger, task
 from prefect._internal.compatibility.async_dispatch import async_dispatch
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
-from prefect.context import TaskRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.tasks import Task
 
 from prefect_blocks.artifacts import (
@@ -47,13 +53,20 @@ from prefect_blocks.artifacts import (
     create_validation_artifact,
 )
 from prefect_blocks.artifacts import artifact_key as campaign_artifact_key
-from prefect_blocks.credentials import RelayCredentials, RelayWebhookInbox
+from prefect_blocks.credentials import (
+    RelayCredentials,
+    RelayWebhookInbox,
+    aresolve_ledger_reference,
+    resolve_ledger_reference,
+)
 from relay_integrations.campaign import Campaign, CampaignReport, CampaignValidationError
+from relay_integrations.campaign.campaign_store import CampaignStore, StoreLocation, display_url
+from relay_integrations.campaign.single import send_once
 from relay_integrations.client import AsyncRelayClient, RelayClient
 from relay_integrations.dialects import get_dialect
 from relay_integrations.errors import (
     RelayAuthError,
-    RelayConnectionError,
+    RelayError,
     RelayInsufficientBalanceError,
     RelayValidationError,
     UnsupportedOperationError,
@@ -119,15 +132,61 @@ def relay_dedupes(credentials: RelayCredentials) -> bool:
     return get_dialect(credentials.dialect).capabilities.client_idempotency_keys
 
 
-def _outcome_unknown(credentials: RelayCredentials, error: RelayConnectionError) -> SendOutcomeUnknownError | None:
-    """The error to raise instead of ``error`` when a retry could send the message twice."""
-    never_arrived = isinstance(error.__cause__, (httpx.ConnectError, httpx.ConnectTimeout))
-    if never_arrived or relay_dedupes(credentials):
+def _outcome_unknown(credentials: RelayCredentials, error: RelayError) -> SendOutcomeUnknownError | None:
+    """The error to raise instead of ``error`` when a task retry could send the message twice."""
+    if not error.maybe_sent or relay_dedupes(credentials):
         return None
     return SendOutcomeUnknownError(
-        f"{credentials.dialect} may have taken the message before the connection failed ({error}); "
-        "not retried because this relay cannot recognise a repeated send"
+        f"{credentials.dialect} may have taken the message ({error}); not retried because this relay cannot "
+        "recognise a repeated send (a flow-run retry looks it up on the relay first)"
     )
+
+
+def _earlier_try_since() -> datetime | None:
+    """When the first try began, if this task run or its flow run is a retry; else None."""
+    task_context = TaskRunContext.get()
+    flow_context = FlowRunContext.get()
+    flow_run = flow_context.flow_run if flow_context is not None else None
+    retried = (task_context is not None and task_context.task_run.run_count > 1) or (
+        flow_run is not None and flow_run.run_count > 1)
+    if not retried:
+        return None
+    started = None
+    if flow_run is not None:
+        started = flow_run.start_time or flow_run.expected_start_time
+    if started is None and task_context is not None:
+        started = task_context.task_run.start_time or task_context.task_run.expected_start_time
+    return started.astimezone(timezone.utc) if started else datetime.now(timezone.utc) - timedelta(days=1)
+
+
+def _is_local(location: StoreLocation | None) -> bool:
+    return location is None or display_url(location).startswith("sqlite")
+
+
+def _ledger_for(credentials: RelayCredentials, ledger: str | None) -> StoreLocation | None:
+    if ledger:
+        return resolve_ledger_reference(ledger)
+    return credentials.ledger_location()
+
+
+async def _aledger_for(credentials: RelayCredentials, ledger: str | None) -> StoreLocation | None:
+    if ledger:
+        return await aresolve_ledger_reference(ledger)
+    return await credentials.aledger_location()
+
+
+def _send_once(credentials: RelayCredentials, client: RelayClient, message: OutboundMessage,
+               location: StoreLocation | None, earlier: datetime | None, logger: Any) -> SendReceipt:
+    """Claim (with a ledger), reconcile on a retry, send; ``earlier``: when the first try began."""
+    store = CampaignStore.open(location) if location is not None else None
+    try:
+        return send_once(client, message, store=store, campaign_id="prefect.send_message",
+                         retry=earlier is not None, since=earlier, log=logger)
+    except RelayError as exc:
+        raise (_outcome_unknown(credentials, exc) or exc) from exc
+    finally:
+        if store is not None:
+            store.close()
 
 
 # --- idempotency -------------------------------------------------------------------------------
@@ -201,14 +260,15 @@ async def asend_message(
     sender: str | None = None,
     idempotency_key: str | None = None,
     options: dict[str, Any] | None = None,
+    ledger: str | None = None,
 ) -> SendReceipt:
     """Send one message through a relay (async twin of :func:`send_message`)."""
     message = _build_message(to, text, channel, subject, sender, idempotency_key, options)
-    async with credentials.get_async_client() as client:
-        try:
-            receipt = await client.send(message)
-        except RelayConnectionError as exc:
-            raise (_outcome_unknown(credentials, exc) or exc) from exc
+    location = await _aledger_for(credentials, ledger)
+    # The store and the reconciler are synchronous; a worker thread keeps the event loop free.
+    with credentials.get_client() as client:
+        receipt = await anyio.to_thread.run_sync(_send_once, credentials, client, message, location,
+                                                 _earlier_try_since(), get_run_logger())
     _log_receipt(receipt)
     return receipt
 
@@ -229,6 +289,7 @@ def send_message(
     sender: str | None = None,
     idempotency_key: str | None = None,
     options: dict[str, Any] | None = None,
+    ledger: str | None = None,
 ) -> SendReceipt:
     """Send one message through a relay.
 
@@ -244,6 +305,9 @@ def send_message(
     :param idempotency_key: your own key, used as given.
     :param options: any other :class:`~relay_integrations.models.OutboundMessage` field
         (``priority``, ``attachments``, ``title``, ``phone_id``, ``metadata``...).
+    :param ledger: a ledger every worker shares (database URL, SQLite path, or a saved
+        ``sqlalchemy-connector/NAME`` / ``secret/NAME`` block); default ``credentials.ledger``. The
+        message is claimed there before sending, so a zombie try and its retry never both send it.
     :return: the relay's receipt (``message_id``, ``state``, ``duplicate``).
 
     Example:
@@ -258,11 +322,9 @@ def send_message(
         ```
     """
     message = _build_message(to, text, channel, subject, sender, idempotency_key, options)
+    location = _ledger_for(credentials, ledger)
     with credentials.get_client() as client:
-        try:
-            receipt = client.send(message)
-        except RelayConnectionError as exc:
-            raise (_outcome_unknown(credentials, exc) or exc) from exc
+        receipt = _send_once(credentials, client, message, location, _earlier_try_since(), get_run_logger())
     _log_receipt(receipt)
     return receipt
 
@@ -566,9 +628,9 @@ class CampaignSendError(RuntimeError):
     """Some rows of a campaign were not taken by the relay (after the client's own retries).
 
     Rows the relay accepted are in the campaign's ledger, so a retry sends only the rows that
-    failed. On relays that recognise repeated sends (phonerelay, smsgate) that is always safe and
-    Prefect retries the task; elsewhere a failed row may have been taken before its answer was
-    lost, so ``retry_safe`` is False and the task is not retried automatically.
+    failed. Rows whose request may have reached the relay stay marked in the ledger, and the retry
+    looks them up on the relay before sending (relaysms, coop) or the relay recognises them by key
+    (phonerelay, smsgate), so Prefect retries the task.
 
     :param report: the campaign report dict (``CampaignReport.to_dict``) of the attempt.
     :param retry_safe: whether re-sending the failed rows can never send one twice.
@@ -621,7 +683,7 @@ def _make_campaign(
     suppression: list[str] | None,
     concurrency: int,
     rate_limit: float | None,
-    ledger_path: str | None,
+    ledger: StoreLocation | None,
     progress: Any,
 ) -> Campaign:
     if not campaign_id or not campaign_id.strip():
@@ -636,7 +698,7 @@ def _make_campaign(
         default_region=default_region,
         skip_invalid=skip_invalid,
         suppression=suppression or (),
-        ledger_path=ledger_path,
+        ledger=ledger,
         concurrency=concurrency,
         rate_limit=rate_limit,
         progress=progress,
@@ -690,6 +752,7 @@ async def asend_campaign(
     idempotency_scope: IdempotencyScope = "flow-run",
     concurrency: int = 8,
     rate_limit: float | None = None,
+    ledger: str | None = None,
     ledger_path: str | None = None,
     fail_on_send_errors: bool = True,
     artifact_key: str | None = None,
@@ -698,9 +761,11 @@ async def asend_campaign(
     """Send a templated campaign (async twin of :func:`send_campaign`)."""
     key = campaign_artifact_key(campaign_id, artifact_key)
     bar = CampaignProgressArtifact(f"{key}-progress", campaign_id)
+    location = await _aledger_for(credentials, ledger or ledger_path)
     campaign = _make_campaign(template, recipients, campaign_id, idempotency_scope, channel, address_field, fields,
-                              default_region, skip_invalid, suppression, concurrency, rate_limit, ledger_path,
+                              default_region, skip_invalid, suppression, concurrency, rate_limit, location,
                               bar.record)
+    earlier = _earlier_try_since() if _is_local(location) else None
     await bar.acreate(f"Campaign {campaign_id}: starting")
 
     async def pump() -> None:
@@ -713,7 +778,7 @@ async def asend_campaign(
     async with credentials.get_async_client() as client, anyio.create_task_group() as group:
         group.start_soon(pump)
         try:
-            outcome = await campaign.asend(client, dry_run=dry_run)
+            outcome = await campaign.asend(client, dry_run=dry_run, earlier_try_since=earlier)
         except Exception as exc:  # re-raised below, outside the task group, unwrapped
             outcome = exc
         group.cancel_scope.cancel()
@@ -726,7 +791,7 @@ async def asend_campaign(
     result = _report_dict(report, campaign_id, idempotency_scope, max_rows)
     await acreate_report_artifacts(key, result)
     _log_campaign(result)
-    return _check_sent(result, fail_on_send_errors, relay_dedupes(credentials))
+    return _check_sent(result, fail_on_send_errors, True)
 
 
 @async_dispatch(asend_campaign)
@@ -751,6 +816,7 @@ def send_campaign(
     idempotency_scope: IdempotencyScope = "flow-run",
     concurrency: int = 8,
     rate_limit: float | None = None,
+    ledger: str | None = None,
     ledger_path: str | None = None,
     fail_on_send_errors: bool = True,
     artifact_key: str | None = None,
@@ -781,11 +847,15 @@ def send_campaign(
         is sent once whichever run sends it.
     :param concurrency: requests in flight at once.
     :param rate_limit: at most this many messages per second.
-    :param ledger_path: the campaign's ledger of accepted messages on the worker
-        (default: ``$RELAY_CAMPAIGN_LEDGER_DIR`` or the user cache).
+    :param ledger: the campaign's ledger: a database URL every worker shares
+        (``postgresql://...``), an SQLite path, or a saved ``sqlalchemy-connector/NAME`` or
+        ``secret/NAME`` block; default ``credentials.ledger``, else a local file
+        (``$RELAY_CAMPAIGN_LEDGER_DIR`` or the user cache). With a local ledger, a task or flow-run
+        retry on a relay without client keys looks every planned row up on the relay first.
+    :param ledger_path: the former name of ``ledger``.
     :param fail_on_send_errors: fail the task (after writing the artifacts) when rows failed, so
-        Prefect retries them where that can never send twice (phonerelay, smsgate); accepted rows
-        are never sent again.
+        Prefect retries them; accepted rows are never sent again, and rows that may have reached
+        the relay are looked up there first.
     :param artifact_key: the artifact key prefix (lowercase letters, digits, dashes).
     :param max_rows: at most this many rows in the returned dict and the table (problems first).
     :return: the report as a JSON-able dict: ``counts`` (total, accepted, already_sent, invalid,
@@ -795,12 +865,14 @@ def send_campaign(
     """
     key = campaign_artifact_key(campaign_id, artifact_key)
     bar = CampaignProgressArtifact(f"{key}-progress", campaign_id)
+    location = _ledger_for(credentials, ledger or ledger_path)
     campaign = _make_campaign(template, recipients, campaign_id, idempotency_scope, channel, address_field, fields,
-                              default_region, skip_invalid, suppression, concurrency, rate_limit, ledger_path, bar)
+                              default_region, skip_invalid, suppression, concurrency, rate_limit, location, bar)
+    earlier = _earlier_try_since() if _is_local(location) else None
     bar.create(f"Campaign {campaign_id}: starting")
     with credentials.get_client() as client:
         try:
-            report = campaign.send(client, dry_run=dry_run)
+            report = campaign.send(client, dry_run=dry_run, earlier_try_since=earlier)
         except CampaignValidationError as exc:
             create_validation_artifact(key, campaign_id, exc.errors)
             raise
@@ -808,4 +880,4 @@ def send_campaign(
     result = _report_dict(report, campaign_id, idempotency_scope, max_rows)
     create_report_artifacts(key, result)
     _log_campaign(result)
-    return _check_sent(result, fail_on_send_errors, relay_dedupes(credentials))
+    return _check_sent(result, fail_on_send_errors, True)

@@ -163,6 +163,15 @@ class _ClientBase:
         return self._credentials.login
 
     @property
+    def account_id(self) -> str:
+        """A non-secret name for the account: the login where the relay has logins (smsgate), else a
+        short hash of the API key (so a rotated key counts as another account)."""
+        from relay_integrations.campaign.campaign_store import RelayIdentity
+
+        login = self.login if self._dialect.name == "smsgate" else None
+        return RelayIdentity.account_for(self._credentials.api_key.get_secret_value(), login)
+
+    @property
     def phone_id(self) -> str | None:
         return self._ops.phone_id
 
@@ -261,13 +270,14 @@ class _ClientBase:
         verb = "timed out" if cls is RelayTimeoutError else "failed"
         raise self._clean(cls(
             f"{request.method} {request.path} {verb} after {attempt} attempt(s) ({kind}){not_repeated}",
-            dialect=self._dialect.name,
+            dialect=self._dialect.name, maybe_sent=not isinstance(exc, NEVER_SENT_ERRORS),
         )) from exc
 
     def _parse_failed(self, request: RelayRequest, exc: Exception) -> RelayError:
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         return self._clean(RelayError(
-            f"unexpected answer to {request.method} {request.path}: {detail}", dialect=self._dialect.name
+            f"unexpected answer to {request.method} {request.path}: {detail}", dialect=self._dialect.name,
+            maybe_sent=True,  # a 2xx the relay gave: it took the request
         ))
 
     def _url(self, request: RelayRequest) -> str:

@@ -1,6 +1,11 @@
 """One exception hierarchy for everything a relay or a client can refuse.
 
 Exceptions carry the HTTP status, the relay's error code and message; never a credential.
+
+``maybe_sent`` is the one place retry safety is decided: True when the request may have been
+taken by the relay (a 500/502/504, a read timeout or a dropped connection after the body left,
+an unreadable 2xx answer), False when it surely was not (a connection never made, 4xx, 429, 503).
+Task retries in Airflow and Prefect repeat a send only when it is False, or after reconciling.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ class RelayError(Exception):
         code: str | None = None,
         dialect: str | None = None,
         body: Any = None,
+        maybe_sent: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -26,6 +32,22 @@ class RelayError(Exception):
         self.code = code
         self.dialect = dialect
         self.body = body
+        self._maybe_sent = maybe_sent
+
+    @property
+    def maybe_sent(self) -> bool:
+        """Whether the relay may have taken the request (see the module docstring)."""
+        if self._maybe_sent is not None:
+            return self._maybe_sent
+        return self._default_maybe_sent()
+
+    @maybe_sent.setter
+    def maybe_sent(self, value: bool) -> None:
+        self._maybe_sent = value
+
+    def _default_maybe_sent(self) -> bool:
+        status = self.status_code
+        return status is not None and status >= 500 and status != 503
 
     def __str__(self) -> str:
         parts = [self.message]
@@ -81,7 +103,13 @@ class RelayUnavailableError(RelayError):
 
 
 class RelayConnectionError(RelayUnavailableError):
-    """The request never got an answer (refused, reset, or timed out)."""
+    """The request never got an answer (refused, reset, or timed out).
+
+    ``maybe_sent`` is False only when the connection was never made; True by default.
+    """
+
+    def _default_maybe_sent(self) -> bool:
+        return True
 
 
 class RelayTimeoutError(RelayConnectionError):

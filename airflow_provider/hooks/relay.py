@@ -2,7 +2,7 @@
 
 The connection holds the relay's base URL (host), the API key (password), the smsgate login (login)
 and, in ``extra``, the fields the connection form declares (dialect, phone_id, sender, timeout,
-max_retries, webhook_inbox_url, webhook_inbox_api_key). Anything else in ``extra`` is ignored: it is
+max_retries, webhook_inbox_url, webhook_inbox_api_key, ledger_conn_id). Anything else in ``extra`` is ignored: it is
 never turned into a header or a request field.
 """
 
@@ -53,6 +53,7 @@ class RelaySettings:
     max_retries: int = 3
     webhook_inbox_url: str | None = None
     webhook_inbox_api_key: str | None = field(default=None, repr=False)
+    ledger_conn_id: str | None = None
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :class:`~relay_integrations.client.RelayClient` and its async twin."""
@@ -161,6 +162,7 @@ def settings_from_connection(conn: Connection, extras: Mapping[str, Any]) -> Rel
         max_retries=_as_int(conn.conn_id, "extra.max_retries", extra("max_retries"), 3),
         webhook_inbox_url=_as_str(extra("webhook_inbox_url")),
         webhook_inbox_api_key=_as_str(extra("webhook_inbox_api_key")),
+        ledger_conn_id=_as_str(extra("ledger_conn_id")),
     )
 
 

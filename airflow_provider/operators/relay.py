@@ -19,16 +19,17 @@ from pydantic import ValidationError
 
 from airflow_provider.hooks.relay import RelayHook
 from airflow_provider.keys import derive_campaign_id, derive_idempotency_key
+from airflow_provider.ledger import is_local, resolve_ledger, warn_if_local_ledger
 from relay_integrations.errors import RelayError, UnsupportedOperationError
-from relay_integrations.models import InboundQuery, MessageState, OutboundMessage, SendReceipt
+from relay_integrations.models import InboundQuery, OutboundMessage
 
 if TYPE_CHECKING:
     import jinja2
     from airflow.sdk import Context
 
     from relay_integrations.campaign import Campaign, CampaignReport
+    from relay_integrations.campaign.campaign_store import CampaignStore
     from relay_integrations.campaign.report import CampaignProgress
-    from relay_integrations.client import RelayClient
 
 # How many row-level validation errors go into the task log and the exception text.
 _ERRORS_SHOWN = 50
@@ -40,42 +41,21 @@ def _validation_problems(error: ValidationError) -> str:
     )
 
 
-# How far back, before the DAG run started, a retry looks for its earlier send (relay clocks differ).
-_CLOCK_SKEW = timedelta(minutes=2)
-_LOOKUP_PAGES = 5
+def _first_try_began(context: Context) -> datetime | None:
+    """When the DAG run started: the earliest moment an earlier try of this task can have sent."""
+    started = getattr(context.get("dag_run"), "start_date", None)
+    return started.astimezone(timezone.utc) if started else None
 
 
-def find_earlier_send(
-    client: RelayClient, message: OutboundMessage, since: datetime | None, *, max_pages: int = _LOOKUP_PAGES
-) -> SendReceipt | None:
-    """An outbound message with the same recipient and text, created since ``since``, on a relay that takes
-    no client idempotency key; ``None`` if the most recent ``max_pages`` pages hold none."""
-    recipients = message.recipients
-    if len(recipients) != 1 or not message.text:
+def _open_store(location: Any) -> CampaignStore | None:
+    from relay_integrations.campaign.campaign_store import CampaignStore, CampaignStoreError
+
+    if location is None:
         return None
-    filters: dict[str, Any] = {"limit": 100, "direction": "outbound"}
-    if client.dialect.name == "coop":
-        filters["participant"] = recipients[0]
-    for page in client.iter_messages(max_pages=max_pages, **filters):
-        for summary in page.messages:
-            if summary.direction not in (None, "outbound") or summary.to != recipients[0]:
-                continue
-            if summary.text != message.text:
-                continue
-            created = summary.created_at
-            if since is not None and created is not None and created.astimezone(timezone.utc) < since:
-                continue
-            return SendReceipt(
-                message_id=summary.message_id,
-                state=summary.state or MessageState.QUEUED,
-                raw_state=summary.raw_state,
-                idempotency_key=message.idempotency_key,
-                duplicate=True,
-                recipients=recipients,
-                client_reference_id=summary.client_reference_id,
-                dialect=client.dialect.name,
-            )
-    return None
+    try:
+        return CampaignStore.open(location)
+    except CampaignStoreError as e:
+        raise AirflowException(str(e)) from None
 
 
 class RelaySendMessageOperator(BaseOperator):
@@ -84,8 +64,16 @@ class RelaySendMessageOperator(BaseOperator):
     A retry of the task never sends twice: the idempotency key defaults to one derived from dag_id,
     run_id, task_id and map_index, which every try shares. Relays that honour client keys (phonerelay,
     smsgate) return the first message instead of sending again. On relays that take no key (relaysms,
-    coop), a retry first looks for a message with the same recipient and text sent since the DAG run
-    started and returns that one (``duplicate: true``) instead of sending again.
+    coop), a retry first looks the message up on the relay's outbound list (by our idempotency key
+    where the relay echoes metadata, else recipient and exact text, since the DAG run started) and
+    returns that one (``duplicate: true``) instead of sending again.
+
+    Retry safety: a failure that surely never reached the relay (connection refused, 4xx) is retried
+    as usual; one that may have been taken (500/502/504, read timeout: ``RelayError.maybe_sent``) is
+    retried only because the retry reconciles first, and fails without retry
+    (``AirflowFailException``) when ``look_for_earlier_send`` is off on a relay without client keys.
+    With ``ledger_conn_id`` (or the relay connection's extra ``ledger_conn_id``) the message is also
+    claimed in that shared database before sending, so a zombie try and its retry never both send it.
 
     :param to: Recipient address, or several for smsgate. (templated)
     :param text: Message text. (templated)
@@ -104,6 +92,8 @@ class RelaySendMessageOperator(BaseOperator):
     :param look_for_earlier_send: On retries through relays without client keys, look for the message an
         earlier try sent before sending (default). Turn off when the same text legitimately goes to the
         same recipient twice within one DAG run.
+    :param ledger_conn_id: A database connection (``postgres``, or any whose URI SQLAlchemy takes) every
+        worker shares; defaults to the relay connection's extra ``ledger_conn_id``. (templated)
     """
 
     template_fields: Sequence[str] = (
@@ -119,6 +109,7 @@ class RelaySendMessageOperator(BaseOperator):
         "idempotency_key",
         "message_fields",
         "relay_conn_id",
+        "ledger_conn_id",
     )
     template_fields_renderers = {"text": "jinja", "metadata": "json", "message_fields": "json"}
     ui_color = "#fdf1e6"
@@ -140,10 +131,12 @@ class RelaySendMessageOperator(BaseOperator):
         message_fields: dict[str, Any] | None = None,
         relay_conn_id: str = RelayHook.default_conn_name,
         look_for_earlier_send: bool = True,
+        ledger_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.look_for_earlier_send = look_for_earlier_send
+        self.ledger_conn_id = ledger_conn_id
         self.to = to
         self.text = text
         self.channel = channel
@@ -185,13 +178,31 @@ class RelaySendMessageOperator(BaseOperator):
             raise AirflowFailException(f"invalid message: {_validation_problems(e)}") from None
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from relay_integrations.campaign.single import send_once
+
         message = self.build_message(context)
-        with self.hook.get_client() as client:
-            receipt = None
-            if not client.capabilities.client_idempotency_keys and context["ti"].try_number > 1:
-                receipt = self._earlier_send(client, message, context)
-            if receipt is None:
-                receipt = client.send(message)
+        retry = context["ti"].try_number > 1
+        location = resolve_ledger(None, self.ledger_conn_id, self.hook.settings.ledger_conn_id)
+        store = _open_store(location)
+        try:
+            with self.hook.get_client() as client:
+                no_keys = not client.capabilities.client_idempotency_keys
+                if retry and no_keys and not self.look_for_earlier_send:
+                    self.log.warning("%s takes no client idempotency key and the lookup is off: this retry sends "
+                                     "again", client.dialect.name)
+                try:
+                    receipt = send_once(client, message, store=store, campaign_id="airflow.send_message",
+                                        retry=retry and self.look_for_earlier_send, since=_first_try_began(context),
+                                        log=self.log)
+                except RelayError as e:
+                    if e.maybe_sent and no_keys and not self.look_for_earlier_send:
+                        raise AirflowFailException(
+                            f"{e}; the relay may have taken the message and cannot refuse a repeat, so the task is "
+                            "not retried (turn look_for_earlier_send on to retry safely)") from None
+                    raise
+        finally:
+            if store is not None:
+                store.close()
         self.log.info(
             "%s message %s to %s: %s (idempotency key %s)",
             "Relay already had" if receipt.duplicate else "Relay accepted",
@@ -201,17 +212,6 @@ class RelaySendMessageOperator(BaseOperator):
             receipt.idempotency_key or message.idempotency_key,
         )
         return receipt.model_dump(mode="json", exclude={"raw"})
-
-    def _earlier_send(self, client: RelayClient, message: OutboundMessage, context: Context) -> SendReceipt | None:
-        name = client.dialect.name
-        if not self.look_for_earlier_send:
-            self.log.warning("%s takes no client idempotency key and the lookup is off: this retry sends again", name)
-            return None
-        dag_run = context.get("dag_run")
-        started = getattr(dag_run, "start_date", None)
-        since = started.astimezone(timezone.utc) - _CLOCK_SKEW if started else None
-        self.log.info("%s takes no client idempotency key: looking for the message an earlier try sent", name)
-        return find_earlier_send(client, message, since)
 
 
 class _ProgressLog:
@@ -273,7 +273,14 @@ class RelayCampaignOperator(BaseOperator):
     :param skip_invalid: Send to the valid rows and report the invalid ones instead of failing.
     :param dedupe: Send once per address.
     :param suppression: Addresses never to message (opt-outs). (templated)
-    :param ledger_path: A local ledger file that remembers what was sent across runs. (templated)
+    :param ledger: The campaign store: an SQLite path or a SQLAlchemy URL. (templated)
+    :param ledger_path: The former name of ``ledger``. (templated)
+    :param ledger_conn_id: A database connection every worker shares for the campaign store (a
+        ``postgres`` connection, or any whose URI SQLAlchemy takes); defaults to the relay
+        connection's extra ``ledger_conn_id``. Without either, a local SQLite file on the worker:
+        then, on relays that cannot refuse a repeat (relaysms, coop), a retry (``try_number > 1``)
+        looks every planned row up on the relay before sending, and a warning is logged when the
+        executor may run the retry on another machine. (templated)
     :param concurrency: Sends in flight.
     :param rate_limit: At most this many sends per second.
     :param dry_run: Validate and report what would be sent, send nothing.
@@ -291,7 +298,9 @@ class RelayCampaignOperator(BaseOperator):
         "fields",
         "default_region",
         "suppression",
+        "ledger",
         "ledger_path",
+        "ledger_conn_id",
         "relay_conn_id",
     )
     template_ext: Sequence[str] = (".j2",)
@@ -314,7 +323,9 @@ class RelayCampaignOperator(BaseOperator):
         skip_invalid: bool = False,
         dedupe: bool = True,
         suppression: Iterable[str] | None = None,
+        ledger: str | None = None,
         ledger_path: str | None = None,
+        ledger_conn_id: str | None = None,
         concurrency: int = 8,
         rate_limit: float | None = None,
         dry_run: bool = False,
@@ -335,7 +346,9 @@ class RelayCampaignOperator(BaseOperator):
         self.skip_invalid = skip_invalid
         self.dedupe = dedupe
         self.suppression = list(suppression or [])
+        self.ledger = ledger
         self.ledger_path = ledger_path
+        self.ledger_conn_id = ledger_conn_id
         self.concurrency = concurrency
         self.rate_limit = rate_limit
         # Not ``self.dry_run``: BaseOperator.dry_run() is the method behind ``airflow tasks test --dry-run``.
@@ -384,17 +397,30 @@ class RelayCampaignOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from relay_integrations.campaign import Campaign, CampaignValidationError
+        from relay_integrations.campaign.campaign_store import CampaignStoreError
 
         campaign_id = self.campaign_id or derive_campaign_id(context)
+        location = resolve_ledger(self.ledger or self.ledger_path, self.ledger_conn_id,
+                                  self.hook.settings.ledger_conn_id)
         try:
-            campaign = self._campaign(Campaign, campaign_id)
+            campaign = self._campaign(Campaign, campaign_id, location)
         except ValueError as e:
             raise AirflowFailException(f"campaign {campaign_id}: {e}") from None
         mode = "dry run, nothing will be sent" if self.dry_run_only else "sending"
-        self.log.info("Campaign %s: %s", campaign_id, mode)
+        self.log.info("Campaign %s: %s (ledger %s)", campaign_id, mode, campaign.ledger_path)
         try:
             with self.hook.get_client() as client:
-                report = campaign.send(client, dry_run=self.dry_run_only)
+                warn_if_local_ledger(self.log, location, client)
+                earlier: datetime | None = None
+                no_keys = not client.capabilities.client_idempotency_keys
+                if context["ti"].try_number > 1 and is_local(location) and no_keys:
+                    # An earlier try may have run elsewhere with its own local ledger: check the relay.
+                    earlier = _first_try_began(context) or datetime.now(timezone.utc) - timedelta(days=1)
+                    self.log.info("Try %s with a local ledger on %s: every planned row is looked up on the relay "
+                                  "before sending", context["ti"].try_number, client.dialect.name)
+                report = campaign.send(client, dry_run=self.dry_run_only, earlier_try_since=earlier)
+        except CampaignStoreError as e:
+            raise AirflowException(f"campaign {campaign_id}: {e}") from None
         except CampaignValidationError as e:
             for error in e.errors[:_ERRORS_SHOWN]:
                 self.log.error(
@@ -411,7 +437,7 @@ class RelayCampaignOperator(BaseOperator):
             ) from None
         return self._report_for_xcom(report)
 
-    def _campaign(self, campaign_class: type[Campaign], campaign_id: str) -> Campaign:
+    def _campaign(self, campaign_class: type[Campaign], campaign_id: str, location: Any = None) -> Campaign:
         return campaign_class(
             self.template,
             self._recipients(),
@@ -424,7 +450,7 @@ class RelayCampaignOperator(BaseOperator):
             skip_invalid=self.skip_invalid,
             dedupe=self.dedupe,
             suppression=self.suppression,
-            ledger_path=self.ledger_path,
+            ledger=location,
             concurrency=self.concurrency,
             rate_limit=self.rate_limit,
             progress=_ProgressLog(self.log, self.progress_interval),

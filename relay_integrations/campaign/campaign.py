@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,9 +29,19 @@ from relay_integrations.campaign.addresses import (
     normalize_address,
     normalize_suppressed,
 )
-from relay_integrations.campaign.ledger import InFlight, Ledger, LedgerEntry, default_ledger_path
+from relay_integrations.campaign.campaign_store import ACCEPTED as ENTRY_ACCEPTED
+from relay_integrations.campaign.campaign_store import SENDING as ENTRY_SENDING
+from relay_integrations.campaign.campaign_store import (
+    Accepted,
+    CampaignStore,
+    CampaignStoreError,
+    RelayIdentity,
+    StoreLocation,
+    lease_seconds_default,
+)
+from relay_integrations.campaign.ledger import default_ledger_path
 from relay_integrations.campaign.recipients import RecipientSource, RowReadError, open_recipients
-from relay_integrations.campaign.reconcile import LIST_FILTERS, MAX_PAGES, Reconciler
+from relay_integrations.campaign.reconcile import MAX_PAGES, Reconciliation, Wanted, _aware, areconcile, reconcile
 from relay_integrations.campaign.report import (
     ACCEPTED,
     ALREADY_SENT,
@@ -79,6 +89,8 @@ SEGMENTED_CHANNELS = frozenset({"sms"})
 # Message fields a campaign sets itself; the rest of OutboundMessage may come from ``fields``.
 _RESERVED_FIELDS = frozenset({"to", "text", "channel", "idempotency_key"})
 _PROGRESS_EVERY_ROWS = 1000
+LOOKUP_CHUNK = 500
+HELD = "held"  # internal: another live run holds the row's lease
 
 ProgressCallback = Callable[[CampaignProgress], None]
 
@@ -111,8 +123,14 @@ class Campaign:
         by default any bad row stops the campaign before the first send.
     :param dedupe: send once per address (the first row wins; later rows are reported ``duplicate``).
     :param suppression: addresses that must not be messaged (opt-outs); compared after normalising.
-    :param ledger_path: the SQLite ledger of accepted messages; default: see
+    :param ledger: the campaign store: an SQLite file path or a SQLAlchemy URL such as
+        ``postgresql://user:pass@host:5432/db`` (shared by every worker that may run or retry the
+        campaign); default: an SQLite file per campaign, see
         :func:`~relay_integrations.campaign.ledger.default_ledger_path`.
+    :param ledger_path: the former name of ``ledger`` (still accepted).
+    :param lease_seconds: how long a run's claim on its rows holds without renewal (a heartbeat
+        renews it while the run lives); default ``$RELAY_CAMPAIGN_LEASE_SECONDS`` or 30. A retry
+        after a run died waits this long before taking the run's rows over.
     :param concurrency: requests in flight at once: ``"auto"`` (default) adapts to the relay (from one
         at a time up to 64, or the client's connection limit), backing off when its latency rises or it
         answers 429/503; a number fixes it.
@@ -137,7 +155,9 @@ class Campaign:
         skip_invalid: bool = False,
         dedupe: bool = True,
         suppression: Iterable[str] = (),
+        ledger: StoreLocation | None = None,
         ledger_path: str | os.PathLike[str] | None = None,
+        lease_seconds: float | None = None,
         concurrency: int | Literal["auto"] = "auto",
         rate_limit: float | None = None,
         progress: ProgressCallback | None = None,
@@ -159,7 +179,14 @@ class Campaign:
         self.number_check: NumberCheck = number_check
         self.skip_invalid = skip_invalid
         self.dedupe = dedupe
-        self.ledger_path = Path(ledger_path) if ledger_path else default_ledger_path(self.campaign_id)
+        if ledger is not None and ledger_path is not None:
+            raise ValueError("pass ledger or ledger_path (its former name), not both")
+        location = ledger if ledger is not None else ledger_path
+        self.ledger: StoreLocation = (
+            location if location not in (None, "") else default_ledger_path(self.campaign_id))
+        self.lease_seconds = lease_seconds_default() if lease_seconds is None else float(lease_seconds)
+        if self.lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
         self.concurrency = concurrency
         self.rate_limit = rate_limit
         Pacer(rate_limit)  # validates the value now rather than at send time
@@ -169,6 +196,13 @@ class Campaign:
         self.suppression = frozenset(
             normalize_suppressed(s, channel, default_region=default_region) for s in suppression if str(s).strip()
         )
+
+    @property
+    def ledger_path(self) -> str:
+        """Where the campaign store is, for display (a URL's password hidden)."""
+        from relay_integrations.campaign.campaign_store import display_url
+
+        return display_url(self.ledger)
 
     @staticmethod
     def _check_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -295,7 +329,7 @@ class Campaign:
         if template_errors:
             return ValidationReport(self.campaign_id, {"total": 0}, template_errors, len(template_errors),
                                     dialect=resolved.name if resolved else None)
-        store = self._plan(resolved, ledger=None, keep_messages=False)
+        store = self._plan(resolved, keep_messages=False)
         try:
             counts = {
                 "total": store.count(), "valid": store.count(READY), "invalid": store.count(INVALID),
@@ -308,7 +342,7 @@ class Campaign:
             store.close()
 
     # --- the validation pass ------------------------------------------------------------
-    def _plan(self, dialect: Dialect | None, ledger: Ledger | None, *, keep_messages: bool = True) -> ScratchStore:
+    def _plan(self, dialect: Dialect | None, *, keep_messages: bool = True) -> ScratchStore:
         """The validation pass; ``keep_messages=False`` (dry runs) stores outcomes, not message bodies."""
         store = ScratchStore()
         try:
@@ -317,14 +351,6 @@ class Campaign:
                 planned, errors, _ = self._evaluate(
                     number, item, dialect=dialect, first_time_seen=store.first_time_seen
                 )
-                if planned.state == READY and ledger is not None and planned.idempotency_key:
-                    entry = ledger.get(planned.idempotency_key)
-                    if entry is not None:
-                        planned.state = ALREADY_SENT
-                        planned.message_id = entry.message_id
-                        planned.batch_id = entry.batch_id
-                    elif ledger.in_flight(planned.idempotency_key) is not None:
-                        planned.state = IN_DOUBT
                 if not keep_messages:
                     planned.message = None
                 store.add(planned, [(e.field, e.message) for e in errors])
@@ -341,56 +367,61 @@ class Campaign:
             raise
         return store
 
-    def _prepare(self, dialect: Dialect | None, ledger: Ledger, dry_run: bool) -> tuple[ScratchStore, str]:
+    def _open_store(self, *, read_only: bool) -> CampaignStore:
+        return CampaignStore.open(self.ledger, lease_seconds=self.lease_seconds, read_only=read_only)
+
+    def _prepare(self, dialect: Dialect | None, store: CampaignStore, relay: RelayIdentity | None,
+                 dry_run: bool, check_all: bool = False) -> tuple[ScratchStore, str]:
         template_errors = self._template_errors(dialect)
         if template_errors:
             raise CampaignValidationError(template_errors)
         started = _now()
-        store = self._plan(dialect, ledger, keep_messages=not dry_run and dialect is not None)
-        if store.count(INVALID) and not self.skip_invalid:
-            report = CampaignReport.from_store(
-                store, self.campaign_id, dialect=dialect.name if dialect else None, dry_run=True,
-                ledger_path=str(self.ledger_path), started_at=started, finished_at=_now(),
-            )
-            raise CampaignValidationError(report.errors, error_count=report.error_count, report=report)
-        return store, started
+        scratch = self._plan(dialect, keep_messages=not dry_run and dialect is not None)
+        try:
+            if relay is not None:
+                self._look_up(scratch, store, relay, check_all=check_all)
+            if scratch.count(INVALID) and not self.skip_invalid:
+                report = CampaignReport.from_store(
+                    scratch, self.campaign_id, dialect=dialect.name if dialect else None, dry_run=True,
+                    ledger_path=store.url_for_display, started_at=started, finished_at=_now(),
+                )
+                raise CampaignValidationError(report.errors, error_count=report.error_count, report=report)
+        except CampaignValidationError:
+            raise  # its report reads the scratch store's rows
+        except BaseException:
+            scratch.close()
+            raise
+        return scratch, started
+
+    def _look_up(self, scratch: ScratchStore, store: CampaignStore, relay: RelayIdentity, *,
+                 check_all: bool = False) -> None:
+        """Rows the store knows: accepted ones are ``already_sent``, ones handed over before are in doubt.
+
+        ``check_all``: rows the store does not know are in doubt too (a retry after a try elsewhere).
+        """
+        for chunk in _chunks(scratch.iter_rows([READY]), LOOKUP_CHUNK):
+            found = store.lookup(relay, self.campaign_id, [p.idempotency_key or "" for p in chunk])
+            results: list[RowResult] = []
+            for p in chunk:
+                entry = found.get(p.idempotency_key or "")
+                if entry is None:
+                    if check_all:
+                        results.append(RowResult(p.row, IN_DOUBT))
+                    continue
+                if entry.status == ENTRY_ACCEPTED:
+                    results.append(RowResult(p.row, ALREADY_SENT, message_id=entry.message_id,
+                                             batch_id=entry.batch_id))
+                elif entry.status == ENTRY_SENDING:
+                    results.append(RowResult(p.row, IN_DOUBT))
+            if results:
+                scratch.set_results(results)
 
     def _report(self, store: ScratchStore, dialect: Dialect | None, strategy: Strategy | None,
-                started: str, dry_run: bool) -> CampaignReport:
+                started: str, dry_run: bool, *, ledger: str, reconciled: int = 0) -> CampaignReport:
         return CampaignReport.from_store(
             store, self.campaign_id, dialect=dialect.name if dialect else None, strategy=strategy,
-            dry_run=dry_run, ledger_path=str(self.ledger_path), started_at=started, finished_at=_now(),
+            dry_run=dry_run, ledger_path=ledger, started_at=started, finished_at=_now(), reconciled=reconciled,
         )
-
-    def _begin(self, ledger: Ledger, unit: SendUnit, dialect: Dialect) -> bool:
-        """Mark the unit's messages in flight when the relay cannot de-duplicate a repeat."""
-        if dialect.capabilities.client_idempotency_keys:
-            return False
-        started = _now()
-        ledger.begin(
-            InFlight(p.idempotency_key or "", self.campaign_id, p.address or "",
-                     (p.message or {}).get("text"), started)
-            for p in unit.rows
-        )
-        return True
-
-    def _record(self, ledger: Ledger, unit: SendUnit, results: list[RowResult], dialect: str,
-                marked: bool = False) -> None:
-        by_row = {p.row: p for p in unit.rows}
-        entries = [
-            LedgerEntry(
-                idempotency_key=by_row[r.row].idempotency_key or "", campaign_id=self.campaign_id,
-                address=by_row[r.row].address or "", message_id=r.message_id, batch_id=r.batch_id,
-                dialect=dialect, row=r.row,
-            )
-            for r in results
-            if r.state in (ACCEPTED, ALREADY_SENT)
-        ]
-        # A refusal settles the in-flight mark; a failure in doubt keeps it for the next run to check.
-        settled = [by_row[r.row].idempotency_key or "" for r in results
-                   if marked and r.state == FAILED and not r.in_doubt]
-        if entries or settled:
-            ledger.record(entries, settled=settled)
 
     def _units(self, store: ScratchStore, dialect: Dialect, strategy: Strategy) -> Iterable[SendUnit]:
         limit = dialect.capabilities.max_batch_size
@@ -425,159 +456,342 @@ class Campaign:
             self.progress(progress)
 
     # --- sending ------------------------------------------------------------------------
-    def send(self, client: RelayClient | None, *, dry_run: bool = False) -> CampaignReport:
+    def send(self, client: RelayClient | None, *, dry_run: bool = False,
+             earlier_try_since: datetime | None = None) -> CampaignReport:
         """Validate every row, then send the good ones with a :class:`~relay_integrations.client.RelayClient`.
 
         :param client: the client (its dialect decides limits and the sending strategy); may be
-            None for a dry run without a relay in mind.
+            None for a dry run without a relay in mind (the ledger is then not consulted).
         :param dry_run: validate and consult the ledger, send nothing; rows to send are ``would_send``.
+        :param earlier_try_since: this is a retry, and an earlier try that began at this moment may
+            have sent rows this ledger does not know (it ran on another machine with a local
+            ledger): on a relay without client keys every planned row is first looked up on the
+            relay's outbound list.
         :raises CampaignValidationError: rows are bad and ``skip_invalid`` is off (nothing was sent).
         :raises RelayAuthError: the relay refused the credentials (accepted messages stay in the ledger).
+        :raises CampaignStoreError: the ledger cannot be reached (before the first send) or was lost
+            midway (a re-run finishes the campaign).
         """
         dialect: Dialect | None = client.dialect if client is not None else None
         if client is None and not dry_run:
             raise ValueError("a client is needed unless dry_run=True")
-        ledger = Ledger(self.ledger_path, read_only=dry_run)
+        relay = RelayIdentity.from_client(client) if client is not None else None
+        store = self._open_store(read_only=dry_run)
         try:
-            store, started = self._prepare(dialect, ledger, dry_run)
+            scratch, started = self._prepare(dialect, store, relay, dry_run, earlier_try_since is not None)
             strategy = choose_strategy(dialect.capabilities.batch) if dialect else None
             if dry_run or dialect is None:
-                store.relabel(IN_DOUBT, WOULD_SEND)
-                store.relabel(READY, WOULD_SEND)
-                return self._report(store, dialect, strategy, started, dry_run=True)
-            assert strategy is not None and client is not None
-            progress = self._sending_progress(store)
-            self._send_sync(client, store, ledger, dialect, strategy, progress)
-            self._finish(progress)
-            return self._report(store, dialect, strategy, started, dry_run=False)
+                scratch.relabel(IN_DOUBT, WOULD_SEND)
+                scratch.relabel(READY, WOULD_SEND)
+                return self._report(scratch, dialect, strategy, started, True, ledger=store.url_for_display)
+            assert strategy is not None and client is not None and relay is not None
+            run = _Run(self, store, relay, scratch, dialect, strategy, earlier_try_since)
+            run.send_sync(client)
+            self._finish(run.progress)
+            return self._report(scratch, dialect, strategy, started, False, ledger=store.url_for_display,
+                                reconciled=run.reconciled)
         finally:
-            ledger.close()
+            store.close()
 
-    def _send_sync(self, client: RelayClient, store: ScratchStore, ledger: Ledger, dialect: Dialect,
-                   strategy: Strategy, progress: CampaignProgress) -> None:
-        pacer = Pacer(self.rate_limit)
-        limiter = LockedConcurrency(self._limiter(client))
+    async def asend(self, client: AsyncRelayClient | None, *, dry_run: bool = False,
+                    earlier_try_since: datetime | None = None) -> CampaignReport:
+        """:meth:`send` with an :class:`~relay_integrations.client.AsyncRelayClient`.
+
+        The validation pass runs in a worker thread (so the progress callback is called from
+        there while validating); sends run as tasks, at most ``concurrency`` at once.
+        """
+        dialect: Dialect | None = client.dialect if client is not None else None
+        if client is None and not dry_run:
+            raise ValueError("a client is needed unless dry_run=True")
+        relay = RelayIdentity.from_client(client) if client is not None else None
+        store = await asyncio.to_thread(self._open_store, read_only=dry_run)
+        try:
+            scratch, started = await asyncio.to_thread(self._prepare, dialect, store, relay, dry_run,
+                                                       earlier_try_since is not None)
+            strategy = choose_strategy(dialect.capabilities.batch) if dialect else None
+            if dry_run or dialect is None:
+                scratch.relabel(IN_DOUBT, WOULD_SEND)
+                scratch.relabel(READY, WOULD_SEND)
+                return self._report(scratch, dialect, strategy, started, True, ledger=store.url_for_display)
+            assert strategy is not None and client is not None and relay is not None
+            run = _Run(self, store, relay, scratch, dialect, strategy, earlier_try_since)
+            await run.send_async(client)
+            self._finish(run.progress)
+            return self._report(scratch, dialect, strategy, started, False, ledger=store.url_for_display,
+                                reconciled=run.reconciled)
+        finally:
+            store.close()
+
+
+def _chunks(rows: Iterable[PlannedRow], size: int) -> Iterator[list[PlannedRow]]:
+    chunk: list[PlannedRow] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _Run:
+    """One send pass: claims rows in the store, reconciles rows in doubt, sends, records.
+
+    Rows another live run holds are ``held``: once the main pass is done the run waits for their
+    leases to be renewed no more, takes them over and finishes them (reconciling the ones that
+    may already be on the relay), so it never exits leaving a row unsent.
+    """
+
+    def __init__(self, campaign: Campaign, store: CampaignStore, relay: RelayIdentity, scratch: ScratchStore,
+                 dialect: Dialect, strategy: Strategy, earlier_try_since: datetime | None = None) -> None:
+        self.campaign = campaign
+        self.campaign_id = campaign.campaign_id
+        self.store = store
+        self.relay = relay
+        self.scratch = scratch
+        self.dialect = dialect
+        self.strategy = strategy
+        self.pacer = Pacer(campaign.rate_limit)
+        self.reconciled = 0
+        self.progress = campaign._sending_progress(scratch)
+        self.in_doubt_since: datetime | None = _aware(earlier_try_since) if earlier_try_since else None
+        self.check_all = earlier_try_since is not None
+
+    # --- claiming --------------------------------------------------------------------------
+    def claim(self, states: list[str]) -> None:
+        """Take the leases of the rows in ``states``; label each by what the store says."""
+        for chunk in _chunks(self.scratch.iter_rows(states), LOOKUP_CHUNK):
+            claims = {c.idempotency_key: c for c in self.store.claim(
+                self.relay, self.campaign_id, [(p.idempotency_key or "", p.address or "", p.row) for p in chunk])}
+            others = [p.idempotency_key or "" for p in chunk if (p.idempotency_key or "") not in claims]
+            existing = self.store.lookup(self.relay, self.campaign_id, others) if others else {}
+            results: list[RowResult] = []
+            for p in chunk:
+                key = p.idempotency_key or ""
+                claim = claims.get(key)
+                if claim is not None:
+                    # With ``check_all`` the store may not know what an earlier try elsewhere sent.
+                    if claim.status == ENTRY_SENDING or (self.check_all and p.state in (IN_DOUBT, HELD)):
+                        results.append(RowResult(p.row, IN_DOUBT))
+                        if claim.started_at is not None and (
+                                self.in_doubt_since is None or claim.started_at < self.in_doubt_since):
+                            self.in_doubt_since = claim.started_at
+                    else:
+                        results.append(RowResult(p.row, READY))
+                    continue
+                entry = existing.get(key)
+                if entry is not None and entry.status == ENTRY_ACCEPTED:
+                    results.append(RowResult(p.row, ALREADY_SENT, message_id=entry.message_id, batch_id=entry.batch_id))
+                    self.progress.already_sent += 1
+                else:
+                    results.append(RowResult(p.row, HELD))
+            self.scratch.set_results(results)
+
+    def in_doubt(self) -> list[Wanted]:
+        if self.dialect.capabilities.client_idempotency_keys:
+            # The relay refuses a repeated key: sending again is safe and settles the doubt.
+            self.scratch.relabel(IN_DOUBT, READY)
+            return []
+        return [Wanted(p.idempotency_key or "", p.address or "", (p.message or {}).get("text"))
+                for p in self.scratch.iter_rows([IN_DOUBT])]
+
+    def settle(self, wanted: list[Wanted], outcome: Reconciliation) -> None:
+        """Rows found on the relay are recorded as sent; the rest go out again, unless unchecked."""
+        rows = {p.idempotency_key: p for p in self.scratch.iter_rows([IN_DOUBT])}
+        accepted = [Accepted(k, message_id=m, address=rows[k].address, row=rows[k].row)
+                    for k, m in outcome.found.items() if k in rows]
+        self.store.record_accepted(self.relay, self.campaign_id, accepted)
+        results = [RowResult(rows[a.idempotency_key].row, ALREADY_SENT, message_id=a.message_id) for a in accepted]
+        for key in outcome.missing:
+            if key not in rows:
+                continue
+            if outcome.complete:
+                results.append(RowResult(rows[key].row, READY))
+            else:
+                results.append(RowResult(rows[key].row, FAILED, in_doubt=True, error=(
+                    f"may have been sent by an earlier try and the relay's list was too long to check "
+                    f"({MAX_PAGES} pages); not sent again")))
+        self.scratch.set_results(results)
+        self.reconciled += len(accepted)
+        self.progress.already_sent += len(accepted)
+        self.progress.total = self.scratch.count(READY)
+
+    def since(self) -> datetime | None:
+        return self.in_doubt_since
+
+    # --- one request -----------------------------------------------------------------------
+    def check_store(self) -> None:
+        if self.store.heartbeat_error is not None:
+            raise self.store.heartbeat_error
+
+    def begin(self, unit: SendUnit) -> bool:
+        """Mark the unit's rows as handed to the relay; False when a lease was lost (send nothing)."""
+        self.check_store()
+        if self.dialect.capabilities.client_idempotency_keys:
+            # The relay refuses a repeated key: a second send of a row is harmless, so the row stays
+            # "claimed" (a run that dies leaves it to be sent again) and no write precedes the request.
+            return True
+        keys = {p.idempotency_key or "" for p in unit.rows}
+        marked = self.store.mark_sending(self.relay, self.campaign_id, keys)
+        return len(marked) == len(keys)
+
+    def held(self, unit: SendUnit) -> list[RowResult]:
+        return [RowResult(p.row, HELD) for p in unit.rows]
+
+    def refused_auth(self, unit: SendUnit) -> None:
+        self.store.record_accepted(self.relay, self.campaign_id, [],
+                                   settled=[p.idempotency_key or "" for p in unit.rows])
+
+    def record(self, unit: SendUnit, results: list[RowResult]) -> None:
+        by_row = {p.row: p for p in unit.rows}
+        accepted = [Accepted(by_row[r.row].idempotency_key or "", message_id=r.message_id, batch_id=r.batch_id,
+                             address=by_row[r.row].address, row=r.row)
+                    for r in results if r.state in (ACCEPTED, ALREADY_SENT)]
+        # A refusal drops the entry (a re-run may try again); a failure in doubt keeps it "sending".
+        settled = [by_row[r.row].idempotency_key or "" for r in results if r.state == FAILED and not r.in_doubt]
+        self.store.record_accepted(self.relay, self.campaign_id, accepted, settled=settled)
+
+    def units(self) -> Iterable[SendUnit]:
+        return self.campaign._units(self.scratch, self.dialect, self.strategy)
+
+    def apply(self, results: list[RowResult]) -> None:
+        self.campaign._apply(self.scratch, results, self.progress)
+
+    def limiter(self, client: RelayClient | AsyncRelayClient) -> AdaptiveConcurrency | FixedConcurrency:
+        """This pass's in-flight limit; ``"auto"`` stays within the client's connection pool."""
+        pool = client.max_connections
+        return concurrency_limiter(self.campaign.concurrency, maximum=min(DEFAULT_MAXIMUM, pool or DEFAULT_MAXIMUM))
+
+    def wait_step(self) -> float:
+        return max(0.05, min(1.0, self.store.lease_seconds / 4))
+
+    def finish(self, failed: bool) -> None:
+        self.store.stop_heartbeat()
+        try:
+            self.store.release()
+        except CampaignStoreError:
+            if not failed:
+                raise
+
+    # --- sync ------------------------------------------------------------------------------
+    def send_sync(self, client: RelayClient) -> None:
+        failed = True
+        self.store.start_heartbeat()
+        try:
+            self.claim([READY, IN_DOUBT])
+            self.progress.total = self.scratch.count(READY) + self.scratch.count(IN_DOUBT)
+            while True:
+                self._reconcile_sync(client)
+                self._send_units_sync(client)
+                if not self.scratch.count(HELD):
+                    break
+                self.check_store()
+                time.sleep(self.wait_step())
+                self.claim([HELD])
+            failed = False
+        finally:
+            self.finish(failed)
+
+    def _reconcile_sync(self, client: RelayClient) -> None:
+        wanted = self.in_doubt()
+        if wanted:
+            self.settle(wanted, reconcile(client, wanted, since=self.since()))
+
+    def _send_units_sync(self, client: RelayClient) -> None:
+        limiter = LockedConcurrency(self.limiter(client))
 
         def work(unit: SendUnit, at_send: int) -> list[RowResult]:
-            pacer.wait(unit.size)
-            marked = self._begin(ledger, unit, dialect)
+            self.pacer.wait(unit.size)
+            if not self.begin(unit):
+                return self.held(unit)
             try:
                 started = time.monotonic()
                 results = run_unit(client, unit)
                 limiter.record(time.monotonic() - started, at_send)
             except RelayAuthError:
-                if marked:
-                    ledger.settle(p.idempotency_key or "" for p in unit.rows)
+                self.refused_auth(unit)
                 raise
-            # Recorded here, in the worker, so an accepted message reaches the ledger even when
+            # Recorded here, in the worker, so an accepted message reaches the store even when
             # the caller's thread is unwinding from an exception.
-            self._record(ledger, unit, results, dialect.name, marked)
+            self.record(unit, results)
             return results
-
-        if store.count(IN_DOUBT):
-            reconciler = Reconciler(store, ledger, self.campaign_id, dialect.name)
-            for page in client.iter_messages(max_pages=MAX_PAGES, **LIST_FILTERS):
-                if reconciler.feed(page):
-                    break
-            progress.already_sent += reconciler.finish()
-            progress.total = store.count(READY)
 
         pool = ThreadPoolExecutor(max_workers=limiter.maximum, thread_name_prefix="relay-campaign")
         in_flight: set[Future[list[RowResult]]] = set()
         try:
-            for unit in self._units(store, dialect, strategy):
+            for unit in self.units():
                 in_flight.add(pool.submit(work, unit, len(in_flight) + 1))
                 while len(in_flight) >= limiter.limit:
                     done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                     for fut in done:
-                        self._apply(store, fut.result(), progress)
+                        self.apply(fut.result())
             while in_flight:
                 done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    self._apply(store, fut.result(), progress)
+                    self.apply(fut.result())
         finally:
-            # On an error, requests already running finish (and reach the ledger); queued ones are dropped.
+            # On an error, requests already running finish (and reach the store); queued ones are dropped.
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _limiter(self, client: RelayClient | AsyncRelayClient) -> AdaptiveConcurrency | FixedConcurrency:
-        """This run's in-flight limit; ``"auto"`` stays within the client's connection pool."""
-        pool = client.max_connections
-        return concurrency_limiter(self.concurrency, maximum=min(DEFAULT_MAXIMUM, pool or DEFAULT_MAXIMUM))
-
-    async def asend(self, client: AsyncRelayClient | None, *, dry_run: bool = False) -> CampaignReport:
-        """:meth:`send` with an :class:`~relay_integrations.client.AsyncRelayClient`.
-
-        The validation pass runs in a worker thread (so the progress callback is called from
-        there while validating); sends run as tasks, as many at once as ``concurrency`` allows.
-        """
-        dialect: Dialect | None = client.dialect if client is not None else None
-        if client is None and not dry_run:
-            raise ValueError("a client is needed unless dry_run=True")
-        ledger = Ledger(self.ledger_path, read_only=dry_run)
+    # --- async -----------------------------------------------------------------------------
+    async def send_async(self, client: AsyncRelayClient) -> None:
+        failed = True
+        self.store.start_heartbeat()
         try:
-            store, started = await asyncio.to_thread(self._prepare, dialect, ledger, dry_run)
-            strategy = choose_strategy(dialect.capabilities.batch) if dialect else None
-            if dry_run or dialect is None:
-                store.relabel(IN_DOUBT, WOULD_SEND)
-                store.relabel(READY, WOULD_SEND)
-                return self._report(store, dialect, strategy, started, dry_run=True)
-            assert strategy is not None and client is not None
-            progress = self._sending_progress(store)
-            await self._send_async(client, store, ledger, dialect, strategy, progress)
-            self._finish(progress)
-            return self._report(store, dialect, strategy, started, dry_run=False)
+            await asyncio.to_thread(self.claim, [READY, IN_DOUBT])
+            self.progress.total = self.scratch.count(READY) + self.scratch.count(IN_DOUBT)
+            while True:
+                wanted = self.in_doubt()
+                if wanted:
+                    self.settle(wanted, await areconcile(client, wanted, since=self.since()))
+                await self._send_units_async(client)
+                if not self.scratch.count(HELD):
+                    break
+                self.check_store()
+                await asyncio.sleep(self.wait_step())
+                await asyncio.to_thread(self.claim, [HELD])
+            failed = False
         finally:
-            ledger.close()
+            await asyncio.to_thread(self.finish, failed)
 
-    async def _send_async(self, client: AsyncRelayClient, store: ScratchStore, ledger: Ledger, dialect: Dialect,
-                          strategy: Strategy, progress: CampaignProgress) -> None:
-        pacer = Pacer(self.rate_limit)
-        limiter = self._limiter(client)
+    async def _send_units_async(self, client: AsyncRelayClient) -> None:
+        limiter = self.limiter(client)
 
         async def work(unit: SendUnit, at_send: int) -> list[RowResult]:
-            await pacer.await_turn(unit.size)
-            marked = self._begin(ledger, unit, dialect)
+            await self.pacer.await_turn(unit.size)
+            if not await asyncio.to_thread(self.begin, unit):
+                return self.held(unit)
             try:
                 started = time.monotonic()
                 results = await arun_unit(client, unit)
                 limiter.record(time.monotonic() - started, at_send)
             except RelayAuthError:
-                if marked:
-                    ledger.settle(p.idempotency_key or "" for p in unit.rows)
+                await asyncio.to_thread(self.refused_auth, unit)
                 raise
-            self._record(ledger, unit, results, dialect.name, marked)
+            await asyncio.to_thread(self.record, unit, results)
             return results
-
-        if store.count(IN_DOUBT):
-            reconciler = Reconciler(store, ledger, self.campaign_id, dialect.name)
-            async for page in client.iter_messages(max_pages=MAX_PAGES, **LIST_FILTERS):
-                if reconciler.feed(page):
-                    break
-            progress.already_sent += reconciler.finish()
-            progress.total = store.count(READY)
 
         in_flight: set[asyncio.Task[list[RowResult]]] = set()
         try:
-            for unit in self._units(store, dialect, strategy):
+            for unit in self.units():
                 in_flight.add(asyncio.ensure_future(work(unit, len(in_flight) + 1)))
                 while len(in_flight) >= limiter.limit:
                     done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
-                        self._apply(store, task.result(), progress)
+                        self.apply(task.result())
             while in_flight:
                 done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    self._apply(store, task.result(), progress)
+                    self.apply(task.result())
         except asyncio.CancelledError:
             for task in in_flight:
                 task.cancel()
             raise
         except BaseException:
-            # Let the requests already running finish so what they got accepted reaches the ledger.
+            # Let the requests already running finish so what they got accepted reaches the store.
             if in_flight:
                 await asyncio.wait(in_flight)
             raise
-
 
 def _resolve_dialect(dialect: str | Dialect | None) -> Dialect | None:
     if dialect is None:

@@ -88,7 +88,14 @@ def register(subparsers: Any) -> None:
     )
     campaign.add_argument("--rate-limit", type=float, help="At most this many messages per second.")
     campaign.add_argument("--batch-size", type=int, help="At most this many messages per request.")
-    campaign.add_argument("--ledger", metavar="PATH", help="The ledger file (default: per campaign, user cache).")
+    campaign.add_argument("--ledger", metavar="PATH_OR_URL",
+                          help="The campaign store: an SQLite file, or a database URL such as "
+                               "postgresql://user:pass@host:5432/db shared by every worker that may run or "
+                               "retry the campaign (default: an SQLite file per campaign in the user cache). "
+                               "Also $RELAY_CAMPAIGN_LEDGER.")
+    campaign.add_argument("--lease-seconds", type=float, default=None,
+                          help="How long a run's claim on its rows holds without renewal (default 30, or "
+                               "$RELAY_CAMPAIGN_LEASE_SECONDS).")
     campaign.add_argument("--max-rows", type=int, default=None,
                           help="Print at most this many report rows (problems first).")
     campaign.add_argument("--no-progress", action="store_true", help="No progress bar on stderr.")
@@ -208,6 +215,7 @@ def _read_suppression(path: str | None) -> list[str]:
 # --- commands -----------------------------------------------------------------------------
 def _campaign(args: argparse.Namespace) -> int:
     from relay_integrations.campaign import Campaign, CampaignValidationError
+    from relay_integrations.campaign.campaign_store import CampaignStoreError
     from relay_integrations.errors import RelayError
 
     try:
@@ -217,8 +225,9 @@ def _campaign(args: argparse.Namespace) -> int:
             template, args.recipients, campaign_id=args.campaign_id, address_field=args.address_field,
             channel=args.channel, fields=_parse_fields(args.field), default_region=args.default_region,
             number_check=args.number_check, skip_invalid=args.skip_invalid, dedupe=not args.no_dedupe,
-            suppression=_read_suppression(args.suppression), ledger_path=args.ledger,
-            concurrency=args.concurrency, rate_limit=args.rate_limit, progress=bar,
+            suppression=_read_suppression(args.suppression),
+            ledger=args.ledger or os.environ.get("RELAY_CAMPAIGN_LEDGER") or None,
+            lease_seconds=args.lease_seconds, concurrency=args.concurrency, rate_limit=args.rate_limit, progress=bar,
             batch_size=args.batch_size,
         )
         client = _client(args)
@@ -240,6 +249,8 @@ def _campaign(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_INVALID)
     except RelayError as exc:
         return _fail(f"{exc} (messages accepted so far are in the ledger; re-run to continue)", EXIT_RELAY)
+    except CampaignStoreError as exc:
+        return _fail(f"{exc} (messages accepted so far are recorded; re-run to continue)", EXIT_RELAY)
     _print_json(report.to_dict(args.max_rows))
     return EXIT_FAILED if report.counts["failed"] else EXIT_OK
 

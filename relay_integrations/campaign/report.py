@@ -64,7 +64,8 @@ class CampaignReport:
         ``already_sent`` rows found in the ledger or reported duplicate by the relay; ``invalid``,
         ``suppressed``, ``duplicate`` (address seen earlier in the list), ``failed`` (still refused
         after the client's retries), ``would_send`` (dry runs), and ``segments``: SMS parts of the
-        messages sent in this run (or that a dry run would send).
+        messages sent in this run (or that a dry run would send); ``reconciled``: rows an earlier
+        try may have sent, found on the relay's outbound list (counted in ``already_sent`` too).
     :param rows: one dict per recipient row, in row order: ``row``, ``address``, ``message_id``,
         ``state`` (one of the count names; ``ready`` in the report of a
         :class:`CampaignValidationError`: valid, not sent because other rows were bad), ``error``,
@@ -85,11 +86,13 @@ class CampaignReport:
     _store: ScratchStore | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_store(cls, store: ScratchStore, campaign_id: str, **kwargs: Any) -> CampaignReport:
+    def from_store(cls, store: ScratchStore, campaign_id: str, *, reconciled: int = 0,
+                   **kwargs: Any) -> CampaignReport:
         counts = {"total": store.count()}
         for key in COUNT_KEYS[1:]:
             counts[key] = store.count(key)
         counts["segments"] = store.segment_total([ACCEPTED, WOULD_SEND])
+        counts["reconciled"] = reconciled
         return cls(
             campaign_id=campaign_id,
             counts=counts,

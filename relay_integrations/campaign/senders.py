@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from relay_integrations.campaign.report import ACCEPTED, ALREADY_SENT, FAILED, READY
 from relay_integrations.campaign.store import PlannedRow, RowResult, ScratchStore
-from relay_integrations.errors import RelayAuthError, RelayConnectionError, RelayError, RelayServerError
+from relay_integrations.errors import RelayAuthError, RelayError
 from relay_integrations.models import BatchReceipt, OutboundMessage, SendReceipt
 
 Strategy = Literal["batch", "bulk", "recipients", "single"]
@@ -184,7 +184,7 @@ def _wants_bulk_ids(unit: SendUnit, receipt: BatchReceipt, results: list[RowResu
 
 def failed_results(unit: SendUnit, exc: BaseException) -> list[RowResult]:
     # No answer, or a server error: the request may have been taken. A re-run checks first.
-    in_doubt = isinstance(exc, (RelayConnectionError, RelayServerError))
+    in_doubt = exc.maybe_sent if isinstance(exc, RelayError) else True
     text = str(exc) if isinstance(exc, RelayError) else f"{type(exc).__name__}: {exc}"
     if in_doubt:
         text += " (the relay may have taken it; a re-run checks before sending again)"

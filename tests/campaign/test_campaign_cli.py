@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from campaign_relay_helpers import SENDER, messages_per_address, numbers
 
-from relay_integrations.campaign.ledger import Ledger
+from relay_integrations.campaign.campaign_store import CampaignStore
 from relay_integrations.process import ReferenceRelayProcess
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +34,7 @@ def write_csv(path: Path, addresses: list[str], *, start: int = 1) -> None:
 def relay_env(relay: ReferenceRelayProcess, dialect: str) -> dict[str, str]:
     return {**os.environ, "RELAY_BASE_URL": relay.url(dialect), "RELAY_DIALECT": dialect,
             "RELAY_API_KEY": relay.api_key, "RELAY_LOGIN": "relay", "RELAY_PHONE_ID": "phone_main",
-            "RELAY_SENDER": SENDER}
+            "RELAY_SENDER": SENDER, "RELAY_CAMPAIGN_LEASE_SECONDS": "2"}
 
 
 def run_relay(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -91,8 +91,8 @@ def test_killed_campaign_process_rerun_leaves_one_message_each(
         recorded = 0
         while time.monotonic() < deadline and proc.poll() is None:
             if ledger_path.exists():
-                with Ledger(ledger_path, read_only=True) as ledger:
-                    recorded = ledger.count(campaign_id)
+                with CampaignStore.open(ledger_path, read_only=True) as ledger:
+                    recorded = ledger.accepted_count(campaign_id)
                 if recorded >= 30:
                     break
             time.sleep(0.05)

@@ -17,7 +17,7 @@ from campaign_relay_helpers import (
 )
 
 from relay_integrations.campaign import Campaign, CampaignProgress, CampaignValidationError
-from relay_integrations.campaign.ledger import Ledger
+from relay_integrations.campaign.campaign_store import CampaignStore, RelayIdentity
 from relay_integrations.errors import RelayAuthError
 from relay_integrations.process import ReferenceRelayProcess
 
@@ -93,8 +93,8 @@ def test_rerun_after_a_crash_midway_leaves_exactly_one_message_each(
     with client_for(relay, dialect) as client:
         with pytest.raises(Crash):
             campaign(progress=crash_after_first_results).send(client)
-        with Ledger(ledger_path) as ledger:
-            recorded = ledger.count(f"crash-{dialect}")
+        with CampaignStore.open(ledger_path) as ledger:
+            recorded = ledger.count(RelayIdentity.from_client(client), f"crash-{dialect}")
         assert 40 <= recorded < 200
         sent_first = messages_per_address(relay, dialect, addresses)
         assert sum(sent_first.values()) == recorded  # everything the relay took is in the ledger
@@ -181,8 +181,8 @@ def test_rate_limit_and_failures_are_reported_per_recipient(tmp_path: Path) -> N
     assert report.counts["failed"] == 6 and report.counts["accepted"] == 0
     assert all(r["state"] == "failed" and r["error"] for r in report.rows)
     assert not report.ok
-    with Ledger(tmp_path / "l.sqlite") as ledger:
-        assert ledger.count() == 0
+    with CampaignStore.open(tmp_path / "l.sqlite") as ledger:
+        assert ledger.accepted_count(campaign.campaign_id) == 0
 
 
 @pytest.mark.parametrize("dialect", ["relaysms", "phonerelay"])
@@ -204,32 +204,33 @@ def test_death_between_acceptance_and_ledger_commit_is_settled_from_the_relay(
     addresses = numbers(100)
     ledger_path = tmp_path / "ledger.sqlite"
     campaign_id = f"window-{dialect}"
-    original_record = Ledger.record
+    original_record = CampaignStore.record_accepted
     calls = 0
 
-    def record_then_die_on_the_second_batch(self: Ledger, entries: Any, **kwargs: Any) -> None:
+    def record_then_die_on_the_second_batch(self: CampaignStore, *args: Any, **kwargs: Any) -> None:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise Crash("died after the relay answered, before the ledger commit")
-        original_record(self, entries, **kwargs)
+        original_record(self, *args, **kwargs)
 
     def campaign() -> Campaign:
         return Campaign("Hi {{ name }}", people(addresses), campaign_id=campaign_id, ledger_path=ledger_path,
                         batch_size=20, concurrency=1)
 
-    monkeypatch.setattr(Ledger, "record", record_then_die_on_the_second_batch)
+    monkeypatch.setattr(CampaignStore, "record_accepted", record_then_die_on_the_second_batch)
     with client_for(relay, dialect) as client, pytest.raises(Crash):
         campaign().send(client)
-    monkeypatch.setattr(Ledger, "record", original_record)
+    monkeypatch.setattr(CampaignStore, "record_accepted", original_record)
 
-    with Ledger(ledger_path) as ledger:
-        assert ledger.count(campaign_id) == 20
+    with CampaignStore.open(ledger_path) as ledger, client_for(relay, dialect) as client:
+        assert ledger.count(RelayIdentity.from_client(client), campaign_id) == 20
     assert sum(messages_per_address(relay, dialect, addresses).values()) == 40  # the relay has two batches
 
     with client_for(relay, dialect) as client:
         report = campaign().send(client)
     assert report.counts["already_sent"] == 40  # 20 from the ledger, 20 found on the relay
+    assert report.counts["reconciled"] == 20
     assert report.counts["accepted"] == 60
     assert messages_per_address(relay, dialect, addresses) == {a: 1 for a in addresses}
     found_on_relay = [r for r in report.rows[20:40]]

@@ -15,7 +15,7 @@ from relay_integrations.dialects import get_dialect
 
 def planned_store(rows: list[dict[str, str]], template: str, dialect: str) -> ScratchStore:
     campaign = Campaign(template, rows, campaign_id="plan")
-    return campaign._plan(get_dialect(dialect), ledger=None)
+    return campaign._plan(get_dialect(dialect))
 
 
 def test_strategy_follows_the_dialect() -> None:

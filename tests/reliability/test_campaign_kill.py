@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from reliability_helpers import SENDER, TEMPLATE, exactly_once, numbers, write_csv
 
-from relay_integrations.campaign.ledger import Ledger
+from relay_integrations.campaign.campaign_store import CampaignStore
 
 pytestmark = pytest.mark.e2e
 
@@ -30,8 +30,8 @@ CASES = [("phonerelay", None), ("relaysms", 10)]
 def _ledger_count(path: Path, campaign_id: str) -> int:
     if not path.exists():
         return 0
-    with Ledger(path, read_only=True) as ledger:
-        return ledger.count(campaign_id)
+    with CampaignStore.open(path, read_only=True) as ledger:
+        return ledger.accepted_count(campaign_id)
 
 
 def _kill_when_recorded(args: list[str], env: dict[str, str], ledger: Path, campaign_id: str, at_least: int) -> int:
@@ -72,7 +72,7 @@ def test_campaign_process_killed_twice_then_rerun_sends_each_message_once(
         args += ["--batch-size", str(batch_size)]
     env = {**os.environ, "RELAY_BASE_URL": relay.url(dialect), "RELAY_DIALECT": dialect,
            "RELAY_API_KEY": relay.api_key, "RELAY_LOGIN": relay.login, "RELAY_SENDER": SENDER,
-           "RELAY_PHONE_ID": "phone_main"}
+           "RELAY_PHONE_ID": "phone_main", "RELAY_CAMPAIGN_LEASE_SECONDS": "2"}
 
     first = _kill_when_recorded(args, env, ledger, campaign_id, RECIPIENTS // 4)
     second = _kill_when_recorded(args, env, ledger, campaign_id, RECIPIENTS * 3 // 5)
