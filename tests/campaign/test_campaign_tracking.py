@@ -1,0 +1,162 @@
+"""Campaign-level tracking against real relay processes: a campaign, then the one waiter until every
+message is final, states recorded in the store, and each round's requests counted at the HTTP layer
+and held to the round's budget (never one GET per message where the relay has an aggregate view)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from campaign_relay_helpers import CLIENT_KWARGS, DIALECTS, numbers
+
+from relay_integrations.campaign import Campaign
+from relay_integrations.client import AsyncRelayClient, RelayClient
+from relay_integrations.ledger_states import LedgerStateStore
+from relay_integrations.process import ReferenceRelayProcess
+from relay_integrations.tracking import CampaignRef, CampaignWaiter, RelayIdentity, round_budget
+
+pytestmark = pytest.mark.e2e
+
+RECIPIENTS = 250
+BATCH = 100
+
+
+class CountingTransport(httpx.HTTPTransport):
+    """Counts every HTTP request that reaches the relay (retries included)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.count += 1
+        return super().handle_request(request)
+
+
+class AsyncCountingTransport(httpx.AsyncHTTPTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.count += 1
+        return await super().handle_async_request(request)
+
+
+def _run_campaign(relay: ReferenceRelayProcess, dialect: str, ledger: Path, campaign_id: str,
+                  phones: list[str], *, shared_text: bool = False) -> dict[str, Any]:
+    rows = [{"phone": p, "name": f"n{i}"} for i, p in enumerate(phones)]
+    # One text for everyone: smsgate then groups 100 recipients per message, as a real campaign would.
+    template = "Your code is ready" if shared_text else "Hi {{ name }}, your code is ready"
+    campaign = Campaign(template, rows, campaign_id=campaign_id, ledger_path=ledger, batch_size=BATCH)
+    with RelayClient(relay.url(dialect), dialect, relay.api_key, **CLIENT_KWARGS) as client:
+        report = campaign.send(client)
+        try:
+            assert report.counts["accepted"] == len(phones), report.counts
+            return {"message_ids": len(report.message_ids), "batches": len({r["batch_id"] for r in report.rows
+                                                                             if r.get("batch_id")})}
+        finally:
+            report.close()
+
+
+def _structural_bound(dialect: str, open_messages: int, batches: int) -> int:
+    """What a round may cost on this dialect with ``open_messages`` open in ``batches`` batches."""
+    if dialect in ("relaysms", "coop"):
+        return batches + batches * math.ceil(BATCH / 100)  # a status read and its pages per batch
+    if dialect == "smsgate":
+        return 5 + math.ceil(open_messages / 100) * 5  # five state lists, one page per 100 open messages
+    return open_messages  # phonerelay: no aggregate view, one GET per open message
+
+
+@pytest.mark.parametrize(("dialect", "shared_text"), [*((d, False) for d in DIALECTS), ("smsgate", True)])
+def test_waiter_tracks_a_campaign_until_final(relay: ReferenceRelayProcess, tmp_path: Path, dialect: str,
+                                              shared_text: bool) -> None:
+    phones = [*numbers(RECIPIENTS - 1), "+13125550000"]  # the relay fails numbers ending 0000 on purpose
+    ledger = tmp_path / "ledger.sqlite"
+    sent = _run_campaign(relay, dialect, ledger, f"track-{dialect}", phones, shared_text=shared_text)
+
+    store = LedgerStateStore(ledger)
+    transport = CountingTransport()
+    identity = RelayIdentity(dialect, relay.url(dialect), "relay")
+    waiter = CampaignWaiter(CampaignRef(f"track-{dialect}", str(ledger), identity), store)
+    rounds = []
+    with RelayClient(relay.url(dialect), dialect, relay.api_key, transport=transport, **CLIENT_KWARGS) as client:
+        for _ in range(300):
+            open_before = waiter.status().waiting
+            before = transport.count
+            status = waiter.poll(client)
+            made = transport.count - before
+            rounds.append((open_before, made))
+            assert made == status.requests
+            assert made <= round_budget(open_before)
+            assert made <= _structural_bound(dialect, open_before, sent["batches"]), rounds
+            if status.done:
+                break
+            asyncio.run(asyncio.sleep(0.2))
+    assert status.done, rounds
+    counts = store.count_states(identity, f"track-{dialect}")
+    assert sum(counts.values()) == RECIPIENTS
+    assert None not in counts
+    if shared_text:
+        # The failing number shares a message with 49 others: that message ends failed as a whole.
+        assert counts.get("failed", 0) >= 1 and counts.get("delivered", 0) >= RECIPIENTS - 100
+    else:
+        assert counts == {"delivered": RECIPIENTS - 1, "failed": 1}
+    assert status.failed == counts.get("failed") and status.sample[0]["state"] == "failed"
+    if dialect != "phonerelay":
+        # The aggregate views: far fewer requests than a GET per message in any round.
+        assert max(made for _, made in rounds) <= min(sent["message_ids"], RECIPIENTS // 10)
+    # A round after the end asks the relay nothing.
+    with RelayClient(relay.url(dialect), dialect, relay.api_key, transport=transport, **CLIENT_KWARGS) as client:
+        before = transport.count
+        assert waiter.poll(client).done and transport.count == before
+    store.close()
+
+
+def test_budget_caps_a_round_and_the_rest_goes_first_next_round(relay: ReferenceRelayProcess, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.sqlite"
+    _run_campaign(relay, "phonerelay", ledger, "track-capped", numbers(30))
+    store = LedgerStateStore(ledger)
+    waiter = CampaignWaiter(CampaignRef("track-capped", str(ledger)), store, max_requests_per_round=7)
+    transport = CountingTransport()
+    with RelayClient(relay.url("phonerelay"), "phonerelay", relay.api_key, transport=transport,
+                     **CLIENT_KWARGS) as client:
+        seen = []
+        for _ in range(200):
+            before = transport.count
+            status = waiter.poll(client)
+            seen.append(transport.count - before)
+            if status.done:
+                break
+            asyncio.run(asyncio.sleep(0.05))
+    assert status.done and max(seen) == 7
+    assert store.count_states(None, "track-capped") == {"delivered": 30}
+    store.close()
+
+
+def test_async_waiter_and_a_reference_that_survives_json(relay: ReferenceRelayProcess, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.sqlite"
+    _run_campaign(relay, "coop", ledger, "track-async", numbers(120))
+    ref = CampaignRef.from_value({"campaign": CampaignRef("track-async", str(ledger)).to_dict()})
+    assert ref is not None
+    transport = AsyncCountingTransport()
+
+    async def wait() -> Any:
+        client = AsyncRelayClient(relay.url("coop"), "coop", relay.api_key, transport=transport, **CLIENT_KWARGS)
+        async with client:
+            return await CampaignWaiter(ref).await_done(client, timeout=60, poll_interval=0.2)
+
+    status = asyncio.run(wait())
+    assert status.done and status.counts == {"delivered": 120}
+    result = status.as_dict()
+    assert result["campaign"]["campaign_id"] == "track-async" and len(result["sample"]) == 0
+
+
+def test_a_store_url_with_a_password_is_refused() -> None:
+    with pytest.raises(ValueError, match="password") as info:
+        CampaignRef("c1", "postgresql://user:s3cret@127.0.0.1/db")
+    assert "s3cret" not in str(info.value)
