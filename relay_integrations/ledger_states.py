@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS message_states (
     state_at TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS accepted_campaign_row ON accepted (campaign_id, row);
+CREATE INDEX IF NOT EXISTS accepted_message ON accepted (message_id);
 """
 
 _RANKS = {s.value: s.rank for s in MessageState}
@@ -120,7 +121,9 @@ class LedgerStateStore:
         with self._lock, self._conn:
             before = self._conn.total_changes
             self._conn.executemany(
-                "INSERT INTO message_states (message_id, state, rank, state_at) VALUES (?, ?, ?, ?)"
+                # Only messages of this ledger (webhook events name other campaigns' messages too).
+                "INSERT INTO message_states (message_id, state, rank, state_at) SELECT ?, ?, ?, ?"
+                " WHERE EXISTS (SELECT 1 FROM accepted WHERE message_id = ?1)"
                 " ON CONFLICT (message_id) DO UPDATE SET state = excluded.state, rank = excluded.rank,"
                 " state_at = excluded.state_at WHERE excluded.rank > message_states.rank",
                 rows,

@@ -23,6 +23,7 @@ could not reach is first in line next round. The round itself (:func:`round_flow
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from relay_integrations._operations import Flow, RelayResponse
     from relay_integrations.client import AsyncRelayClient, RelayClient
     from relay_integrations.webhooks.inbox import WebhookInbox
+
+logger = logging.getLogger(__name__)
 
 #: Messages one list page holds (the relays' documented maximum ``limit``).
 PAGE_SIZE = 100
@@ -438,7 +441,7 @@ class TrackingStatus:
             "done": self.done,
             "counts": dict(self.counts),
             "waiting": self.waiting,
-            "failed": self.failed,
+            "failed_count": self.failed,
             "rounds": self.rounds,
             "requests_last_round": self.requests,
             "sample": list(self.sample),
@@ -472,6 +475,7 @@ class CampaignWaiter:
         sample_size: int = SAMPLE_SIZE,
     ) -> None:
         self.campaign = campaign
+        self._owns_store = store is None
         self.store = store if store is not None else open_store(campaign.store)
         self.relay = relay or campaign.relay
         self.target = MessageState(target)
@@ -483,6 +487,21 @@ class CampaignWaiter:
         self.rounds = 0
         self._first: list[str] = []
         self._inbox_cursor: int | None = None
+
+    def close(self) -> None:
+        """Close the store if the waiter opened it (and the inbox it was given)."""
+        if self._owns_store:
+            close = getattr(self.store, "close", None)
+            if close is not None:
+                close()
+        if self.inbox is not None:
+            self.inbox.close()
+
+    def __enter__(self) -> CampaignWaiter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _identity(self, client: RelayClient | AsyncRelayClient) -> RelayIdentity:
         if self.relay is None:
@@ -544,8 +563,13 @@ class CampaignWaiter:
         """One round: inbox events, then the relay's aggregate views, within the round's budget."""
         self._identity(client)
         if self.inbox is not None:
-            events = self.inbox.query(self._inbox_filter(client.dialect.name))
-            found = self.inbox_states(events)
+            from relay_integrations.webhooks.inbox import WebhookInboxError
+
+            try:
+                found = self.inbox_states(self.inbox.query(self._inbox_filter(client.dialect.name)))
+            except WebhookInboxError as e:  # the relay still answers; the inbox is a shortcut, not a need
+                logger.warning("webhook inbox unavailable, asking the relay only: %s", e)
+                found = {}
             if found:
                 self.store.record_states(self.relay, self.campaign.campaign_id, found)
         plan = self.plan(client.dialect)
@@ -567,8 +591,13 @@ class CampaignWaiter:
         """:meth:`poll` on an event loop; store reads and writes run in a worker thread."""
         self._identity(client)
         if self.inbox is not None:
-            events = await self.inbox.aquery(self._inbox_filter(client.dialect.name))
-            found = self.inbox_states(events)
+            from relay_integrations.webhooks.inbox import WebhookInboxError
+
+            try:
+                found = self.inbox_states(await self.inbox.aquery(self._inbox_filter(client.dialect.name)))
+            except WebhookInboxError as e:
+                logger.warning("webhook inbox unavailable, asking the relay only: %s", e)
+                found = {}
             if found:
                 await asyncio.to_thread(self.store.record_states, self.relay, self.campaign.campaign_id, found)
         plan = await asyncio.to_thread(self.plan, client.dialect)
@@ -590,3 +619,24 @@ class CampaignWaiter:
 def is_transient(error: RelayError) -> bool:
     """Errors worth waiting through: the relay is busy or briefly unreachable."""
     return isinstance(error, RelayUnavailableError | RelayRateLimitError)
+
+
+#: Validation errors listed in a campaign result; the rest are counted in ``error_count``.
+MAX_RESULT_ERRORS = 20
+
+
+def campaign_result(
+    report: Any, relay: RelayIdentity | None, *, max_rows: int | None = 100, max_errors: int = MAX_RESULT_ERRORS
+) -> dict[str, Any]:
+    """A campaign report as an XCom / task result: counts, at most ``max_rows`` rows (problem rows first),
+    at most ``max_errors`` errors, and ``campaign``, the reference a status sensor or wait task tracks
+    the campaign by. Its size does not grow with the number of recipients (unless ``max_rows`` is None).
+    """
+    result: dict[str, Any] = report.to_dict(max_rows=max_rows)
+    result["errors"] = list(result.get("errors") or [])[:max_errors]
+    result["campaign"] = (
+        CampaignRef(report.campaign_id, report.ledger_path, relay).to_dict()
+        if report.ledger_path and not report.dry_run
+        else None
+    )
+    return result

@@ -21,6 +21,7 @@ from airflow_provider.hooks.relay import RelayHook
 from airflow_provider.keys import derive_campaign_id, derive_idempotency_key
 from relay_integrations.errors import RelayError, UnsupportedOperationError
 from relay_integrations.models import InboundQuery, MessageState, OutboundMessage, SendReceipt
+from relay_integrations.tracking import RelayIdentity, campaign_result
 
 if TYPE_CHECKING:
     import jinja2
@@ -257,9 +258,9 @@ class RelayCampaignOperator(BaseOperator):
     campaign id, which defaults to one derived from the run, so a retried task sends only what the
     first try did not.
 
-    Returns ``report.to_dict(max_rows=max_report_rows)`` plus ``message_ids`` (all of them) and
-    ``batch_ids`` (bulk jobs whose messages the relay lists later, coop), ready for
-    :class:`~airflow_provider.sensors.relay.RelayMessageStatusSensor`.
+    Returns ``report.to_dict(max_rows=max_report_rows)`` with at most 20 errors, plus ``campaign``: the
+    reference (campaign id, ledger, relay) :class:`~airflow_provider.sensors.relay.RelayMessageStatusSensor`
+    tracks the campaign by. Its size does not grow with the recipients: no list of every message id.
 
     :param template: Message text template, inline or a ``.j2`` file name. (templated: file lookup only)
     :param recipients: A list of dicts, an upstream XCom (``other_task.output``), or a CSV/JSONL path. (templated)
@@ -395,6 +396,7 @@ class RelayCampaignOperator(BaseOperator):
         try:
             with self.hook.get_client() as client:
                 report = campaign.send(client, dry_run=self.dry_run_only)
+                relay = RelayIdentity.of_client(client)
         except CampaignValidationError as e:
             for error in e.errors[:_ERRORS_SHOWN]:
                 self.log.error(
@@ -409,7 +411,7 @@ class RelayCampaignOperator(BaseOperator):
                     f"row {err.get('row')} {err.get('field')}: {err.get('message')}" for err in e.errors[:10]
                 )
             ) from None
-        return self._report_for_xcom(report)
+        return self._report_for_xcom(report, relay)
 
     def _campaign(self, campaign_class: type[Campaign], campaign_id: str) -> Campaign:
         return campaign_class(
@@ -430,14 +432,9 @@ class RelayCampaignOperator(BaseOperator):
             progress=_ProgressLog(self.log, self.progress_interval),
         )
 
-    def _report_for_xcom(self, report: CampaignReport) -> dict[str, Any]:
+    def _report_for_xcom(self, report: CampaignReport, relay: RelayIdentity | None = None) -> dict[str, Any]:
         try:
-            result = report.to_dict(max_rows=self.max_report_rows)
-            result["message_ids"] = report.message_ids
-            # Bulk jobs (coop) answer with a job id only; the status sensor reads their messages later.
-            result["batch_ids"] = list(
-                dict.fromkeys(r["batch_id"] for r in report.rows if r.get("batch_id") and not r.get("message_id"))
-            )
+            result = campaign_result(report, relay, max_rows=self.max_report_rows)
         finally:
             report.close()
         counts = result["counts"]

@@ -208,3 +208,56 @@ def test_manage_webhooks_lists_registers_removes_and_refuses_coop(
     with pytest.raises(AirflowFailException, match="coop"):
         RelayManageWebhooksOperator(task_id="coop", relay_conn_id="relay_hooks_coop", action="register",
                                     url=url).execute({})
+
+
+def _campaign(relay: ReferenceRelayProcess, tmp_path: Path, campaign_id: str, phones: list[str]) -> dict[str, Any]:
+    """A real campaign on smsgate; returns the operator-shaped result (``campaign`` reference, counts)."""
+    from relay_integrations.campaign import Campaign
+    from relay_integrations.tracking import RelayIdentity, campaign_result
+
+    rows = [{"phone": p, "name": f"n{i}"} for i, p in enumerate(phones)]
+    campaign = Campaign("Hi {{ name }}", rows, campaign_id=campaign_id, ledger_path=tmp_path / "ledger.sqlite")
+    with RelayClient(relay.url("smsgate"), "smsgate", relay.api_key, login=relay.login) as client:
+        report = campaign.send(client)
+        try:
+            return campaign_result(report, RelayIdentity.of_client(client), max_rows=5)
+        finally:
+            report.close()
+
+
+def test_campaign_trigger_serializes_a_reference_not_ids(relay: ReferenceRelayProcess, tmp_path: Path) -> None:
+    from relay_integrations.tracking import CampaignRef
+
+    result = _campaign(relay, tmp_path, "trigger-serialize", [f"+1555020{i:04d}" for i in range(1, 41)])
+    trigger = RelayMessageStatusTrigger(campaign=result, relay_conn_id="relay_trig", poll_interval=0.05)
+    classpath, kwargs = trigger.serialize()
+    encoded = json.dumps(kwargs)
+    assert kwargs["message_ids"] == [] and kwargs["campaign"] == result["campaign"]
+    assert len(encoded) < 1000
+    from relay_integrations.ledger_states import LedgerStateStore
+
+    with LedgerStateStore(result["campaign"]["store"]) as store:
+        ids = [e.message_id for e in store.iter_accepted(None, "trigger-serialize")]
+    assert len(ids) == 40 and not any(i in encoded for i in ids)
+    # The round trip the triggerer makes: same kwargs, same reference.
+    again = RelayMessageStatusTrigger(**json.loads(encoded))
+    assert again.serialize() == (classpath, kwargs)
+    assert CampaignRef.from_value(again.campaign) == CampaignRef.from_value(result)
+
+
+@pytest.mark.anyio
+async def test_campaign_trigger_tracks_until_final(relay: ReferenceRelayProcess, smsgate_conn: Path,
+                                                   tmp_path: Path) -> None:
+    phones = [f"+1555030{i:04d}" for i in range(1, 31)]
+    result = _campaign(relay, tmp_path, "trigger-campaign", phones)
+    event = await _first_event(RelayMessageStatusTrigger(campaign=result["campaign"], relay_conn_id="relay_trig",
+                                                         poll_interval=0.05))
+    assert event["status"] == "success", event
+    assert event["counts"] == {"delivered": 30} and event["done"] and event["waiting"] == 0
+    assert len(json.dumps(event)) < 5000
+
+    failing = _campaign(relay, tmp_path / "f", "trigger-campaign-fail", [*phones[:3], "+15550300000"])
+    event = await _first_event(RelayMessageStatusTrigger(campaign=failing["campaign"], relay_conn_id="relay_trig",
+                                                         poll_interval=0.05))
+    assert event["status"] == "failed" and event["failed_count"] == 1
+    assert [r["address"] for r in event["sample"] if r["state"] == "failed"] == ["+15550300000"]
