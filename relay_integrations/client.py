@@ -157,6 +157,15 @@ class _ClientBase:
         return self._credentials.login
 
     @property
+    def account_id(self) -> str:
+        """A non-secret name for the account: the login where the relay has logins (smsgate), else a
+        short hash of the API key (so a rotated key counts as another account)."""
+        from relay_integrations.campaign.campaign_store import RelayIdentity
+
+        login = self.login if self._dialect.name == "smsgate" else None
+        return RelayIdentity.account_for(self._credentials.api_key.get_secret_value(), login)
+
+    @property
     def phone_id(self) -> str | None:
         return self._ops.phone_id
 

@@ -1,0 +1,597 @@
+"""The campaign store: what every campaign run handed to which relay, shared by every worker.
+
+One schema, through SQLAlchemy 2, on two backends: an SQLite file (the default, one per campaign
+in the user cache) or PostgreSQL (``postgresql://user:pass@host:5432/db``, driven by psycopg 3),
+which lets a retry on another machine see what the first try did.
+
+Each entry is keyed by the relay (dialect, base URL, account: never a key, see
+:class:`RelayIdentity`), the campaign id and the message's idempotency key, and moves through
+
+* ``claimed``: a run holds the row's lease (owner, expiry) and has not sent it yet;
+* ``sending``: the request carrying it was (or is about to be) made; the answer is not recorded.
+  Left behind by a run that died, it means the relay may or may not have the message, so the
+  next run reconciles it against the relay's outbound list before sending it again;
+* ``accepted``: the relay took it (message id, batch id, accepted_at, later its delivery state).
+
+Leases are claimed by single atomic statements (an ``UPDATE ... WHERE owner = me OR expired``
+that returns what it took), so two runs of one campaign at once never both send a row; a
+heartbeat thread renews the run's leases while it lives. Lease expiry uses the workers' clocks
+(epoch seconds): keep them in sync (NTP) to well within the lease length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+
+from relay_integrations.models import MessageState
+
+SCHEMA_VERSION = 1
+DEFAULT_LEASE_SECONDS = 30.0
+CHUNK = 500
+
+CLAIMED = "claimed"
+SENDING = "sending"
+ACCEPTED = "accepted"
+
+_metadata = sa.MetaData()
+
+schema_table = sa.Table(
+    "relay_campaign_schema",
+    _metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+entries_table = sa.Table(
+    "relay_campaign_entries",
+    _metadata,
+    sa.Column("relay_id", sa.String(64), primary_key=True),
+    sa.Column("campaign_id", sa.String(512), primary_key=True),
+    sa.Column("idempotency_key", sa.String(128), primary_key=True),
+    sa.Column("dialect", sa.String(32), nullable=False),
+    sa.Column("base_url", sa.Text, nullable=False),
+    sa.Column("account", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("address", sa.Text),
+    sa.Column("text", sa.Text),
+    sa.Column("row", sa.Integer),
+    sa.Column("message_id", sa.String(256)),
+    sa.Column("batch_id", sa.String(256)),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("accepted_at", sa.DateTime(timezone=True)),
+    sa.Column("state", sa.String(16)),
+    sa.Column("state_at", sa.DateTime(timezone=True)),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_expires", sa.Float),
+    sa.Index("relay_campaign_entries_owner", "lease_owner"),
+    sa.Index("relay_campaign_entries_message", "relay_id", "campaign_id", "message_id"),
+)
+
+
+class CampaignStoreError(RuntimeError):
+    """The campaign store cannot be opened, read or written; names the store, never its password."""
+
+
+@dataclass(frozen=True)
+class RelayIdentity:
+    """Which relay and account a campaign's entries belong to. Holds no secret.
+
+    ``account`` is the login when the relay has one, else a short hash of the API key.
+    """
+
+    dialect: str
+    base_url: str
+    account: str
+
+    @classmethod
+    def from_client(cls, client: Any) -> RelayIdentity:
+        """The identity of a :class:`~relay_integrations.client.RelayClient` (or async client)."""
+        return cls(client.dialect.name, client.base_url.rstrip("/"), client.account_id)
+
+    @staticmethod
+    def account_for(api_key: str, login: str | None = None) -> str:
+        if login:
+            return f"login:{login}"
+        return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+    @property
+    def relay_id(self) -> str:
+        material = "\x1f".join((self.dialect, self.base_url.rstrip("/"), self.account))
+        return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One accepted message as the store keeps it."""
+
+    idempotency_key: str
+    campaign_id: str
+    address: str
+    message_id: str | None = None
+    batch_id: str | None = None
+    dialect: str | None = None
+    row: int | None = None
+    accepted_at: datetime | None = None
+    state: str | None = None
+    state_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A row this run now holds: ``status`` is ``claimed`` (never sent) or ``sending`` (in doubt)."""
+
+    idempotency_key: str
+    status: str
+    started_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Existing:
+    """A row's entry as a lookup finds it."""
+
+    idempotency_key: str
+    status: str
+    message_id: str | None
+    batch_id: str | None
+    lease_owner: str | None
+    lease_expires: float | None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What to record for a row the relay accepted."""
+
+    idempotency_key: str
+    message_id: str | None = None
+    batch_id: str | None = None
+    address: str | None = None
+    row: int | None = None
+
+
+def default_ledger_path(campaign_id: str) -> Path:
+    from relay_integrations.campaign.ledger import default_ledger_path as _default
+
+    return _default(campaign_id)
+
+
+def store_url(url_or_path: str | os.PathLike[str]) -> URL:
+    """A SQLAlchemy URL for a path or URL; ``postgresql://`` is mapped to the psycopg 3 driver."""
+    text = os.fspath(url_or_path)
+    if "://" not in text:
+        return URL.create("sqlite", database=str(Path(text).expanduser().absolute()))
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise CampaignStoreError(f"not a database URL or path: {_scrub(text)}") from None
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def display_url(url_or_path: str | os.PathLike[str] | URL) -> str:
+    """The store's URL with the password hidden (safe for logs, reprs and errors)."""
+    url = url_or_path if isinstance(url_or_path, URL) else store_url(url_or_path)
+    return url.render_as_string(hide_password=True)
+
+
+def _scrub(text: str) -> str:
+    # user:password@host -> user:***@host, for text that failed to parse as a URL.
+    head, sep, tail = text.partition("://")
+    if sep and "@" in tail:
+        creds, _, rest = tail.rpartition("@")
+        if ":" in creds:
+            creds = creds.split(":", 1)[0] + ":***"
+        return f"{head}://{creds}@{rest}"
+    return text
+
+
+def _now_dt() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def _state_rank(state: str | None) -> int:
+    if state is None:
+        return -1
+    try:
+        return MessageState(state).rank
+    except ValueError:
+        return -1
+
+
+class CampaignStore:
+    """The shared store of a campaign's entries (see the module docstring).
+
+    :param url_or_path: an SQLite file path, or a SQLAlchemy URL (``postgresql://...``,
+        ``sqlite:///...``).
+    :param lease_seconds: how long a claim holds without renewal; the heartbeat renews every third.
+    """
+
+    def __init__(self, url_or_path: str | os.PathLike[str], *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
+                 read_only: bool = False) -> None:
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        self.url = store_url(url_or_path)
+        self.lease_seconds = float(lease_seconds)
+        self.read_only = read_only
+        self.owner = uuid.uuid4().hex
+        self._engine: Engine | None = None
+        self._heartbeat: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.heartbeat_error: BaseException | None = None
+
+    @classmethod
+    def open(cls, url_or_path: str | os.PathLike[str], *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
+             read_only: bool = False) -> CampaignStore:
+        """Open (and on first use create) the store; raises :class:`CampaignStoreError` when unreachable."""
+        store = cls(url_or_path, lease_seconds=lease_seconds, read_only=read_only)
+        store._connect()
+        return store
+
+    # --- lifecycle -----------------------------------------------------------------------
+    @property
+    def url_for_display(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_backend_name() == "sqlite"
+
+    def __repr__(self) -> str:
+        return f"CampaignStore({self.url_for_display!r})"
+
+    __str__ = __repr__
+
+    def _where(self) -> str:
+        if self.is_sqlite:
+            return f"the campaign store {self.url.database}"
+        return f"the campaign store at {self.url.host or 'localhost'}:{self.url.port or 5432} ({self.url_for_display})"
+
+    def _error(self, action: str, exc: BaseException) -> CampaignStoreError:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        first = detail[0] if detail else type(exc).__name__
+        if self.url.password:
+            first = first.replace(str(self.url.password), "***")
+        return CampaignStoreError(f"cannot {action} {self._where()}: {first}")
+
+    def _connect(self) -> None:
+        if self.is_sqlite:
+            database = self.url.database or ""
+            if self.read_only and not (database and Path(database).exists()):
+                self._engine = None
+                return
+            if database and not self.read_only:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            engine = sa.create_engine(self.url, connect_args={"timeout": 60, "check_same_thread": False})
+            _sqlite_immediate_transactions(engine)
+        else:
+            connect_args: dict[str, Any] = {}
+            if self.url.get_driver_name() == "psycopg":
+                connect_args["connect_timeout"] = 10
+            engine = sa.create_engine(self.url, connect_args=connect_args, pool_pre_ping=True,
+                                      hide_parameters=True)
+        self._engine = engine
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            if not self.read_only:
+                self._create_schema()
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            self._engine = None
+            raise self._error("open", exc) from None
+
+    def _create_schema(self) -> None:
+        engine = self._require()
+        for attempt in range(3):
+            try:
+                with engine.begin() as conn:
+                    _metadata.create_all(conn, checkfirst=True)
+                    version = conn.execute(sa.select(sa.func.max(schema_table.c.version))).scalar()
+                    if version is None:
+                        conn.execute(schema_table.insert().values(version=SCHEMA_VERSION, created_at=_now_dt()))
+                    elif version > SCHEMA_VERSION:
+                        raise CampaignStoreError(
+                            f"{self._where()} has schema version {version}; this release reads up to {SCHEMA_VERSION}")
+                return
+            except (IntegrityError, DBAPIError):
+                # Another process created the schema at the same moment; look again.
+                if attempt == 2:
+                    raise
+                time.sleep(0.2)
+
+    def _require(self) -> Engine:
+        if self._engine is None:
+            raise CampaignStoreError(f"{self._where()} is not open")
+        return self._engine
+
+    def close(self) -> None:
+        self.stop_heartbeat()
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def __enter__(self) -> CampaignStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self, action: str, fn: Any) -> Any:
+        """Run ``fn(conn)`` in one transaction; database errors become CampaignStoreError."""
+        try:
+            with self._require().begin() as conn:
+                return fn(conn)
+        except CampaignStoreError:
+            raise
+        except SQLAlchemyError as exc:
+            raise self._error(action, exc) from None
+
+    def _key(self, relay: RelayIdentity, campaign_id: str) -> Any:
+        t = entries_table.c
+        return sa.and_(t.relay_id == relay.relay_id, t.campaign_id == campaign_id)
+
+    # --- lookups -------------------------------------------------------------------------
+    def lookup(self, relay: RelayIdentity, campaign_id: str, keys: Sequence[str]) -> dict[str, Existing]:
+        """The entries of ``keys`` that exist, by idempotency key."""
+        if self._engine is None:
+            return {}
+        t = entries_table.c
+        found: dict[str, Existing] = {}
+
+        def read(conn: sa.Connection) -> None:
+            for start in range(0, len(keys), CHUNK):
+                chunk = list(keys[start:start + CHUNK])
+                rows = conn.execute(
+                    sa.select(t.idempotency_key, t.status, t.message_id, t.batch_id, t.lease_owner, t.lease_expires)
+                    .where(self._key(relay, campaign_id), t.idempotency_key.in_(chunk))
+                )
+                for r in rows:
+                    found[r[0]] = Existing(*r)
+
+        self._run("read", read)
+        return found
+
+    def count(self, relay: RelayIdentity, campaign_id: str, status: str = ACCEPTED) -> int:
+        if self._engine is None:
+            return 0
+        t = entries_table.c
+        return int(self._run("read", lambda conn: conn.execute(
+            sa.select(sa.func.count()).select_from(entries_table)
+            .where(self._key(relay, campaign_id), t.status == status)).scalar_one()))
+
+    # --- leases --------------------------------------------------------------------------
+    def claim(self, relay: RelayIdentity, campaign_id: str, rows: Sequence[tuple[str, str, int | None]]) -> list[Claim]:
+        """Take the leases of ``rows`` (idempotency key, address, row) that no live run holds.
+
+        Missing rows are inserted as ``claimed`` by this run; existing ones are taken over when
+        this run holds them or their lease expired, never when accepted. Returns what was taken,
+        with its status (``sending`` ones were handed to the relay by a run that died).
+        """
+        t = entries_table.c
+        now = time.time()
+        taken: list[Claim] = []
+
+        def work(conn: sa.Connection) -> None:
+            keys = [k for k, _, _ in rows]
+            insert = self._insert_ignore()
+            conn.execute(insert, [
+                {"relay_id": relay.relay_id, "campaign_id": campaign_id, "idempotency_key": k,
+                 "dialect": relay.dialect, "base_url": relay.base_url, "account": relay.account,
+                 "status": CLAIMED, "address": a, "row": r, "lease_owner": self.owner,
+                 "lease_expires": now + self.lease_seconds}
+                for k, a, r in rows
+            ])
+            for start in range(0, len(keys), CHUNK):
+                chunk = keys[start:start + CHUNK]
+                result = conn.execute(
+                    entries_table.update()
+                    .where(self._key(relay, campaign_id), t.idempotency_key.in_(chunk), t.status != ACCEPTED,
+                           sa.or_(t.lease_owner == self.owner, t.lease_owner.is_(None), t.lease_expires < now))
+                    .values(lease_owner=self.owner, lease_expires=now + self.lease_seconds)
+                    .returning(t.idempotency_key, t.status, t.started_at)
+                )
+                taken.extend(Claim(k, s, _aware(st)) for k, s, st in result)
+
+        if rows:
+            self._run("claim rows in", work)
+        return taken
+
+    def _insert_ignore(self) -> Any:
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            return sqlite_insert(entries_table).on_conflict_do_nothing()
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(entries_table).on_conflict_do_nothing()
+
+    def mark_sending(self, relay: RelayIdentity, campaign_id: str, texts: Mapping[str, str | None]) -> set[str]:
+        """Mark rows this run holds as handed to the relay (committed before the request).
+
+        Returns the keys marked; a key missing from the answer lost its lease and must not be sent.
+        """
+        t = entries_table.c
+        now = time.time()
+        marked: set[str] = set()
+        started = _now_dt()
+
+        def work(conn: sa.Connection) -> None:
+            for key, text in texts.items():
+                result = conn.execute(
+                    entries_table.update()
+                    .where(self._key(relay, campaign_id), t.idempotency_key == key, t.lease_owner == self.owner,
+                           t.status != ACCEPTED)
+                    .values(status=SENDING, text=text, lease_expires=now + self.lease_seconds,
+                            started_at=sa.func.coalesce(t.started_at, started))
+                )
+                if result.rowcount:
+                    marked.add(key)
+
+        if texts:
+            self._run("mark rows as sending in", work)
+        return marked
+
+    def record_accepted(self, relay: RelayIdentity, campaign_id: str, accepted: Iterable[Accepted],
+                        *, settled: Iterable[str] = ()) -> None:
+        """Record accepted rows (one transaction); ``settled`` rows (refused) lose their entry."""
+        t = entries_table.c
+        now = _now_dt()
+        done = list(accepted)
+        dropped = list(settled)
+
+        def work(conn: sa.Connection) -> None:
+            for a in done:
+                values: dict[str, Any] = {"status": ACCEPTED, "message_id": a.message_id, "batch_id": a.batch_id,
+                                          "accepted_at": now, "lease_owner": None, "lease_expires": None}
+                if a.address is not None:
+                    values["address"] = a.address
+                if a.row is not None:
+                    values["row"] = a.row
+                conn.execute(entries_table.update()
+                             .where(self._key(relay, campaign_id), t.idempotency_key == a.idempotency_key)
+                             .values(**values))
+            if dropped:
+                conn.execute(entries_table.delete().where(
+                    self._key(relay, campaign_id), t.idempotency_key.in_(dropped), t.status != ACCEPTED,
+                    t.lease_owner == self.owner))
+
+        if done or dropped:
+            self._run("record accepted rows in", work)
+
+    def renew(self) -> int:
+        """Extend every lease this run holds; returns how many."""
+        t = entries_table.c
+        until = time.time() + self.lease_seconds
+        return int(self._run("renew leases in", lambda conn: conn.execute(
+            entries_table.update().where(t.lease_owner == self.owner, t.status != ACCEPTED)
+            .values(lease_expires=until)).rowcount))
+
+    def release(self) -> None:
+        """Give up this run's leases: unsent rows go, rows in doubt stay for the next run to reconcile."""
+        t = entries_table.c
+
+        def work(conn: sa.Connection) -> None:
+            conn.execute(entries_table.delete().where(t.lease_owner == self.owner, t.status == CLAIMED))
+            conn.execute(entries_table.update().where(t.lease_owner == self.owner, t.status == SENDING)
+                         .values(lease_owner=None, lease_expires=None))
+
+        self._run("release leases in", work)
+
+    def start_heartbeat(self) -> None:
+        """Renew this run's leases every third of the lease in a daemon thread until stopped."""
+        if self._heartbeat is not None:
+            return
+        self._stop.clear()
+
+        def beat() -> None:
+            while not self._stop.wait(self.lease_seconds / 3):
+                try:
+                    self.renew()
+                except CampaignStoreError as exc:
+                    self.heartbeat_error = exc
+
+        self._heartbeat = threading.Thread(target=beat, name="relay-campaign-heartbeat", daemon=True)
+        self._heartbeat.start()
+
+    def stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._stop.set()
+            self._heartbeat.join(timeout=10)
+            self._heartbeat = None
+
+    # --- campaign-level tracking ---------------------------------------------------------
+    def iter_accepted(self, relay: RelayIdentity, campaign_id: str, *,
+                      states: Collection[str | None] | None = None, batch_size: int = 1000) -> Iterator[LedgerEntry]:
+        """Every accepted entry of the campaign (by idempotency key), read ``batch_size`` at a time."""
+        if self._engine is None:
+            return
+        t = entries_table.c
+        last = ""
+        while True:
+            query = (sa.select(t.idempotency_key, t.campaign_id, t.address, t.message_id, t.batch_id, t.dialect,
+                               t.row, t.accepted_at, t.state, t.state_at)
+                     .where(self._key(relay, campaign_id), t.status == ACCEPTED, t.idempotency_key > last)
+                     .order_by(t.idempotency_key).limit(batch_size))
+            if states is not None:
+                named = [s for s in states if s is not None]
+                clauses = [t.state.in_(named)] if named else []
+                if None in states:
+                    clauses.append(t.state.is_(None))
+                query = query.where(sa.or_(*clauses) if clauses else sa.false())
+            page = self._run("read", lambda conn, q=query: conn.execute(q).all())
+            if not page:
+                return
+            for r in page:
+                yield LedgerEntry(r[0], r[1], r[2] or "", r[3], r[4], r[5], r[6], _aware(r[7]), r[8], _aware(r[9]))
+            last = page[-1][0]
+
+    def record_states(self, relay: RelayIdentity, campaign_id: str,
+                      updates: Mapping[str, tuple[str, datetime]]) -> None:
+        """Set the last known state of messages by message id; a state never moves backwards."""
+        if not updates:
+            return
+        t = entries_table.c
+        ids = list(updates)
+
+        def work(conn: sa.Connection) -> None:
+            for start in range(0, len(ids), CHUNK):
+                chunk = ids[start:start + CHUNK]
+                current = conn.execute(
+                    sa.select(t.idempotency_key, t.message_id, t.state)
+                    .where(self._key(relay, campaign_id), t.status == ACCEPTED, t.message_id.in_(chunk))
+                ).all()
+                for key, message_id, state in current:
+                    new_state, at = updates[message_id]
+                    new_value = str(getattr(new_state, "value", new_state))
+                    if _state_rank(new_value) > _state_rank(state):
+                        conn.execute(entries_table.update()
+                                     .where(self._key(relay, campaign_id), t.idempotency_key == key)
+                                     .values(state=new_value, state_at=at))
+
+        self._run("record states in", work)
+
+    def count_states(self, relay: RelayIdentity, campaign_id: str) -> dict[str | None, int]:
+        """How many accepted entries are in each last known state (None: not known yet)."""
+        if self._engine is None:
+            return {}
+        t = entries_table.c
+        rows = self._run("read", lambda conn: conn.execute(
+            sa.select(t.state, sa.func.count()).where(self._key(relay, campaign_id), t.status == ACCEPTED)
+            .group_by(t.state)).all())
+        return {state: int(n) for state, n in rows}
+
+
+def _sqlite_immediate_transactions(engine: Engine) -> None:
+    """Make every SQLite transaction take the write lock at BEGIN (no lock upgrades, no BUSY mid-way)."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,114 @@
+"""The campaign store on both backends: schema, relay identity, leases, states, secrets."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from relay_integrations.campaign.campaign_store import (
+    SCHEMA_VERSION,
+    Accepted,
+    CampaignStore,
+    CampaignStoreError,
+    RelayIdentity,
+    schema_table,
+)
+
+RELAY = RelayIdentity("relaysms", "http://127.0.0.1:1/relaysms", "key:0123")
+OTHER_RELAY = RelayIdentity("relaysms", "http://127.0.0.1:2/relaysms", "key:0123")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "dir" / "ledger.sqlite")
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def _accept(store: CampaignStore, relay: RelayIdentity, campaign: str, n: int) -> None:
+    rows = [(f"k{i}", f"+1555000{i:04d}", i) for i in range(n)]
+    assert len(store.claim(relay, campaign, rows)) == n
+    assert store.mark_sending(relay, campaign, {k: "hi" for k, _, _ in rows}) == {k for k, _, _ in rows}
+    store.record_accepted(relay, campaign, [Accepted(k, message_id=f"m{k}") for k, _, _ in rows])
+
+
+def test_schema_is_created_once_with_a_version_row(store_location: str) -> None:
+    for _ in range(2):
+        with CampaignStore.open(store_location) as store:
+            with store._require().connect() as conn:
+                assert [tuple(r) for r in conn.execute(schema_table.select().with_only_columns(
+                    schema_table.c.version))] == [(SCHEMA_VERSION,)]
+
+
+def test_entries_are_per_relay_identity(store_location: str) -> None:
+    with CampaignStore.open(store_location) as store:
+        _accept(store, RELAY, "c", 3)
+        assert store.count(RELAY, "c") == 3
+        assert store.count(OTHER_RELAY, "c") == 0
+        assert store.lookup(OTHER_RELAY, "c", ["k0"]) == {}
+        assert len(store.claim(OTHER_RELAY, "c", [("k0", "+15550000000", 0)])) == 1
+
+
+def test_tracking_interface_streams_and_never_moves_states_back(store_location: str) -> None:
+    now = datetime.now(timezone.utc)
+    with CampaignStore.open(store_location) as store:
+        _accept(store, RELAY, "c", 5)
+        store.record_states(RELAY, "c", {"mk0": ("delivered", now), "mk1": ("sent", now)})
+        store.record_states(RELAY, "c", {"mk0": ("queued", now + timedelta(seconds=1)), "mk1": ("failed", now)})
+        assert store.count_states(RELAY, "c") == {None: 3, "delivered": 1, "failed": 1}
+        entries = list(store.iter_accepted(RELAY, "c", batch_size=2))
+        assert [e.message_id for e in entries] == [f"mk{i}" for i in range(5)]
+        assert entries[0].state == "delivered" and entries[0].address == "+15550000000" and entries[0].row == 0
+        assert [e.message_id for e in store.iter_accepted(RELAY, "c", states=[None])] == ["mk2", "mk3", "mk4"]
+        assert [e.message_id for e in store.iter_accepted(RELAY, "c", states=["failed", None])] == [
+            "mk1", "mk2", "mk3", "mk4"]
+
+
+def test_a_live_lease_is_never_taken_an_expired_one_is(store_location: str) -> None:
+    with CampaignStore.open(store_location, lease_seconds=60) as first, \
+            CampaignStore.open(store_location, lease_seconds=60) as second:
+        assert [c.idempotency_key for c in first.claim(RELAY, "c", [("a", "+1", 1), ("b", "+2", 2)])] == ["a", "b"]
+        assert first.mark_sending(RELAY, "c", {"a": "text a"}) == {"a"}
+        assert second.claim(RELAY, "c", [("a", "+1", 1), ("b", "+2", 2)]) == []
+        assert second.mark_sending(RELAY, "c", {"a": "x"}) == set()
+        first.lease_seconds = -1  # as if the first run died and its leases ran out
+        first.renew()
+        taken = {c.idempotency_key: c.status for c in second.claim(RELAY, "c", [("a", "+1", 1), ("b", "+2", 2)])}
+        assert taken == {"a": "sending", "b": "claimed"}  # "a" may be on the relay: reconcile, not resend
+
+
+def test_release_keeps_rows_in_doubt_and_drops_unsent_claims(store_location: str) -> None:
+    with CampaignStore.open(store_location) as first, CampaignStore.open(store_location) as second:
+        first.claim(RELAY, "c", [("a", "+1", 1), ("b", "+2", 2)])
+        first.mark_sending(RELAY, "c", {"a": "text a"})
+        first.release()
+        assert {k: e.status for k, e in second.lookup(RELAY, "c", ["a", "b"]).items()} == {"a": "sending"}
+        assert [(c.idempotency_key, c.status) for c in second.claim(RELAY, "c", [("a", "+1", 1)])] == [
+            ("a", "sending")]
+
+
+def test_unreachable_postgresql_is_a_clear_error_without_the_password(caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(CampaignStoreError) as info:
+        CampaignStore.open(f"postgresql://alice:s3cret-pw@127.0.0.1:{port}/db")
+    message = str(info.value)
+    assert f"127.0.0.1:{port}" in message and "alice" in message
+    assert "s3cret-pw" not in message and "s3cret-pw" not in repr(info.value)
+    assert "s3cret-pw" not in caplog.text
+    assert "s3cret-pw" not in repr(CampaignStore(f"postgresql://alice:s3cret-pw@127.0.0.1:{port}/db"))
+
+
+def test_a_path_and_a_sqlite_url_are_the_same_store(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    with CampaignStore.open(path) as store:
+        _accept(store, RELAY, "c", 2)
+    with CampaignStore.open(f"sqlite:///{path}") as store:
+        assert store.count(RELAY, "c") == 2
