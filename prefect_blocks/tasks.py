@@ -755,7 +755,7 @@ async def asend_campaign(
 
     outcome: CampaignReport | Exception
     async with credentials.get_async_client() as client, anyio.create_task_group() as group:
-        relay = RelayIdentity.of_client(client)
+        relay = RelayIdentity.from_client(client)
         group.start_soon(pump)
         try:
             outcome = await campaign.asend(client, dry_run=dry_run)
@@ -845,7 +845,7 @@ def send_campaign(
                               default_region, skip_invalid, suppression, concurrency, rate_limit, ledger_path, bar)
     bar.create(f"Campaign {campaign_id}: starting")
     with credentials.get_client() as client:
-        relay = RelayIdentity.of_client(client)
+        relay = RelayIdentity.from_client(client)
         try:
             report = campaign.send(client, dry_run=dry_run)
         except CampaignValidationError as exc:

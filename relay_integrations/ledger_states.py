@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,7 @@ class LedgerStateStore:
         rows = []
         for message_id, (state, at) in states.items():
             value = MessageState(state).value
-            rows.append((message_id, value, _RANKS[value], at.isoformat() if hasattr(at, "isoformat") else str(at)))
+            rows.append((message_id, value, _RANKS[value], at.isoformat() if isinstance(at, datetime) else str(at)))
         with self._lock, self._conn:
             before = self._conn.total_changes
             self._conn.executemany(

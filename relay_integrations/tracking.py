@@ -25,13 +25,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sqlite3
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from relay_integrations.campaign.campaign_store import CampaignStore, RelayIdentity
 from relay_integrations.dialects import get_dialect
 from relay_integrations.dialects.base import Dialect, RelayRequest
 from relay_integrations.errors import RelayError, RelayNotFoundError, RelayRateLimitError, RelayUnavailableError
@@ -58,21 +61,8 @@ _BAD_STATES = frozenset({MessageState.FAILED.value, MessageState.CANCELLED.value
 # --- what the waiter needs from the campaign store -------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RelayIdentity:
-    """Which relay a campaign went to: entries are keyed by it, so one campaign id on two relays is two
-    campaigns. ``account`` is the login or account name, never a secret."""
-
-    dialect: str
-    base_url: str
-    account: str = ""
-
-    @classmethod
-    def of_client(cls, client: RelayClient | AsyncRelayClient) -> RelayIdentity:
-        return cls(client.dialect.name, client.base_url.rstrip("/"), client.login or "")
-
-    def to_dict(self) -> dict[str, str]:
-        return {"dialect": self.dialect, "base_url": self.base_url, "account": self.account}
+def identity_dict(relay: RelayIdentity) -> dict[str, str]:
+    return {"dialect": relay.dialect, "base_url": relay.base_url, "account": relay.account}
 
 
 class TrackedEntry(Protocol):
@@ -149,7 +139,7 @@ class CampaignRef:
         return {
             "campaign_id": self.campaign_id,
             "store": self.store,
-            "relay": self.relay.to_dict() if self.relay else None,
+            "relay": identity_dict(self.relay) if self.relay else None,
         }
 
     @classmethod
@@ -176,10 +166,30 @@ class CampaignRef:
 
 
 def open_store(reference: str) -> TrackingStore:
-    """The campaign store behind ``reference`` (a path or a SQLAlchemy URL)."""
-    from relay_integrations.ledger_states import LedgerStateStore
+    """The campaign store behind ``reference``: a SQLAlchemy URL or a file path.
 
-    return LedgerStateStore(reference)
+    A local ledger file written by :class:`~relay_integrations.campaign.ledger.Ledger` (an ``accepted``
+    table, no campaign store schema) is read through :class:`~relay_integrations.ledger_states.LedgerStateStore`;
+    everything else opens the :class:`~relay_integrations.campaign.campaign_store.CampaignStore`.
+    """
+    if "://" not in reference and _is_local_ledger(Path(reference).expanduser()):
+        from relay_integrations.ledger_states import LedgerStateStore
+
+        return LedgerStateStore(reference)
+    return CampaignStore.open(reference)
+
+
+def _is_local_ledger(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError:
+        return False
+    finally:
+        conn.close()
+    return "accepted" in tables and "relay_campaign_entries" not in tables
 
 
 # --- one round, without I/O ---------------------------------------------------------------------------
@@ -270,7 +280,7 @@ class RoundOutcome:
     """What one round learnt. ``updates``: message id -> (state, when learnt); ``unreached``: batches and
     ids the budget (or a busy relay) left for the next round."""
 
-    updates: dict[str, tuple[str, str]] = field(default_factory=dict)
+    updates: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     requests: int = 0
     unreached: list[str] = field(default_factory=list)
     interrupted: str | None = None
@@ -285,8 +295,8 @@ class _RoundOver(Exception):
     """The budget is spent, or the relay is busy: end the round with what it learnt so far."""
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def round_flow(dialect: Dialect | str, plan: RoundPlan) -> Flow[RoundOutcome]:
@@ -505,7 +515,7 @@ class CampaignWaiter:
 
     def _identity(self, client: RelayClient | AsyncRelayClient) -> RelayIdentity:
         if self.relay is None:
-            self.relay = RelayIdentity.of_client(client)
+            self.relay = RelayIdentity.from_client(client)
         return self.relay
 
     # Store I/O, the same for both drivers (the async one runs them in a worker thread).
@@ -514,11 +524,11 @@ class CampaignWaiter:
         return plan_round(dialect, entries, target=self.target, max_requests=self.max_requests_per_round,
                           first=self._first)
 
-    def inbox_states(self, events: Iterable[Any]) -> dict[str, tuple[str, str]]:
-        found: dict[str, tuple[str, str]] = {}
+    def inbox_states(self, events: Iterable[Any]) -> dict[str, tuple[str, datetime]]:
+        found: dict[str, tuple[str, datetime]] = {}
         for event in events:
             if event.message_id and event.state is not None:
-                at = event.occurred_at.isoformat() if event.occurred_at else _now()
+                at = event.occurred_at or _now()
                 previous = found.get(event.message_id)
                 if previous is None or MessageState(previous[0]).rank < event.state.rank:
                     found[event.message_id] = (event.state.value, at)

@@ -396,7 +396,7 @@ class RelayCampaignOperator(BaseOperator):
         try:
             with self.hook.get_client() as client:
                 report = campaign.send(client, dry_run=self.dry_run_only)
-                relay = RelayIdentity.of_client(client)
+                relay = RelayIdentity.from_client(client)
         except CampaignValidationError as e:
             for error in e.errors[:_ERRORS_SHOWN]:
                 self.log.error(

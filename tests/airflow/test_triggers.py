@@ -220,7 +220,7 @@ def _campaign(relay: ReferenceRelayProcess, tmp_path: Path, campaign_id: str, ph
     with RelayClient(relay.url("smsgate"), "smsgate", relay.api_key, login=relay.login) as client:
         report = campaign.send(client)
         try:
-            return campaign_result(report, RelayIdentity.of_client(client), max_rows=5)
+            return campaign_result(report, RelayIdentity.from_client(client), max_rows=5)
         finally:
             report.close()
 

@@ -160,3 +160,40 @@ def test_a_store_url_with_a_password_is_refused() -> None:
     with pytest.raises(ValueError, match="password") as info:
         CampaignRef("c1", "postgresql://user:s3cret@127.0.0.1/db")
     assert "s3cret" not in str(info.value)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "store.sqlite")
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def test_waiter_on_the_campaign_store(relay: ReferenceRelayProcess, store_location: str) -> None:
+    """Entries as the SQLAlchemy campaign store keeps them (relay identity, leases); the waiter records states
+    there, on SQLite and on PostgreSQL, and the reference it is handed carries no secret."""
+    from relay_integrations.campaign.campaign_store import Accepted, CampaignStore
+    from relay_integrations.models import OutboundMessage
+
+    phones = numbers(300)
+    transport = CountingTransport()
+    with RelayClient(relay.url("relaysms"), "relaysms", relay.api_key, transport=transport,
+                     **CLIENT_KWARGS) as client, CampaignStore.open(store_location) as store:
+        identity = RelayIdentity.from_client(client)
+        rows = [(f"key-{p}", p, i) for i, p in enumerate(phones)]
+        store.claim(identity, "store-campaign", rows)
+        store.mark_sending(identity, "store-campaign", {k: "hi" for k, _, _ in rows})
+        for start in range(0, len(phones), BATCH):
+            chunk = rows[start:start + BATCH]
+            receipt = client.send_batch([OutboundMessage(to=p, text=f"Hi {i}") for _, p, i in chunk])
+            store.record_accepted(identity, "store-campaign", [
+                Accepted(k, message_id=r.message_id, batch_id=receipt.batch_id, address=p, row=i)
+                for (k, p, i), r in zip(chunk, receipt.results, strict=True)])
+        ref = CampaignRef("store-campaign", store_location, identity)
+        with CampaignWaiter(CampaignRef.from_value(ref.to_dict()) or ref) as waiter:
+            before = transport.count
+            status = waiter.wait(client, timeout=60, poll_interval=0.2)
+        assert status.done and status.counts == {"delivered": 300}, status
+        assert transport.count - before <= status.rounds * (3 + 3 * math.ceil(BATCH / 100))
+        assert store.count_states(identity, "store-campaign") == {"delivered": 300}
+        assert {e.state for e in store.iter_accepted(identity, "store-campaign")} == {"delivered"}
