@@ -151,6 +151,8 @@ class CampaignRef:
             return value
         if not isinstance(value, Mapping):
             return None
+        if "campaign" in value and value["campaign"] is None:
+            return None  # a dry run's report: nothing was sent, nothing to track
         if isinstance(value.get("campaign"), Mapping):
             value = value["campaign"]
         store = value.get("store") or value.get("ledger") or value.get("ledger_path")

@@ -197,3 +197,16 @@ def test_waiter_on_the_campaign_store(relay: ReferenceRelayProcess, store_locati
         assert transport.count - before <= status.rounds * (3 + 3 * math.ceil(BATCH / 100))
         assert store.count_states(identity, "store-campaign") == {"delivered": 300}
         assert {e.state for e in store.iter_accepted(identity, "store-campaign")} == {"delivered"}
+
+
+def test_campaign_references_from_what_users_hand_over(tmp_path: Path) -> None:
+    relay = {"dialect": "coop", "base_url": "http://127.0.0.1:1/coop", "account": "key:00"}
+    ref = CampaignRef.from_value({"campaign_id": "c", "counts": {}, "campaign": {"campaign_id": "c@run", "store": "x",
+                                                                                  "relay": relay}})
+    assert ref == CampaignRef("c@run", "x", RelayIdentity("coop", "http://127.0.0.1:1/coop", "key:00"))
+    # An earlier report without the reference still names its ledger.
+    assert CampaignRef.from_value({"campaign_id": "c", "ledger_path": "/l.sqlite", "rows": []}) == CampaignRef(
+        "c", "/l.sqlite")
+    # A dry run sent nothing; ids and receipts are not campaigns.
+    assert CampaignRef.from_value({"campaign_id": "c", "ledger_path": "/l", "campaign": None}) is None
+    assert CampaignRef.from_value({"message_id": "m1"}) is None and CampaignRef.from_value(["m1"]) is None
