@@ -81,7 +81,8 @@ def fill(relay: ReferenceRelayProcess, dialect: str, n: int, ledger_path: Path, 
         for start in range(0, n, CHUNK[dialect]):
             rows = list(range(start, min(n, start + CHUNK[dialect])))
             if dialect == "smsgate":
-                receipt = client.send(OutboundMessage(to=[number(i) for i in rows], text="Your order has shipped."))
+                to = [number(i) for i in rows]
+                receipt = client.send(OutboundMessage(to=to if len(to) > 1 else to[0], text="Your order has shipped."))
                 ids: list[tuple[str | None, str | None]] = [(receipt.message_id, None)] * len(rows)
                 messages += 1
             else:
@@ -206,10 +207,13 @@ def main() -> None:
     parser.add_argument("--dialects", nargs="*", default=["relaysms", "coop", "smsgate"])
     parser.add_argument("--baseline-sample", type=int, default=2000, help="per-message GETs actually timed")
     parser.add_argument("--size-recipients", type=int, default=1_000_000)
+    parser.add_argument("--smsgate-recipients", type=int, default=100,
+                        help="recipients per smsgate message (100: a same-text campaign; 1: personalised texts)")
     parser.add_argument("--finish-timeout", type=float, default=900.0,
                         help="seconds to wait for the relay to finish delivering before the all-news round")
     args = parser.parse_args()
 
+    CHUNK["smsgate"] = args.smsgate_recipients
     results: dict[str, Any] = {"n": args.n, "target": TARGET, "dialects": {}}
     with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
         work = Path(tmp)
