@@ -261,3 +261,19 @@ async def test_campaign_trigger_tracks_until_final(relay: ReferenceRelayProcess,
                                                          poll_interval=0.05))
     assert event["status"] == "failed" and event["failed_count"] == 1
     assert [r["address"] for r in event["sample"] if r["state"] == "failed"] == ["+15550300000"]
+
+
+def test_status_sensor_pokes_a_campaign(relay: ReferenceRelayProcess, smsgate_conn: Path, tmp_path: Path) -> None:
+    from airflow_provider.sensors.relay import RelayMessageFailedError, RelayMessageStatusSensor
+
+    phones = [f"+1555040{i:04d}" for i in range(1, 9)]
+    result = _campaign(relay, tmp_path, "sensor-campaign", [*phones, "+15550400000"])
+    sensor = RelayMessageStatusSensor(task_id="wait", message_ids=result, relay_conn_id="relay_trig",
+                                      fail_on_failed=False)
+    done = _wait_until_settled(sensor)
+    assert done.xcom_value["counts"] == {"delivered": 8, "failed": 1} and done.xcom_value["failed_count"] == 1
+    assert [r["address"] for r in done.xcom_value["sample"]] == ["+15550400000"]
+
+    strict = RelayMessageStatusSensor(task_id="wait2", message_ids=result["campaign"], relay_conn_id="relay_trig")
+    with pytest.raises(RelayMessageFailedError, match="1 message"):
+        strict.poke({})

@@ -210,3 +210,35 @@ def test_campaign_references_from_what_users_hand_over(tmp_path: Path) -> None:
     # A dry run sent nothing; ids and receipts are not campaigns.
     assert CampaignRef.from_value({"campaign_id": "c", "ledger_path": "/l", "campaign": None}) is None
     assert CampaignRef.from_value({"message_id": "m1"}) is None and CampaignRef.from_value(["m1"]) is None
+
+
+def test_webhook_inbox_states_spare_the_relay(start_relay: Any, tmp_path: Path) -> None:
+    """Status events in the webhook inbox are read first: messages they settle cost no relay request."""
+    from datetime import datetime, timezone
+
+    from relay_integrations.models import WebhookEvent
+    from relay_integrations.webhooks.inbox import WebhookInbox
+    from relay_integrations.webhooks.store import EventStore
+
+    slow = start_relay(delivery_latency=600)  # the relay itself says "queued" for the whole test
+    ledger = tmp_path / "ledger.sqlite"
+    _run_campaign(slow, "phonerelay", ledger, "track-inbox", numbers(12))
+    with LedgerStateStore(ledger) as store:
+        ids = [e.message_id for e in store.iter_accepted(None, "track-inbox")]
+    events = EventStore(tmp_path / "inbox.db")
+    now = datetime.now(timezone.utc)
+    events.add([WebhookEvent(event_id=f"ev-{i}", dialect="phonerelay", kind="status", event_type="message.status",
+                             message_id=m, state="delivered", occurred_at=now, received_at=now)
+                for i, m in enumerate(ids[:10])])
+    events.add([WebhookEvent(event_id="ev-other", dialect="phonerelay", kind="status", event_type="message.status",
+                             message_id="not-ours", state="failed", occurred_at=now, received_at=now)])
+    events.close()
+
+    transport = CountingTransport()
+    waiter = CampaignWaiter(CampaignRef("track-inbox", str(ledger)), inbox=WebhookInbox(tmp_path / "inbox.db"))
+    with waiter, RelayClient(slow.url("phonerelay"), "phonerelay", slow.api_key, transport=transport,
+                             **CLIENT_KWARGS) as client:
+        status = waiter.poll(client)
+    # Ten settled by the inbox; only the two it did not mention were asked about.
+    assert transport.count == 2
+    assert status.counts == {"delivered": 10, "queued": 2} and not status.done
