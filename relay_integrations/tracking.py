@@ -174,11 +174,23 @@ def open_store(reference: str) -> TrackingStore:
     table, no campaign store schema) is read through :class:`~relay_integrations.ledger_states.LedgerStateStore`;
     everything else opens the :class:`~relay_integrations.campaign.campaign_store.CampaignStore`.
     """
-    if "://" not in reference and _is_local_ledger(Path(reference).expanduser()):
-        from relay_integrations.ledger_states import LedgerStateStore
+    if "://" not in reference:
+        path = Path(reference).expanduser()
+        if not path.is_file():
+            # Never create an empty store here: it would report a campaign as done with nothing tracked.
+            raise CampaignNotTrackedError(
+                f"campaign store {reference} does not exist on this machine; a local ledger is only on the "
+                "worker that sent the campaign (use a shared PostgreSQL ledger on many workers)"
+            )
+        if _is_local_ledger(path):
+            from relay_integrations.ledger_states import LedgerStateStore
 
-        return LedgerStateStore(reference)
+            return LedgerStateStore(reference)
     return CampaignStore.open(reference)
+
+
+class CampaignNotTrackedError(ValueError):
+    """The campaign's store cannot be found, or holds none of its messages for this relay."""
 
 
 def _is_local_ledger(path: Path) -> bool:
@@ -553,6 +565,12 @@ class CampaignWaiter:
     def status(self, *, requests: int = 0, budget: int = 0, interrupted: str | None = None) -> TrackingStatus:
         """Counts from the store, and a bounded sample (failed first, then those still waiting)."""
         raw = self.store.count_states(self.relay, self.campaign.campaign_id)
+        if not any(raw.values()):
+            relay = f" on {self.relay.dialect} {self.relay.base_url}" if self.relay else ""
+            raise CampaignNotTrackedError(
+                f"campaign {self.campaign.campaign_id}: its store {self.campaign.store} holds no accepted "
+                f"message{relay}"
+            )
         counts = {_state_key(k): int(v) for k, v in raw.items() if v}
         waiting_states = set(open_states(self.target))
         waiting = sum(int(v) for k, v in raw.items() if k in waiting_states)
@@ -646,9 +664,10 @@ def campaign_result(
     """
     result: dict[str, Any] = report.to_dict(max_rows=max_rows)
     result["errors"] = list(result.get("errors") or [])[:max_errors]
+    sent = int(result["counts"].get("accepted") or 0) + int(result["counts"].get("already_sent") or 0)
     result["campaign"] = (
         CampaignRef(report.campaign_id, report.ledger_path, relay).to_dict()
-        if report.ledger_path and not report.dry_run
+        if report.ledger_path and not report.dry_run and sent
         else None
     )
     return result

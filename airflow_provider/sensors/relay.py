@@ -29,7 +29,7 @@ from airflow_provider.waiting import (
 )
 from relay_integrations.errors import RelayError
 from relay_integrations.models import MessageState
-from relay_integrations.tracking import CampaignRef, CampaignWaiter
+from relay_integrations.tracking import CampaignNotTrackedError, CampaignRef, CampaignWaiter
 
 _FAILED = ("failed", "cancelled")
 
@@ -154,18 +154,20 @@ class RelayMessageStatusSensor(BaseSensorOperator):
 
     def _poke_campaign(self, campaign: CampaignRef) -> PokeReturnValue:
         target = target_state_from(self.target_state)
-        if self._waiter is None:
-            settings = self.hook.settings
-            inbox = self.hook.inbox_for(settings) if settings.webhook_inbox_url else None
-            self._waiter = CampaignWaiter(campaign, target=target, inbox=inbox)
-        with self.hook.get_client() as client:
-            try:
+        try:
+            if self._waiter is None:
+                settings = self.hook.settings
+                inbox = self.hook.inbox_for(settings) if settings.webhook_inbox_url else None
+                self._waiter = CampaignWaiter(campaign, target=target, inbox=inbox)
+            with self.hook.get_client() as client:
                 status = self._waiter.poll(client)
-            except RelayError as e:
-                if not is_transient(e):
-                    raise
-                self.log.warning("Relay busy or unreachable, will ask again: %s", e)
-                return PokeReturnValue(is_done=False)
+        except CampaignNotTrackedError as e:
+            raise AirflowException(str(e)) from None
+        except RelayError as e:
+            if not is_transient(e):
+                raise
+            self.log.warning("Relay busy or unreachable, will ask again: %s", e)
+            return PokeReturnValue(is_done=False)
         self.log.info("%s", status.describe())
         if status.failed and self.fail_on_failed:
             raise RelayMessageFailedError(

@@ -242,3 +242,19 @@ def test_webhook_inbox_states_spare_the_relay(start_relay: Any, tmp_path: Path) 
     # Ten settled by the inbox; only the two it did not mention were asked about.
     assert transport.count == 2
     assert status.counts == {"delivered": 10, "queued": 2} and not status.done
+
+
+def test_a_campaign_the_store_does_not_hold_is_an_error_not_a_success(relay: ReferenceRelayProcess,
+                                                                     tmp_path: Path) -> None:
+    from relay_integrations.tracking import CampaignNotTrackedError
+
+    # A local ledger that is not on this worker: never created, never "done".
+    with pytest.raises(CampaignNotTrackedError, match="does not exist"):
+        CampaignWaiter(CampaignRef("elsewhere", str(tmp_path / "missing.sqlite")))
+    assert not (tmp_path / "missing.sqlite").exists()
+    ledger = tmp_path / "ledger.sqlite"
+    _run_campaign(relay, "relaysms", ledger, "track-present", numbers(3))
+    with CampaignWaiter(CampaignRef("track-other-id", str(ledger))) as waiter, RelayClient(
+            relay.url("relaysms"), "relaysms", relay.api_key, **CLIENT_KWARGS) as client:
+        with pytest.raises(CampaignNotTrackedError, match="holds no accepted message"):
+            waiter.poll(client)
