@@ -129,7 +129,7 @@ class CampaignRef:
             raise ValueError("campaign: campaign_id is empty")
         if not self.store:
             raise ValueError(f"campaign {self.campaign_id}: no store (ledger) to track it in")
-        if _redact_url(self.store) != self.store:
+        if _redact_url(self.store) != self.store:  # it would end up in XComs, trigger rows and logs
             raise ValueError(
                 f"campaign {self.campaign_id}: the store URL carries a password; "
                 "name a connection or block that holds it instead"
@@ -656,18 +656,29 @@ MAX_RESULT_ERRORS = 20
 
 
 def campaign_result(
-    report: Any, relay: RelayIdentity | None, *, max_rows: int | None = 100, max_errors: int = MAX_RESULT_ERRORS
+    report: Any,
+    relay: RelayIdentity | None,
+    *,
+    max_rows: int | None = 100,
+    max_errors: int = MAX_RESULT_ERRORS,
+    store: str | None = None,
 ) -> dict[str, Any]:
     """A campaign report as an XCom / task result: counts, at most ``max_rows`` rows (problem rows first),
     at most ``max_errors`` errors, and ``campaign``, the reference a status sensor or wait task tracks
     the campaign by. Its size does not grow with the number of recipients (unless ``max_rows`` is None).
+
+    :param store: how trackers find the store, when not the report's ledger (a connection id, a block
+        name). A ledger URL's password is never copied into the result.
     """
     result: dict[str, Any] = report.to_dict(max_rows=max_rows)
     result["errors"] = list(result.get("errors") or [])[:max_errors]
+    if isinstance(result.get("ledger_path"), str):
+        result["ledger_path"] = _redact_url(result["ledger_path"])
     sent = int(result["counts"].get("accepted") or 0) + int(result["counts"].get("already_sent") or 0)
+    location = store or (_redact_url(report.ledger_path) if report.ledger_path else None)
     result["campaign"] = (
-        CampaignRef(report.campaign_id, report.ledger_path, relay).to_dict()
-        if report.ledger_path and not report.dry_run and sent
+        CampaignRef(report.campaign_id, location, relay).to_dict()
+        if location and not report.dry_run and sent
         else None
     )
     return result

@@ -258,3 +258,27 @@ def test_a_campaign_the_store_does_not_hold_is_an_error_not_a_success(relay: Ref
             relay.url("relaysms"), "relaysms", relay.api_key, **CLIENT_KWARGS) as client:
         with pytest.raises(CampaignNotTrackedError, match="holds no accepted message"):
             waiter.poll(client)
+
+
+def test_campaign_result_is_bounded_and_never_carries_a_store_password() -> None:
+    import json
+
+    from relay_integrations.campaign.report import ACCEPTED, CampaignReport
+    from relay_integrations.campaign.store import PlannedRow, ScratchStore
+    from relay_integrations.tracking import campaign_result
+
+    scratch = ScratchStore()
+    for i in range(5000):
+        scratch.add(PlannedRow(row=i + 1, address=f"+1555060{i:04d}", state=ACCEPTED, segments=1,
+                               idempotency_key=f"k{i}", message_id=f"msg-{i:08d}"))
+    scratch.flush()
+    scratch.finish_planning()
+    report = CampaignReport.from_store(scratch, "c-secret", dialect="coop",
+                                       ledger_path="postgresql://app:s3cret-pw@127.0.0.1:5432/ledger")
+    try:
+        result = campaign_result(report, RelayIdentity("coop", "http://127.0.0.1:1/coop", "key:00"), max_rows=10)
+    finally:
+        report.close()
+    encoded = json.dumps(result)
+    assert "s3cret-pw" not in encoded and result["campaign"]["store"] == "postgresql://app:***@127.0.0.1:5432/ledger"
+    assert len(result["rows"]) == 10 and "msg-00004999" not in encoded and len(encoded) < 5000
