@@ -346,13 +346,14 @@ def round_flow(dialect: Dialect | str, plan: RoundPlan) -> Flow[RoundOutcome]:
             if answer is not None and _batch_may_have_news(d, answer.body, len(wanted), plan.target):
                 page = 1
                 while wanted:
-                    answer = yield from ask(_batch_page_request(d, batch_id, page))
+                    request, per_page = _batch_page_request(d, batch_id, page)
+                    answer = yield from ask(request)
                     if answer is None:
                         break
                     listed = _batch_page(d, answer.body)
                     for m in listed.messages:
                         learn(m.message_id, m.state, wanted)
-                    if not listed.messages or listed.has_more is False or len(listed.messages) < PAGE_SIZE:
+                    if not listed.messages or listed.has_more is False or len(listed.messages) < per_page:
                         break
                     page += 1
             done += 1
@@ -361,9 +362,12 @@ def round_flow(dialect: Dialect | str, plan: RoundPlan) -> Flow[RoundOutcome]:
         unresolved = set(plan.listed)
         if unresolved:
             settled_state = getattr(d, "settled_state", None)
+            # Lists also hold other campaigns' messages; keep some requests to ask for ours one by one,
+            # so a long foreign history never starves them.
+            list_budget = plan.budget - min(plan.budget // 2, ROUND_OVERHEAD // 2, len(unresolved))
             for state in _LIST_ORDER:
                 skip = 0
-                while unresolved:
+                while unresolved and outcome.requests < list_budget:
                     answer = yield from ask(d.build_list_messages(state=state, skip=skip, limit=PAGE_SIZE))
                     items = answer.body if answer is not None and isinstance(answer.body, list) else []
                     for item in items:
@@ -403,10 +407,13 @@ def _batch_may_have_news(d: Dialect, body: Any, ours_open: int, target: MessageS
     return finished or relay_open < ours_open
 
 
-def _batch_page_request(d: Dialect, batch_id: str, page: int) -> RelayRequest:
+def _batch_page_request(d: Dialect, batch_id: str, page: int) -> tuple[RelayRequest, int]:
+    """One page of a batch's messages, and how many a full page holds."""
     if d.capabilities.batch == "bulk":
-        return d.build_bulk_results(batch_id, page=page, limit=PAGE_SIZE * 10)  # type: ignore[attr-defined]
-    return d.build_list_batch_messages(batch_id, page=page, limit=PAGE_SIZE)  # type: ignore[attr-defined]
+        # A coop bulk job is at most 1000 messages: one page of results.
+        per_page = PAGE_SIZE * 10
+        return d.build_bulk_results(batch_id, page=page, limit=per_page), per_page  # type: ignore[attr-defined]
+    return d.build_list_batch_messages(batch_id, page=page, limit=PAGE_SIZE), PAGE_SIZE  # type: ignore[attr-defined]
 
 
 def _batch_page(d: Dialect, body: Any) -> Any:

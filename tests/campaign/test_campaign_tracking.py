@@ -282,3 +282,33 @@ def test_campaign_result_is_bounded_and_never_carries_a_store_password() -> None
     encoded = json.dumps(result)
     assert "s3cret-pw" not in encoded and result["campaign"]["store"] == "postgresql://app:***@127.0.0.1:5432/ledger"
     assert len(result["rows"]) == 10 and "msg-00004999" not in encoded and len(encoded) < 5000
+
+
+def test_lists_full_of_other_messages_never_starve_ours(start_relay: Any, tmp_path: Path) -> None:
+    """smsgate lists hold every message of the device: with a small budget spent on foreign pages, the
+    requests kept back for one-by-one questions still settle the campaign."""
+    from relay_integrations.models import OutboundMessage
+
+    own = start_relay(delivery_latency=0.05)
+    with RelayClient(own.url("smsgate"), "smsgate", own.api_key, **CLIENT_KWARGS) as client:
+        for _ in range(15):  # foreign messages of 100 recipients each, sent before ours
+            client.send(OutboundMessage(to=numbers(100), text="someone else's campaign"))
+    ledger = tmp_path / "ledger.sqlite"
+    _run_campaign(own, "smsgate", ledger, "track-crowded", numbers(40))
+    with RelayClient(own.url("smsgate"), "smsgate", own.api_key, **CLIENT_KWARGS) as client:
+        for _ in range(3):  # more foreign traffic after ours: our messages are not on the first pages
+            client.send(OutboundMessage(to=numbers(100), text="later traffic"))
+    transport = CountingTransport()
+    waiter = CampaignWaiter(CampaignRef("track-crowded", str(ledger)), max_requests_per_round=4)
+    with waiter, RelayClient(own.url("smsgate"), "smsgate", own.api_key, transport=transport,
+                             **CLIENT_KWARGS) as client:
+        rounds = 0
+        while rounds < 100:
+            before = transport.count
+            status = waiter.poll(client)
+            rounds += 1
+            assert transport.count - before <= 4
+            if status.done:
+                break
+            asyncio.run(asyncio.sleep(0.05))
+    assert status.done and status.counts == {"delivered": 40}, status
