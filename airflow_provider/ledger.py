@@ -22,11 +22,38 @@ from relay_integrations.campaign.campaign_store import StoreLocation, display_ur
 _ONE_MACHINE_EXECUTORS = ("LocalExecutor", "SequentialExecutor")
 
 
+#: How a campaign reference names a store held by an Airflow connection (never its URL: no password in XComs).
+CONNECTION_PREFIX = "airflow-connection:"
+
+
+def ledger_reference(conn_id: str | None) -> str | None:
+    """The store reference a campaign result carries when its ledger came from ``conn_id``."""
+    return f"{CONNECTION_PREFIX}{conn_id}" if conn_id else None
+
+
+def tracking_store_url(reference: str) -> str | URL:
+    """What a sensor opens for a campaign reference's ``store``: a connection's URL, else the reference."""
+    if reference.startswith(CONNECTION_PREFIX):
+        return ledger_url_from_connection(reference.removeprefix(CONNECTION_PREFIX))
+    return reference
+
+
+async def atracking_store_url(reference: str) -> str | URL:
+    """:func:`tracking_store_url` for triggers (connections read without blocking the event loop)."""
+    if reference.startswith(CONNECTION_PREFIX):
+        conn_id = reference.removeprefix(CONNECTION_PREFIX)
+        return _ledger_url(await BaseHook.aget_connection(conn_id), conn_id)
+    return reference
+
+
 def ledger_url_from_connection(conn_id: str) -> URL:
     """The SQLAlchemy URL of an Airflow connection that names a database."""
+    return _ledger_url(BaseHook.get_connection(conn_id), conn_id)
+
+
+def _ledger_url(conn: Any, conn_id: str) -> URL:
     from airflow.sdk.log import mask_secret
 
-    conn = BaseHook.get_connection(conn_id)
     if conn.password:
         mask_secret(conn.password)
     if conn.conn_type in ("postgres", "postgresql"):

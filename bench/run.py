@@ -16,6 +16,9 @@ bench/server_throughput.py         reference relay accepted messages/s, single a
                                    vs a bare FastAPI echo and raw SQLite
 bench/webhooks_throughput.py       webhook receiver verified events/s vs an echo endpoint
 bench/airflow_mapped.py            one RelayCampaignOperator vs mapped HttpOperator tasks
+bench/tracking_rounds.py           campaign tracking: relay requests in a poll round for 100,000
+                                   recipients vs per-message GETs; XCom, trigger kwargs and wait
+                                   result sizes for 1,000,000 recipients vs the id-list XCom
 =================================  ==============================================================
 
 The table (figure, value, baseline, ratio) goes to stdout, and with the machine description to
@@ -85,6 +88,8 @@ STEPS = [
     Step("webhooks", "webhooks_throughput.py", ["--events", "2000"], ["--events", "3000"], ["--events", "300"], 1200),
     Step("airflow", "airflow_mapped.py", ["--recipients", "500"], ["--recipients", "500"], ["--recipients", "10"],
          3600),
+    Step("tracking", "tracking_rounds.py", ["--n", "100000"], ["--n", "100000"],
+         ["--n", "2000", "--size-recipients", "20000", "--baseline-sample", "100"], 3600),
 ]
 
 
@@ -180,6 +185,25 @@ def airflow_figures(out: str) -> list[Figure]:
     return [Figure(f"Airflow dag.test(), {n} recipients: one RelayCampaignOperator, msg/s",
                    result["operator"]["messages_per_s"], "msg/s", f"{n} mapped HttpOperator tasks",
                    result["mapped"]["messages_per_s"])]
+
+
+def tracking_figures(out: str) -> list[Figure]:
+    result = bench_result(out)
+    n = result["n"]
+    figures = []
+    for dialect, r in result["dialects"].items():
+        worst = max(r["fresh"]["requests"], r["all_news"]["requests"])
+        figures.append(Figure(f"tracking {dialect}, {n:,} recipients: requests in the worst poll round", worst,
+                              "req", "one GET per message id (old trigger)", r["baseline"]["requests"]))
+    s = result["sizes"]
+    m = s["recipients"]
+    figures.append(Figure(f"campaign XCom / send_campaign result, {m:,} recipients", s["xcom_bytes"] / 1024, "KiB",
+                          "old XCom with every message id", s["old_xcom_bytes"] / 1024))
+    figures.append(Figure(f"status trigger kwargs, {m:,} recipients", s["trigger_kwargs_bytes"] / 1024, "KiB",
+                          "old XCom with every message id", s["old_xcom_bytes"] / 1024))
+    figures.append(Figure(f"status sensor / wait task result, {m:,} recipients", s["wait_result_bytes"] / 1024,
+                          "KiB", "old XCom with every message id", s["old_xcom_bytes"] / 1024))
+    return figures
 
 
 # --- machine -------------------------------------------------------------------------------------
@@ -293,6 +317,7 @@ def main() -> int:
         "server": lambda: server_figures(outputs["server"]),
         "webhooks": lambda: webhook_figures(outputs["webhooks"]),
         "airflow": lambda: airflow_figures(outputs["airflow"]),
+        "tracking": lambda: tracking_figures(outputs["tracking"]),
     }
     figures: list[Figure] = []
     for name, read in readers.items():

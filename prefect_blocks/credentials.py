@@ -124,6 +124,29 @@ class RelayCredentials(CredentialsBlock):
             return None
         return await aresolve_ledger_reference(self.ledger.get_secret_value().strip())
 
+    def tracking_reference(self, ledger: str | None = None) -> str | None:
+        """How a campaign result names its store so a wait task finds it again without a password in it:
+        the saved block the URL came from, or the credentials' own ledger (None: the report's ledger)."""
+        value = (ledger or "").strip() or (self.ledger.get_secret_value().strip() if self.ledger else "")
+        if not value:
+            return None
+        if _is_block_reference(value):
+            return value
+        if not ledger and make_url_password(value):
+            return CREDENTIALS_LEDGER
+        return None
+
+    def tracking_location(self, store: str) -> StoreLocation | None:
+        """The store a campaign reference names (:meth:`tracking_reference`), or None to use it as it is."""
+        if store == CREDENTIALS_LEDGER:
+            return self.ledger_location()
+        return resolve_ledger_reference(store) if _is_block_reference(store) else None
+
+    async def atracking_location(self, store: str) -> StoreLocation | None:
+        if store == CREDENTIALS_LEDGER:
+            return await self.aledger_location()
+        return await aresolve_ledger_reference(store) if _is_block_reference(store) else None
+
     def _client_kwargs(self) -> dict[str, object]:
         return {
             "base_url": self.base_url,
@@ -143,6 +166,23 @@ class RelayCredentials(CredentialsBlock):
     def get_async_client(self) -> AsyncRelayClient:
         """An asynchronous client for the relay; use it with ``async with``."""
         return AsyncRelayClient(**self._client_kwargs())  # type: ignore[arg-type]
+
+
+#: A campaign reference's store when the ledger URL (with its password) is the credentials block's own.
+CREDENTIALS_LEDGER = "relay-credentials:ledger"
+
+
+def make_url_password(value: str) -> bool:
+    """Whether a ledger URL carries a password (which must never go into a task result)."""
+    if "://" not in value:
+        return False
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return bool(make_url(value).password)
+    except ArgumentError:
+        return False
 
 
 def _is_block_reference(value: str) -> bool:

@@ -28,6 +28,7 @@ from prefect_blocks.credentials import RelayCredentials, RelayWebhookInbox
 from prefect_blocks.tasks import poll_until_settled, send_campaign
 from relay_integrations.dialects import get_dialect
 from relay_integrations.models import InboundQuery, MessageState, StatusReport, WebhookEvent
+from relay_integrations.tracking import CampaignRef, CampaignWaiter, TrackingStatus
 from relay_integrations.webhooks.inbox import EventFilter
 
 # Replies that ask to stop messages, as carriers and regulators know them (compared trimmed, upper case).
@@ -80,19 +81,43 @@ def summarize_delivery(
     }
 
 
+def summarize_tracking(status: TrackingStatus) -> dict[str, Any]:
+    """:func:`summarize_delivery`'s shape from a tracked campaign (counts from its store, sampled rows)."""
+    sample = status.sample
+    return {
+        "wanted": status.target.value,
+        "complete": status.done,
+        "messages": sum(status.counts.values()),
+        "by_state": dict(sorted(status.counts.items())),
+        "failed": [{"message_id": r["message_id"], "address": r["address"], "error": None}
+                   for r in sample if r["state"] in ("failed", "cancelled")][:MAX_LISTED],
+        "not_settled": [r["message_id"] for r in sample if r["state"] not in ("failed", "cancelled")][:MAX_LISTED],
+        "not_settled_count": status.waiting,
+    }
+
+
 @task(name="wait-for-campaign-delivery", cache_policy=NO_CACHE)
 def wait_for_campaign_delivery(
     credentials: RelayCredentials,
-    message_ids: list[str],
+    message_ids: list[str] | dict[str, Any],
     state: MessageState = MessageState.DELIVERED,
     timeout: float = 600.0,
     poll_interval: float = 5.0,
 ) -> dict[str, Any]:
-    """Poll every campaign message until it settles, then count states (never raises on failures or time-outs)."""
+    """Wait until every campaign message settles, then count states (never raises on failures or time-outs).
+
+    ``message_ids``: the ids, or :func:`send_campaign`'s result, tracked by the core campaign waiter."""
     wanted = MessageState(state)
-    with credentials.get_client() as client:
-        reports, pending = poll_until_settled(client, message_ids, wanted, timeout, poll_interval)
-    summary = summarize_delivery(reports, pending, wanted)
+    campaign = CampaignRef.from_value(message_ids)
+    if campaign is not None:
+        location = credentials.tracking_location(campaign.store)
+        with credentials.get_client() as client, \
+                CampaignWaiter(campaign, location=location, target=wanted) as waiter:
+            summary = summarize_tracking(waiter.wait(client, timeout=timeout, poll_interval=poll_interval))
+    else:
+        with credentials.get_client() as client:
+            reports, pending = poll_until_settled(client, list(message_ids), wanted, timeout, poll_interval)
+        summary = summarize_delivery(reports, pending, wanted)
     get_run_logger().info("Delivery: %s%s", summary["by_state"],
                           "" if summary["complete"] else f", {summary['not_settled_count']} not settled in time")
     return summary
@@ -275,14 +300,14 @@ def relay_campaign_flow(
     )
     result: dict[str, Any] = {
         "campaign_id": campaign_id,
-        "campaign": {k: v for k, v in report.items() if k not in ("rows", "message_ids")},
+        "campaign": {k: v for k, v in report.items() if k != "rows"},
         "delivery": None,
         "replies": None,
     }
     if not dry_run:
-        if wait_for_state and report["message_ids"]:
+        if wait_for_state and report.get("campaign"):
             result["delivery"] = wait_for_campaign_delivery(
-                relay, report["message_ids"], MessageState(wait_for_state), delivery_timeout, poll_interval
+                relay, report, MessageState(wait_for_state), delivery_timeout, poll_interval
             )
         if reply_window_seconds > 0:
             time.sleep(reply_window_seconds)

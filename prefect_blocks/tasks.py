@@ -80,6 +80,7 @@ from relay_integrations.models import (
     StatusReport,
     WebhookEvent,
 )
+from relay_integrations.tracking import CampaignRef, CampaignWaiter, RelayIdentity, TrackingStatus, campaign_result
 from relay_integrations.webhooks.inbox import EventFilter, WebhookInbox
 
 # Errors that another attempt cannot fix: bad input, bad credentials, no money, no such feature.
@@ -366,7 +367,9 @@ def _settled(report: StatusReport, wanted: MessageState) -> bool:
     return _reached(report, wanted) or report.state.is_final
 
 
-def _ids(message_id: str | Sequence[str]) -> list[str]:
+def _ids(message_id: str | Sequence[str] | Mapping[str, Any]) -> list[str]:
+    if isinstance(message_id, Mapping):
+        raise ValueError("message_id: a dict must be a campaign result (with campaign_id and its store)")
     ids = [message_id] if isinstance(message_id, str) else list(message_id)
     if not ids:
         raise ValueError("message_id: give at least one message id")
@@ -438,18 +441,52 @@ def _timeout_error(pending: Sequence[str], reports: Mapping[str, StatusReport], 
     return TimeoutError(f"{len(pending)} message(s) not {wanted.value} within {timeout:g}s ({states}{more})")
 
 
+class CampaignNotDeliveredError(RuntimeError):
+    """Messages of a tracked campaign failed or were cancelled.
+
+    :param status: the campaign's tracking status (counts per state, a sample of failed rows).
+    """
+
+    def __init__(self, status: Mapping[str, Any]) -> None:
+        self.status = dict(status)
+        failed = [r for r in self.status.get("sample", []) if r.get("state") in ("failed", "cancelled")]
+        shown = ", ".join(f"row {r.get('row')} ({r.get('address')})" for r in failed[:10])
+        campaign = self.status.get("campaign") or {}
+        super().__init__(f"campaign {campaign.get('campaign_id')}: {self.status.get('failed_count')} message(s) "
+                         f"will never be {self.status.get('target_state')}: {shown}")
+
+
+def _campaign_outcome(status: TrackingStatus, timeout: float, raise_on_failure: bool) -> dict[str, Any]:
+    result = status.as_dict()
+    if not status.done:
+        raise TimeoutError(f"{status.describe()}; not done within {timeout:g}s")
+    if status.failed and raise_on_failure:
+        raise CampaignNotDeliveredError(result)
+    get_run_logger().info("%s", status.describe())
+    return result
+
+
 @task(cache_policy=NO_CACHE)
 async def await_for_message_status(
     credentials: RelayCredentials,
-    message_id: str | list[str],
+    message_id: str | list[str] | dict[str, Any],
     state: MessageState = MessageState.DELIVERED,
     timeout: float = 300.0,  # noqa: ASYNC109 -- same parameters as the sync twin, which a deployment exposes
     poll_interval: float = 2.0,
     raise_on_failure: bool = True,
     concurrency: int = 8,
-) -> StatusReport | list[StatusReport]:
+) -> StatusReport | list[StatusReport] | dict[str, Any]:
     """Poll until messages reach ``state`` (async twin of :func:`wait_for_message_status`)."""
     wanted = MessageState(state)
+    campaign = CampaignRef.from_value(message_id)
+    if campaign is not None:
+        async with credentials.get_async_client() as client:
+            location = await credentials.atracking_location(campaign.store)
+            waiter = await anyio.to_thread.run_sync(
+                lambda: CampaignWaiter(campaign, location=location, target=wanted))
+            with waiter:
+                status = await waiter.await_done(client, timeout=timeout, poll_interval=poll_interval)
+        return _campaign_outcome(status, timeout, raise_on_failure)
     ids = _ids(message_id)
     async with credentials.get_async_client() as client:
         reports, pending = await apoll_until_settled(client, ids, wanted, timeout, poll_interval, concurrency)
@@ -462,17 +499,21 @@ async def await_for_message_status(
 @task(cache_policy=NO_CACHE)
 def wait_for_message_status(
     credentials: RelayCredentials,
-    message_id: str | list[str],
+    message_id: str | list[str] | dict[str, Any],
     state: MessageState = MessageState.DELIVERED,
     timeout: float = 300.0,
     poll_interval: float = 2.0,
     raise_on_failure: bool = True,
     concurrency: int = 8,
-) -> StatusReport | list[StatusReport]:
+) -> StatusReport | list[StatusReport] | dict[str, Any]:
     """Poll the relay until one or many messages reach ``state`` (or a later successful one).
 
     :param credentials: the relay that took the messages.
-    :param message_id: one message id (returns one report) or a list (returns a list, same order).
+    :param message_id: one message id (returns one report), a list (returns a list, same order), or a
+        campaign: :func:`send_campaign`'s result (or its ``campaign`` reference). A campaign's messages
+        are read from its store and tracked with the relay's aggregate views, a bounded number of
+        requests per poll; returns ``{campaign, target_state, done, counts, waiting, failed_count,
+        sample}`` and raises :class:`CampaignNotDeliveredError` for failures (``raise_on_failure``).
     :param state: the state to wait for; ``sent`` is also satisfied by ``delivered``.
     :param timeout: seconds to wait in all before raising ``TimeoutError``.
     :param poll_interval: seconds between polls of the messages not settled yet.
@@ -483,6 +524,13 @@ def wait_for_message_status(
     """
     del concurrency  # the sync twin polls one message after the other
     wanted = MessageState(state)
+    campaign = CampaignRef.from_value(message_id)
+    if campaign is not None:
+        location = credentials.tracking_location(campaign.store)
+        with credentials.get_client() as client, \
+                CampaignWaiter(campaign, location=location, target=wanted) as waiter:
+            status = waiter.wait(client, timeout=timeout, poll_interval=poll_interval)
+        return _campaign_outcome(status, timeout, raise_on_failure)
     ids = _ids(message_id)
     with credentials.get_client() as client:
         reports, pending = poll_until_settled(client, ids, wanted, timeout, poll_interval)
@@ -706,10 +754,10 @@ def _make_campaign(
 
 
 def _report_dict(report: CampaignReport, campaign_id: str, scope: IdempotencyScope,
-                 max_rows: int | None) -> dict[str, Any]:
+                 max_rows: int | None, relay: RelayIdentity | None = None, store: str | None = None) -> dict[str, Any]:
     try:
-        result = report.to_dict(max_rows=max_rows)
-        result["message_ids"] = report.message_ids
+        # Counts, bounded errors and the reference wait_for_message_status tracks it by; no id list.
+        result = campaign_result(report, relay, max_rows=max_rows, store=store)
     finally:
         report.close()
     result["campaign_id"] = campaign_id
@@ -776,6 +824,7 @@ async def asend_campaign(
 
     outcome: CampaignReport | Exception
     async with credentials.get_async_client() as client, anyio.create_task_group() as group:
+        relay = RelayIdentity.from_client(client)
         group.start_soon(pump)
         try:
             outcome = await campaign.asend(client, dry_run=dry_run, earlier_try_since=earlier)
@@ -788,7 +837,8 @@ async def asend_campaign(
         raise outcome
     report = outcome
     await bar.afinish(dry_run)
-    result = _report_dict(report, campaign_id, idempotency_scope, max_rows)
+    result = _report_dict(report, campaign_id, idempotency_scope, max_rows, relay,
+                          credentials.tracking_reference(ledger or ledger_path))
     await acreate_report_artifacts(key, result)
     _log_campaign(result)
     return _check_sent(result, fail_on_send_errors, True)
@@ -859,7 +909,8 @@ def send_campaign(
     :param artifact_key: the artifact key prefix (lowercase letters, digits, dashes).
     :param max_rows: at most this many rows in the returned dict and the table (problems first).
     :return: the report as a JSON-able dict: ``counts`` (total, accepted, already_sent, invalid,
-        suppressed, duplicate, failed, segments), ``rows``, ``errors``, ``message_ids``...
+        suppressed, duplicate, failed, segments), ``rows``, ``errors`` (the first 20), and ``campaign``:
+        the reference :func:`wait_for_message_status` tracks the campaign by (never every message id).
     :raises CampaignValidationError: bad rows and ``skip_invalid`` off; nothing was sent.
     :raises CampaignSendError: rows failed and ``fail_on_send_errors`` is on (retried).
     """
@@ -871,13 +922,15 @@ def send_campaign(
     earlier = _earlier_try_since() if _is_local(location) else None
     bar.create(f"Campaign {campaign_id}: starting")
     with credentials.get_client() as client:
+        relay = RelayIdentity.from_client(client)
         try:
             report = campaign.send(client, dry_run=dry_run, earlier_try_since=earlier)
         except CampaignValidationError as exc:
             create_validation_artifact(key, campaign_id, exc.errors)
             raise
     bar.finish(dry_run)
-    result = _report_dict(report, campaign_id, idempotency_scope, max_rows)
+    result = _report_dict(report, campaign_id, idempotency_scope, max_rows, relay,
+                          credentials.tracking_reference(ledger or ledger_path))
     create_report_artifacts(key, result)
     _log_campaign(result)
     return _check_sent(result, fail_on_send_errors, True)

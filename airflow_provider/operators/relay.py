@@ -19,9 +19,10 @@ from pydantic import ValidationError
 
 from airflow_provider.hooks.relay import RelayHook
 from airflow_provider.keys import derive_campaign_id, derive_idempotency_key
-from airflow_provider.ledger import is_local, resolve_ledger, warn_if_local_ledger
+from airflow_provider.ledger import is_local, ledger_reference, resolve_ledger, warn_if_local_ledger
 from relay_integrations.errors import RelayError, UnsupportedOperationError
 from relay_integrations.models import InboundQuery, OutboundMessage
+from relay_integrations.tracking import RelayIdentity, campaign_result
 
 if TYPE_CHECKING:
     import jinja2
@@ -257,9 +258,9 @@ class RelayCampaignOperator(BaseOperator):
     campaign id, which defaults to one derived from the run, so a retried task sends only what the
     first try did not.
 
-    Returns ``report.to_dict(max_rows=max_report_rows)`` plus ``message_ids`` (all of them) and
-    ``batch_ids`` (bulk jobs whose messages the relay lists later, coop), ready for
-    :class:`~airflow_provider.sensors.relay.RelayMessageStatusSensor`.
+    Returns ``report.to_dict(max_rows=max_report_rows)`` with at most 20 errors, plus ``campaign``: the
+    reference (campaign id, ledger, relay) :class:`~airflow_provider.sensors.relay.RelayMessageStatusSensor`
+    tracks the campaign by. Its size does not grow with the recipients: no list of every message id.
 
     :param template: Message text template, inline or a ``.j2`` file name. (templated: file lookup only)
     :param recipients: A list of dicts, an upstream XCom (``other_task.output``), or a CSV/JSONL path. (templated)
@@ -419,6 +420,7 @@ class RelayCampaignOperator(BaseOperator):
                     self.log.info("Try %s with a local ledger on %s: every planned row is looked up on the relay "
                                   "before sending", context["ti"].try_number, client.dialect.name)
                 report = campaign.send(client, dry_run=self.dry_run_only, earlier_try_since=earlier)
+                relay = RelayIdentity.from_client(client)
         except CampaignStoreError as e:
             raise AirflowException(f"campaign {campaign_id}: {e}") from None
         except CampaignValidationError as e:
@@ -435,7 +437,10 @@ class RelayCampaignOperator(BaseOperator):
                     f"row {err.get('row')} {err.get('field')}: {err.get('message')}" for err in e.errors[:10]
                 )
             ) from None
-        return self._report_for_xcom(report)
+        # A ledger named by a connection is found again through it: its password stays out of the XCom.
+        store = None if self.ledger or self.ledger_path else ledger_reference(
+            self.ledger_conn_id or self.hook.settings.ledger_conn_id)
+        return self._report_for_xcom(report, relay, store)
 
     def _campaign(self, campaign_class: type[Campaign], campaign_id: str, location: Any = None) -> Campaign:
         return campaign_class(
@@ -456,14 +461,10 @@ class RelayCampaignOperator(BaseOperator):
             progress=_ProgressLog(self.log, self.progress_interval),
         )
 
-    def _report_for_xcom(self, report: CampaignReport) -> dict[str, Any]:
+    def _report_for_xcom(self, report: CampaignReport, relay: RelayIdentity | None = None,
+                         store: str | None = None) -> dict[str, Any]:
         try:
-            result = report.to_dict(max_rows=self.max_report_rows)
-            result["message_ids"] = report.message_ids
-            # Bulk jobs (coop) answer with a job id only; the status sensor reads their messages later.
-            result["batch_ids"] = list(
-                dict.fromkeys(r["batch_id"] for r in report.rows if r.get("batch_id") and not r.get("message_id"))
-            )
+            result = campaign_result(report, relay, max_rows=self.max_report_rows, store=store)
         finally:
             report.close()
         counts = result["counts"]

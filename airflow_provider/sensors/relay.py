@@ -15,6 +15,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider.hooks.relay import RelayHook
+from airflow_provider.ledger import tracking_store_url
 from airflow_provider.triggers.relay import RelayMessageStatusTrigger, RelayWebhookTrigger
 from airflow_provider.waiting import (
     as_utc,
@@ -29,6 +30,9 @@ from airflow_provider.waiting import (
 )
 from relay_integrations.errors import RelayError
 from relay_integrations.models import MessageState
+from relay_integrations.tracking import CampaignNotTrackedError, CampaignRef, CampaignWaiter
+
+_FAILED = ("failed", "cancelled")
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -40,21 +44,27 @@ class RelayMessageFailedError(AirflowFailException):
     :param failed: message id -> the relay's error text (or state).
     """
 
-    def __init__(self, failed: Mapping[str, str]) -> None:
+    def __init__(self, failed: Mapping[str, str], count: int | None = None) -> None:
         self.failed = dict(failed)
+        total = len(self.failed) if count is None else max(count, len(self.failed))
         shown = ", ".join(f"{mid}: {err}" for mid, err in list(self.failed.items())[:10])
-        more = f" (+{len(self.failed) - 10} more)" if len(self.failed) > 10 else ""
-        super().__init__(f"{len(self.failed)} message(s) failed: {shown}{more}")
+        more = f" (+{total - min(10, len(self.failed))} more)" if total > min(10, len(self.failed)) else ""
+        super().__init__(f"{total} message(s) failed: {shown}{more}")
 
 
 class RelayMessageStatusSensor(BaseSensorOperator):
     """Wait until a message, or every message of a campaign, reaches a state (default ``delivered``).
 
-    Returns ``{"target_state", "states": {message_id: state}, "failed": {message_id: error}}``.
+    For message ids, returns ``{"target_state", "states": {message_id: state}, "failed": {message_id:
+    error}}``. For a campaign (the :class:`~airflow_provider.operators.relay.RelayCampaignOperator`'s
+    report, or its ``campaign`` reference), the messages are read from the campaign's store and tracked
+    with the relay's aggregate views (batch status and lists, bulk jobs, state-filtered lists, the
+    connection's webhook inbox), a bounded number of requests per poke; their states are recorded in
+    the store. Returns ``{"campaign", "target_state", "done", "counts": {state: n}, "waiting",
+    "failed_count", "sample": [a few rows]}``, never every id.
 
-    :param message_ids: One message id, a list of ids, a send receipt or a campaign report (dicts as
-        returned by the relay operators, e.g. ``send.output``), or a list of receipts. A campaign
-        report's bulk jobs (coop) are waited on too: their messages once the relay lists them. (templated)
+    :param message_ids: One message id, a list of ids, a send receipt, a list of receipts, or a campaign
+        report (dicts as returned by the relay operators, e.g. ``campaign.output``). (templated)
     :param relay_conn_id: The ``relay`` connection. (templated)
     :param target_state: ``queued``, ``sending``, ``sent`` or ``delivered``; a later good state also
         counts (a delivered message has been sent). (templated)
@@ -84,6 +94,7 @@ class RelayMessageStatusSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self._known: dict[str, tuple[MessageState, str | None]] = {}
         self._jobs: dict[str, list[str]] = {}
+        self._waiter: CampaignWaiter | None = None
 
     @cached_property
     def hook(self) -> RelayHook:
@@ -95,9 +106,33 @@ class RelayMessageStatusSensor(BaseSensorOperator):
             raise AirflowException("message_ids: no message id to wait for")
         return ids, batch_ids
 
+    def _campaign(self) -> CampaignRef | None:
+        try:
+            return CampaignRef.from_value(self.message_ids)
+        except ValueError as e:
+            raise AirflowFailException(str(e)) from None
+
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
-            return super().execute(context)
+            try:
+                return super().execute(context)
+            finally:
+                if self._waiter is not None:
+                    self._waiter.close()
+        campaign = self._campaign()
+        if campaign is not None:
+            self.log.info("Deferring: tracking campaign %s until %s", campaign.campaign_id, self.target_state)
+            self.defer(
+                trigger=RelayMessageStatusTrigger(
+                    campaign=campaign.to_dict(),
+                    relay_conn_id=self.relay_conn_id,
+                    target_state=target_state_from(self.target_state).value,
+                    fail_on_failed=self.fail_on_failed,
+                    poll_interval=self.poke_interval,
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=self.timeout),
+            )
         ids, batch_ids = self._targets()
         self.log.info(
             "Deferring: waiting for %d message(s)%s to be %s",
@@ -118,7 +153,35 @@ class RelayMessageStatusSensor(BaseSensorOperator):
             timeout=timedelta(seconds=self.timeout),
         )
 
+    def _poke_campaign(self, campaign: CampaignRef) -> PokeReturnValue:
+        target = target_state_from(self.target_state)
+        try:
+            if self._waiter is None:
+                settings = self.hook.settings
+                inbox = self.hook.inbox_for(settings) if settings.webhook_inbox_url else None
+                self._waiter = CampaignWaiter(campaign, location=tracking_store_url(campaign.store), target=target,
+                                              inbox=inbox)
+            with self.hook.get_client() as client:
+                status = self._waiter.poll(client)
+        except CampaignNotTrackedError as e:
+            raise AirflowException(str(e)) from None
+        except RelayError as e:
+            if not is_transient(e):
+                raise
+            self.log.warning("Relay busy or unreachable, will ask again: %s", e)
+            return PokeReturnValue(is_done=False)
+        self.log.info("%s", status.describe())
+        if status.failed and self.fail_on_failed:
+            raise RelayMessageFailedError(
+                {str(r["message_id"] or r["row"]): str(r["state"]) for r in status.sample if r["state"] in _FAILED},
+                count=status.failed,
+            )
+        return PokeReturnValue(is_done=status.done, xcom_value=status.as_dict() if status.done else None)
+
     def poke(self, context: Context) -> PokeReturnValue:
+        campaign = self._campaign()
+        if campaign is not None:
+            return self._poke_campaign(campaign)
         target = target_state_from(self.target_state)
         ids, batch_ids = self._targets()
         with self.hook.get_client() as client:
@@ -151,6 +214,16 @@ class RelayMessageStatusSensor(BaseSensorOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger fired: the same outcome poke mode would have had."""
         status = event.get("status")
+        if "campaign" in event and status in ("failed", "success"):
+            if status == "failed":
+                sample = event.get("sample") or []
+                raise RelayMessageFailedError(
+                    {str(r.get("message_id") or r.get("row")): str(r.get("state")) for r in sample
+                     if r.get("state") in _FAILED},
+                    count=event.get("failed_count"),
+                )
+            self.log.info("%s", event.get("message"))
+            return {k: v for k, v in event.items() if k not in ("status", "message")}
         if status == "failed":
             raise RelayMessageFailedError(event.get("failed") or {})
         if status != "success":

@@ -14,6 +14,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider.hooks.relay import RelayHook
+from airflow_provider.ledger import atracking_store_url
 from airflow_provider.waiting import (
     as_utc,
     bulk_job_message_ids,
@@ -25,6 +26,7 @@ from airflow_provider.waiting import (
 )
 from relay_integrations.errors import RelayError
 from relay_integrations.models import MessageState
+from relay_integrations.tracking import CampaignRef, CampaignWaiter
 
 # The relay answers one status request at a time per message; a few in flight keep a campaign's
 # wait short without crowding one relay (async httpx slows down past ~8 on two cores).
@@ -35,9 +37,13 @@ class RelayMessageStatusTrigger(BaseTrigger):
     """Wait until every message reaches ``target_state``, or one fails.
 
     Yields one event: ``{"status": "success" | "failed" | "error", "target_state", "states",
-    "failed", "message"}``.
+    "failed", "message"}``; for a campaign, ``{"status", "message", **TrackingStatus.as_dict()}``
+    (counts per state and a bounded sample, never every id).
 
-    :param message_ids: Ids of the messages to watch.
+    :param message_ids: Ids of the messages to watch (a few; a campaign is named by ``campaign``).
+    :param campaign: A campaign reference (:class:`relay_integrations.tracking.CampaignRef` as a dict):
+        its messages are read from its store and tracked with the relay's aggregate views, so the
+        trigger's kwargs stay a few hundred bytes for any campaign size.
     :param batch_ids: Bulk jobs (coop) whose messages are watched once the relay lists them.
     :param relay_conn_id: The ``relay`` connection to ask.
     :param target_state: State every message must reach (``delivered`` also satisfies ``sent``).
@@ -48,15 +54,19 @@ class RelayMessageStatusTrigger(BaseTrigger):
 
     def __init__(
         self,
-        message_ids: list[str],
+        message_ids: list[str] | None = None,
         relay_conn_id: str = RelayHook.default_conn_name,
         target_state: str = "delivered",
         fail_on_failed: bool = True,
         poll_interval: float = 5.0,
         batch_ids: list[str] | None = None,
+        campaign: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.message_ids = list(message_ids)
+        self.campaign = CampaignRef.from_value(campaign).to_dict() if campaign else None  # type: ignore[union-attr]
+        if campaign and self.campaign is None:
+            raise ValueError("campaign: needs a campaign_id and a store")
+        self.message_ids = list(message_ids or [])
         self.batch_ids = list(batch_ids or [])
         self.relay_conn_id = relay_conn_id
         self.target_state = target_state_from(target_state).value
@@ -73,10 +83,15 @@ class RelayMessageStatusTrigger(BaseTrigger):
                 "fail_on_failed": self.fail_on_failed,
                 "poll_interval": self.poll_interval,
                 "batch_ids": list(self.batch_ids),
+                "campaign": self.campaign,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        if self.campaign is not None:
+            async for event in self._run_campaign():
+                yield event
+            return
         target = MessageState(self.target_state)
         known: dict[str, tuple[MessageState, str | None]] = {}
         jobs: dict[str, list[str]] = {}
@@ -122,6 +137,41 @@ class RelayMessageStatusTrigger(BaseTrigger):
                         self.log.info("%s", verdict.describe(target))
                     await asyncio.sleep(self.poll_interval)
         except (RelayError, ValueError) as e:
+            yield TriggerEvent({"status": "error", "target_state": self.target_state, "message": str(e)})
+
+
+    async def _run_campaign(self) -> AsyncIterator[TriggerEvent]:
+        """The core waiter, one round per ``poll_interval``; store I/O runs in a worker thread."""
+        try:
+            ref = CampaignRef.from_value(self.campaign)
+            assert ref is not None
+            hook = RelayHook(self.relay_conn_id)
+            settings = await hook.aget_settings()
+            inbox = RelayHook.inbox_for(settings) if settings.webhook_inbox_url else None
+            location = await atracking_store_url(ref.store)
+            waiter = await asyncio.to_thread(CampaignWaiter, ref, location=location, target=self.target_state,
+                                             inbox=inbox)
+            client = await hook.aget_async_client()
+            with waiter:
+                async with client:
+                    while True:
+                        try:
+                            status = await waiter.apoll(client)
+                        except RelayError as e:
+                            if not is_transient(e):
+                                raise
+                            self.log.warning("Relay busy or unreachable, still waiting: %s", e)
+                            await asyncio.sleep(self.poll_interval)
+                            continue
+                        if status.failed and self.fail_on_failed:
+                            yield TriggerEvent({"status": "failed", "message": status.describe(), **status.as_dict()})
+                            return
+                        if status.done:
+                            yield TriggerEvent({"status": "success", "message": status.describe(), **status.as_dict()})
+                            return
+                        self.log.info("%s", status.describe())
+                        await asyncio.sleep(self.poll_interval)
+        except (RelayError, ValueError, OSError) as e:
             yield TriggerEvent({"status": "error", "target_state": self.target_state, "message": str(e)})
 
 

@@ -220,8 +220,39 @@ class CoopDialect(Dialect):
     def build_get_batch(self, batch_id: str) -> RelayRequest:
         return self.request("get_batch", path_params={"batch_id": batch_id})
 
-    def build_bulk_results(self, batch_id: str) -> RelayRequest:
-        return self.request("bulk_results", path_params={"batch_id": batch_id})
+    def build_bulk_results(self, batch_id: str, page: int | None = None, limit: int | None = None) -> RelayRequest:
+        """``GET /messages/bulk/:jobId/results``; ``page``/``limit`` as on coop's other lists."""
+        return self.request("bulk_results", path_params={"batch_id": batch_id}, params={"page": page, "limit": limit})
+
+    def parse_bulk_results(self, body: Any) -> MessagePage:
+        """A bulk job's per-recipient results (``results[]``: ``messageId``, ``to``, ``status``) as a page."""
+        data = as_dict(body)
+        items: list[Any] = data["results"] if isinstance(data.get("results"), list) else []
+        messages = []
+        for item in items:
+            if not isinstance(item, Mapping) or not (item.get("messageId") or item.get("message_id")):
+                continue
+            raw_state = item.get("status")
+            messages.append(
+                MessageSummary(
+                    message_id=str(item.get("messageId") or item.get("message_id")),
+                    state=lookup_state_or_none(STATES, raw_state),
+                    raw_state=raw_state,
+                    to=item.get("to"),
+                    direction="outbound",
+                    raw=dict(item),
+                )
+            )
+        has_more = data.get("hasMore", data.get("has_more"))
+        return MessagePage(
+            messages=messages,
+            page=as_int(data.get("page")),
+            limit=as_int(data.get("limit")),
+            total=as_int(data.get("total")),
+            has_more=has_more if isinstance(has_more, bool) else None,
+            dialect=self.name,
+            raw=data,
+        )
 
     def parse_batch_progress(self, body: Any) -> BatchProgress:
         # The doc names the endpoint but not its fields; read the create answer's names and the

@@ -281,8 +281,14 @@ class RelaySmsDialect(Dialect):
             raw=as_dict(body),
         )
 
-    def build_list_batch_messages(self, batch_id: str, page: int | None = None) -> RelayRequest:
-        return self.request("list_batch_messages", path_params={"batch_id": batch_id}, params={"page": page})
+    def build_list_batch_messages(
+        self, batch_id: str, page: int | None = None, limit: int | None = None
+    ) -> RelayRequest:
+        """``GET /sms/batch/{id}/messages``; :meth:`parse_message_page` reads it. ``limit`` (max 100, as on
+        every relaysms list) keeps a 1000-message batch to ten pages."""
+        return self.request(
+            "list_batch_messages", path_params={"batch_id": batch_id}, params={"page": page, "limit": limit}
+        )
 
     def build_get_status(self, message_id: str) -> RelayRequest:
         return self.request("get_status", path_params={"message_id": message_id})

@@ -314,6 +314,17 @@ class SmsGateDialect(Dialect):
             raw=body if isinstance(body, list) else as_dict(body),
         )
 
+    def settled_state(self, item: Mapping[str, Any]) -> MessageState | None:
+        """The state to track for one listed message: the roll-up, except that a message whose every
+        recipient is final counts as final (``failed`` if any recipient failed), where the roll-up says
+        ``Sent`` for a mix of Delivered and Failed."""
+        recipients = self._recipients(item)
+        if recipients and all(r.state.is_final for r in recipients):
+            if all(r.state is MessageState.DELIVERED for r in recipients):
+                return MessageState.DELIVERED
+            return MessageState.FAILED
+        return lookup_state_or_none(STATES, self._raw_state(item, recipients))
+
     # --- smsgate-only endpoints -------------------------------------------------------------
     def build_create_webhook(self, url: str, event: str, webhook_id: str | None = None) -> RelayRequest:
         """``POST /webhooks {id?, url, event}``; events ``sms:received|sent|delivered|failed``, ``system:ping``."""

@@ -1,7 +1,8 @@
 """End-to-end: dag.test() runs of the test DAGs against a real reference relay and webhook receiver process.
 
-Two DAG runs cover: a campaign per dialect (one template from a .j2 file) waited on in poke mode
-(phonerelay, coop) and deferrable mode (relaysms, smsgate); a validation failure that sends nothing;
+Two DAG runs cover: a campaign per dialect (one template from a .j2 file) tracked by its reference in
+poke mode (phonerelay, coop) and deferrable mode (relaysms, smsgate), states recorded in its ledger;
+a validation failure that sends nothing;
 a dry run; the inbound stats query; webhook registration, a simulated reply reaching the inbox and
 satisfying a poke and a deferred webhook sensor; a send that crashes after the relay took it and is
 retried (one message on the relay); a failing task whose RelayNotifier message reaches the relay;
@@ -19,6 +20,7 @@ import httpx
 import pytest
 
 from relay_integrations.process import ReferenceRelayProcess, WebhookReceiverProcess
+from relay_integrations.tracking import CampaignRef, open_store
 
 pytestmark = pytest.mark.e2e
 
@@ -99,14 +101,21 @@ def test_campaigns_in_every_dialect_waited_on_in_poke_and_deferrable_mode(
         assert states[f"delivered_{dialect}"] == "success", (dialect, states)
         report = values[f"campaign_{dialect}"]
         assert report["counts"]["accepted"] == 3 and report["counts"]["failed"] == 0, report
-        # A coop bulk job may not list its messages yet; the sensor then waits on the job's batch id.
-        listed_later = dialect == "coop" and len(report["batch_ids"]) == 1 and not report["message_ids"]
-        assert listed_later or (len(report["message_ids"]) == 3 and report["batch_ids"] == []), report
+        # The XCom names the campaign (its ledger and relay), never every message id.
+        assert "message_ids" not in report and report["campaign"]["campaign_id"] == report["campaign_id"]
+        assert report["campaign"]["relay"]["dialect"] == dialect
         assert len(report["rows"]) == 2 and report["rows_omitted"] == 1  # trimmed for XCom
         waited = values[f"delivered_{dialect}"]
         outbound = [m for m in _stored(e2e_relay, dialect=dialect) if m["direction"] == "outbound"]
-        assert waited["states"] == {m["id"]: "delivered" for m in outbound}, (waited, outbound)
-        assert waited["failed"] == {}
+        assert waited["done"] and waited["counts"] == {"delivered": 3}, waited
+        assert waited["failed_count"] == 0 and waited["campaign"] == report["campaign"]
+        # The sensor recorded each message's state in the campaign's store.
+        ref = CampaignRef.from_value(report)
+        assert ref is not None and ref.relay is not None
+        with open_store(ref.store) as store:
+            entries = list(store.iter_accepted(ref.relay, report["campaign_id"]))
+        assert {e.message_id for e in entries} == {m["id"] for m in outbound}, (entries, outbound)
+        assert {e.state for e in entries} == {"delivered"}
         texts = sorted(m["text"] for m in outbound)
         assert texts == sorted(f"Hi {n}, {'your ' if dialect == 'coop' else ''}order {o} ships today."
                                for n, o in (("Ada", "A-1"), ("Grace", "A-2"), ("Linus", "A-3"))), texts

@@ -227,3 +227,74 @@ async def test_webhook_trigger_reads_a_postgres_inbox(monkeypatch: pytest.Monkey
                                   received_after=(now - timedelta(minutes=1)).isoformat(), poll_interval=0.05)
     event = await _first_event(trigger)
     assert event["status"] == "success" and event["event"]["event_id"] == "pg-yes"
+
+
+def _campaign(relay: ReferenceRelayProcess, tmp_path: Path, campaign_id: str, phones: list[str]) -> dict[str, Any]:
+    """A real campaign on smsgate; returns the operator-shaped result (``campaign`` reference, counts)."""
+    from relay_integrations.campaign import Campaign
+    from relay_integrations.tracking import RelayIdentity, campaign_result
+
+    rows = [{"phone": p, "name": f"n{i}"} for i, p in enumerate(phones)]
+    campaign = Campaign("Hi {{ name }}", rows, campaign_id=campaign_id, ledger_path=tmp_path / "ledger.sqlite")
+    with RelayClient(relay.url("smsgate"), "smsgate", relay.api_key, login=relay.login) as client:
+        report = campaign.send(client)
+        try:
+            return campaign_result(report, RelayIdentity.from_client(client), max_rows=5)
+        finally:
+            report.close()
+
+
+def test_campaign_trigger_serializes_a_reference_not_ids(relay: ReferenceRelayProcess, tmp_path: Path) -> None:
+    from relay_integrations.tracking import CampaignRef
+
+    result = _campaign(relay, tmp_path, "trigger-serialize", [f"+1555020{i:04d}" for i in range(1, 41)])
+    trigger = RelayMessageStatusTrigger(campaign=result, relay_conn_id="relay_trig", poll_interval=0.05)
+    classpath, kwargs = trigger.serialize()
+    encoded = json.dumps(kwargs)
+    assert kwargs["message_ids"] == [] and kwargs["campaign"] == result["campaign"]
+    assert len(encoded) < 1000
+    from relay_integrations.tracking import open_store
+
+    ref = CampaignRef.from_value(result)
+    assert ref is not None and ref.relay is not None
+    with open_store(ref.store) as store:
+        ids = [e.message_id for e in store.iter_accepted(ref.relay, "trigger-serialize")]
+    assert len(ids) == 40 and not any(i in encoded for i in ids)
+    # The round trip the triggerer makes: same kwargs, same reference.
+    again = RelayMessageStatusTrigger(**json.loads(encoded))
+    assert again.serialize() == (classpath, kwargs)
+    assert CampaignRef.from_value(again.campaign) == CampaignRef.from_value(result)
+
+
+@pytest.mark.anyio
+async def test_campaign_trigger_tracks_until_final(relay: ReferenceRelayProcess, smsgate_conn: Path,
+                                                   tmp_path: Path) -> None:
+    phones = [f"+1555030{i:04d}" for i in range(1, 31)]
+    result = _campaign(relay, tmp_path, "trigger-campaign", phones)
+    event = await _first_event(RelayMessageStatusTrigger(campaign=result["campaign"], relay_conn_id="relay_trig",
+                                                         poll_interval=0.05))
+    assert event["status"] == "success", event
+    assert event["counts"] == {"delivered": 30} and event["done"] and event["waiting"] == 0
+    assert len(json.dumps(event)) < 5000
+
+    failing = _campaign(relay, tmp_path / "f", "trigger-campaign-fail", [*phones[:3], "+15550300000"])
+    event = await _first_event(RelayMessageStatusTrigger(campaign=failing["campaign"], relay_conn_id="relay_trig",
+                                                         poll_interval=0.05))
+    assert event["status"] == "failed" and event["failed_count"] == 1
+    assert [r["address"] for r in event["sample"] if r["state"] == "failed"] == ["+15550300000"]
+
+
+def test_status_sensor_pokes_a_campaign(relay: ReferenceRelayProcess, smsgate_conn: Path, tmp_path: Path) -> None:
+    from airflow_provider.sensors.relay import RelayMessageFailedError, RelayMessageStatusSensor
+
+    phones = [f"+1555040{i:04d}" for i in range(1, 9)]
+    result = _campaign(relay, tmp_path, "sensor-campaign", [*phones, "+15550400000"])
+    sensor = RelayMessageStatusSensor(task_id="wait", message_ids=result, relay_conn_id="relay_trig",
+                                      fail_on_failed=False)
+    done = _wait_until_settled(sensor)
+    assert done.xcom_value["counts"] == {"delivered": 8, "failed": 1} and done.xcom_value["failed_count"] == 1
+    assert [r["address"] for r in done.xcom_value["sample"]] == ["+15550400000"]
+
+    strict = RelayMessageStatusSensor(task_id="wait2", message_ids=result["campaign"], relay_conn_id="relay_trig")
+    with pytest.raises(RelayMessageFailedError, match="1 message"):
+        strict.poke({})

@@ -26,7 +26,12 @@ from relay_prefect_helpers import (
 
 from prefect_blocks.artifacts import artifact_key
 from prefect_blocks.flows import mark_reply_baseline, relay_campaign_flow, summarize_campaign_replies
-from prefect_blocks.tasks import send_campaign, wait_for_webhook_event
+from prefect_blocks.tasks import (
+    CampaignNotDeliveredError,
+    send_campaign,
+    wait_for_message_status,
+    wait_for_webhook_event,
+)
 from relay_integrations.campaign import CampaignValidationError
 from relay_integrations.process import ReferenceRelayProcess
 
@@ -75,7 +80,9 @@ def test_sync_campaign_reports_through_artifacts(relay: ReferenceRelayProcess) -
     counts = result["counts"]
     assert counts["total"] == 3 and counts["accepted"] == 3 and counts["failed"] == 0
     assert counts["segments"] == 3
-    assert len(result["message_ids"]) == 3
+    # The result names the campaign (its ledger and relay) instead of listing every message id.
+    assert "message_ids" not in result and result["campaign"]["campaign_id"].startswith(campaign_id + "@")
+    assert result["campaign"]["relay"]["dialect"] == "phonerelay"
     for row in rows:
         assert texts_sent_to(relay, "phonerelay", row["phone"]) == [f"Hi {row['name']}, 20% off today"]
 
@@ -84,7 +91,7 @@ def test_sync_campaign_reports_through_artifacts(relay: ReferenceRelayProcess) -
     table = table_rows(f"{key}-report")
     assert [r["address"] for r in table] == [r["phone"] for r in rows]
     assert {r["state"] for r in table} == {"accepted"}
-    assert sorted(r["message_id"] for r in table) == sorted(result["message_ids"])
+    assert sorted(r["message_id"] for r in table) == sorted(r["message_id"] for r in result["rows"])
     summary = latest_artifact(f"{key}-summary").data
     assert isinstance(summary, str)
     assert "| accepted | 3 |" in summary and "SMS segments sent: **3**" in summary
@@ -182,7 +189,7 @@ def test_campaign_task_retry_after_a_lost_answer_sends_each_message_once(relay: 
     assert send_run.run_count == 2
     assert result["counts"]["failed"] == 0
     assert result["counts"]["already_sent"] == 4  # 3 from the ledger, 1 the relay recognised by its key
-    assert len(result["message_ids"]) == 4
+    assert len({r["message_id"] for r in result["rows"]}) == 4
     stored = [m for m in sim_messages(relay, "phonerelay") if m["to"] in {r["phone"] for r in rows}]
     assert sorted(m["to"] for m in stored) == sorted(r["phone"] for r in rows)
 
@@ -299,3 +306,38 @@ def test_campaign_on_a_relay_without_keys_is_retried_after_reconciling_a_lost_an
     assert send_run.run_count == 2
     for row in rows:
         assert texts_sent_to(relay, "relaysms", row["phone"]) == [f"Hi {row['name']}"]
+
+
+@pytest.mark.parametrize("dialect", ["relaysms", "coop"])
+def test_wait_for_message_status_tracks_a_campaign_result(relay: ReferenceRelayProcess, dialect: str) -> None:
+    """The campaign result (counts, a reference, two rows) is all the wait task needs; states land in the store."""
+    from relay_integrations.tracking import CampaignRef, open_store
+
+    credentials = credentials_for(relay, dialect)
+    rows = recipients(5, failing=1)
+    campaign_id = new_campaign_id("tracked")
+
+    @flow
+    def send_and_wait() -> tuple[dict[str, Any], Any]:
+        result = send_campaign(credentials, "Hi {{ name }}", rows, campaign_id, max_rows=2)
+        status = wait_for_message_status(credentials, result, timeout=60, poll_interval=0.1,
+                                         raise_on_failure=False)
+        return result, status
+
+    result, status = send_and_wait()
+    assert len(result["rows"]) == 2 and "message_ids" not in result
+    assert status["done"] and status["counts"] == {"delivered": 5, "failed": 1}, status
+    assert [r["address"] for r in status["sample"]] == [rows[-1]["phone"]]
+    ref = CampaignRef.from_value(result)
+    assert ref is not None and ref.relay is not None
+    with open_store(ref.store) as store:
+        assert store.count_states(ref.relay, ref.campaign_id) == {"delivered": 5, "failed": 1}
+
+    @flow
+    async def wait_async() -> Any:
+        return await wait_for_message_status(credentials, result["campaign"], timeout=60, poll_interval=0.1)
+
+    state = anyio.run(lambda: wait_async(return_state=True))
+    assert state.is_failed()
+    with pytest.raises(CampaignNotDeliveredError, match="1 message"):
+        state.result()
