@@ -37,7 +37,7 @@ _PLUS_DIGITS = re.compile(r"\+[1-9][0-9]{2,19}")
 _TOO_SHORT_FOR_PREFIX_STRIP = (ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
                                ValidationResult.INVALID_LENGTH)
 # Distinct numbers whose outcome is remembered (duplicates, suppression lists); bounded memory.
-_PHONE_CACHE_SIZE = 16_384
+_PHONE_CACHE_SIZE = 4096
 
 
 class AddressError(ValueError):
