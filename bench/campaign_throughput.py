@@ -7,7 +7,9 @@ For every dialect, the same N personalised messages go to one reference relay pr
 * (a) a plain sequential httpx loop posting the messages one by one;
 * (b) a tuned raw async httpx sender: one ``AsyncClient``, 8 requests in flight.
 
-Then: rows/s of ``Campaign.validate()`` (render + address + segments + dedupe), and the peak
+Then: rows/s of ``Campaign.validate()`` (render + address + segments + dedupe) next to the
+hand-written jinja2 + phonenumbers loop of bench/dryrun_memory.py, alternating in the same
+process (medians of ``--repeats`` runs), and the peak
 memory of a dry run over 100,000 and 1,000,000 generated recipients, each in a fresh process
 (``ru_maxrss``), to show that memory stays flat as the list grows.
 
@@ -23,6 +25,7 @@ import base64
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -166,13 +169,38 @@ def throughput(n: int, workdir: Path) -> list[dict[str, Any]]:
     return table
 
 
-def validate_rate(n: int) -> float:
-    campaign = Campaign(TEMPLATE, recipients(n), campaign_id="bench-validate", default_region="US")
+def validate_rate(n: int, *, offset: int = 0) -> float:
+    """rows/s of Campaign.validate over ``n`` generated rows (a fresh campaign, fresh numbers)."""
+    campaign = Campaign(TEMPLATE, recipients(n, offset=offset), campaign_id="bench-validate", default_region="US")
     start = time.perf_counter()
     report = campaign.validate(dialect="relaysms")
     elapsed = time.perf_counter() - start
     assert report.counts["valid"] == n, report.counts
     return n / elapsed
+
+
+def hand_written_rate(n: int, *, offset: int = 0) -> float:
+    """rows/s of the loop a user writes by hand (bench/dryrun_memory.py): sandboxed jinja2 with
+    StrictUndefined, phonenumbers parse + possible check + E.164, messages kept in a list."""
+    from dryrun_memory import naive_pass
+
+    seconds, messages = naive_pass(n, offset=offset)
+    assert len(messages) == n
+    return n / seconds
+
+
+def validate_against_loop(n: int, repeats: int) -> dict[str, Any]:
+    """Both rates in the same process, alternating, each run on numbers not seen before (so no
+    cache is warm); medians, with the load average around them (the machine may be shared)."""
+    load_before = os.getloadavg()[0]
+    campaign_rates: list[float] = []
+    loop_rates: list[float] = []
+    for i in range(repeats):
+        campaign_rates.append(validate_rate(n, offset=(2 * i + 1) * n))
+        loop_rates.append(hand_written_rate(n, offset=(2 * i + 2) * n))
+    return {"n": n, "campaign": campaign_rates, "loop": loop_rates,
+            "campaign_median": statistics.median(campaign_rates), "loop_median": statistics.median(loop_rates),
+            "load_before": load_before, "load_after": os.getloadavg()[0]}
 
 
 # ru_maxrss would include the parent's size at fork (Linux keeps it across exec); VmHWM is this
@@ -239,6 +267,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=10_000, help="recipients per dialect (default 10000)")
     parser.add_argument("--validate-n", type=int, default=100_000, help="rows for the render+validate rate")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating runs of validate and the loop (median)")
     parser.add_argument("--dry-run-sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--skip-send", action="store_true", help="only the validation and memory figures")
     args = parser.parse_args()
@@ -256,7 +285,13 @@ def main() -> None:
                   f"{t['campaign'] / t['loop']:.2f}x", f"{t['campaign'] / t['async8']:.2f}x"] for t in table],
             )
         print(f"\n## Render + validate ({args.validate_n} rows, relaysms limits)\n")
-        print(f"{validate_rate(args.validate_n):.0f} rows/s")
+        v = validate_against_loop(args.validate_n, args.repeats)
+        print(f"{v['campaign_median']:.0f} rows/s")
+        print(f"hand-written jinja2 + phonenumbers loop, same run: {v['loop_median']:.0f} rows/s")
+        print(f"Campaign.validate / loop: {v['campaign_median'] / v['loop_median']:.2f}x (medians of {args.repeats}"
+              f" alternating runs; Campaign.validate {', '.join(f'{r:.0f}' for r in v['campaign'])};"
+              f" loop {', '.join(f'{r:.0f}' for r in v['loop'])}; load average {v['load_before']:.1f} before,"
+              f" {v['load_after']:.1f} after)")
         if args.dry_run_sizes:
             print("\n## Dry run peak memory (fresh process each, VmHWM)\n")
             base = baseline_memory()

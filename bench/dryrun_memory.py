@@ -42,11 +42,11 @@ def _rss_kib(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def naive_pass(n: int) -> tuple[float, list[dict[str, Any]]]:
+def naive_pass(n: int, *, offset: int = 0) -> tuple[float, list[dict[str, Any]]]:
     template = SandboxedEnvironment(undefined=StrictUndefined).from_string(TEMPLATE)
     messages: list[dict[str, Any]] = []
     started = time.perf_counter()
-    for row in recipients(n):
+    for row in recipients(n, offset=offset):
         text = template.render(row)
         number = phonenumbers.parse(row["phone"], None)
         if not phonenumbers.is_possible_number(number):

@@ -9,8 +9,9 @@ together:
 script                             figures
 =================================  ==============================================================
 bench/campaign_throughput.py       Campaign.send per dialect vs a plain httpx loop and a tuned
-                                   async sender; render+validate rate; dry run rate and peak
-                                   memory at 100,000 and 1,000,000 recipients
+                                   async sender; render+validate rate next to the hand-written
+                                   loop in the same process; dry run rate and peak memory at
+                                   100,000 and 1,000,000 recipients
 bench/dryrun_memory.py             the hand-written render+validate loop (baseline of the above)
 bench/server_throughput.py         reference relay accepted messages/s, single and batch/bulk,
                                    vs a bare FastAPI echo and raw SQLite
@@ -131,7 +132,12 @@ def campaign_figures(out: str, baseline_out: str | None) -> list[Figure]:
         figures.append(Figure("", value, "msg/s", "raw async httpx, 8 in flight", number(row["(b) async x8"])))
     naive = bench_result(baseline_out) if baseline_out else None
     match = re.search(r"## Render \+ validate \((\d+) rows[^\n]*\n\s*\n?([\d,.]+) rows/s", out)
-    if match:
+    same_run = re.search(r"hand-written jinja2 \+ phonenumbers loop, same run: ([\d,.]+) rows/s", out)
+    if match and same_run:  # both measured alternately in one process: the fair comparison
+        figures.append(Figure(f"Campaign.validate, {int(match.group(1)):,} rows, rows/s (median)",
+                              number(match.group(2)), "rows/s", "hand-written jinja2+phonenumbers loop, same run",
+                              number(same_run.group(1))))
+    elif match:
         figures.append(Figure(f"Campaign.validate, {int(match.group(1)):,} rows, rows/s", number(match.group(2)),
                               "rows/s", "hand-written jinja2+phonenumbers loop" if naive else "",
                               naive["rows_per_s"] if naive else 0.0))

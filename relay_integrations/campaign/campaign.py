@@ -99,9 +99,13 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+# json.dumps with these options builds a new encoder per call; one per row adds up.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
 def _canonical(value: Any) -> str:
     """One stable text for a message's content (what its idempotency key and group are derived from)."""
-    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
+    return _CANONICAL_JSON.encode(value)
 
 
 class Campaign:

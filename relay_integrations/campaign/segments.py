@@ -9,6 +9,7 @@ Parts are packed greedily.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,6 +21,11 @@ GSM7_BASIC = frozenset(
 )
 GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
 GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
+
+# Any ASCII character outside the GSM-7 basic set (extension characters, backtick, controls).
+_ASCII_NOT_GSM7_BASIC = re.compile(
+    "[^" + "".join(re.escape(c) for c in sorted(GSM7_BASIC) if c.isascii()) + "]"
+)
 
 GSM7_SINGLE, GSM7_PART = 160, 153
 UCS2_SINGLE, UCS2_PART = 70, 67
@@ -61,6 +67,9 @@ def _pack(widths: list[int], single: int, part: int) -> list[int]:
 
 def count_segments(text: str) -> SegmentCount:
     """How ``text`` goes over SMS: encoding, units, parts. An empty text is zero parts."""
+    # Fastest path, the usual message: plain ASCII in the GSM-7 basic set is one septet a character.
+    if len(text) <= GSM7_SINGLE and text.isascii() and not _ASCII_NOT_GSM7_BASIC.search(text):
+        return SegmentCount("GSM-7", len(text), 1 if text else 0)
     # Fast path for the common single-part message: count units without per-character lists.
     chars = set(text)
     if chars <= GSM7_ALL:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 TEXT_FIELD = "text"
@@ -58,6 +58,9 @@ class MessageTemplates:
         self.environment = make_environment()
         self.errors: list[FieldError] = []
         self._compiled: dict[str, Any] = {}
+        # Template.render copies the environment's globals (a ChainMap) for every call; a plain dict
+        # snapshot taken once gives each row the same context for a fraction of the cost.
+        self._globals: dict[str, Any] = dict(self.environment.globals)
         self._constants: dict[str, Any] = {}
         for name, source in {TEXT_FIELD: text, **dict(fields or {})}.items():
             if not isinstance(source, str):
@@ -79,7 +82,7 @@ class MessageTemplates:
         errors: list[FieldError] = []
         for name, template in self._compiled.items():
             try:
-                values[name] = template.render(context)
+                values[name] = self._render(template, context)
             except SecurityError as exc:
                 errors.append(FieldError(name, f"template not allowed in the sandbox: {exc}", row))
             except TemplateError as exc:
@@ -87,3 +90,13 @@ class MessageTemplates:
             except Exception as exc:  # a filter or operator failing on this row's data (e.g. 1/0)
                 errors.append(FieldError(name, f"{type(exc).__name__}: {exc}", row))
         return values, errors
+
+    def _render(self, template: Template, context: Mapping[str, Any]) -> str:
+        """What ``template.render(context)`` does, errors included, with the context built cheaply."""
+        env = self.environment
+        ctx = env.context_class(env, dict(self._globals, **context), template.name, template.blocks,
+                                globals=self._globals)
+        try:
+            return str(env.concat(template.root_render_func(ctx)))
+        except Exception:
+            env.handle_exception()

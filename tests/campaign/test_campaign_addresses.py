@@ -59,3 +59,102 @@ def test_suppression_entries_are_normalised_like_recipients() -> None:
     assert normalize_suppressed("2025550100", "sms", default_region="US") == "+12025550100"
     # An entry that does not parse is kept, never dropped.
     assert normalize_suppressed("garbage", "sms") == "garbage"
+
+
+# --- the E.164 fast path must decide exactly as phonenumbers.parse does ------------------------
+import phonenumbers  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from relay_integrations.campaign.addresses import (  # noqa: E402
+    NumberCheck,
+    _check_phone,
+    _parse_plus_digits,
+)
+
+_COUNTRY_CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+_REGIONS = [None, "US", "DE", "IT", "GB", "RU", "BR", "CI", "XX"]
+
+
+def _reference_normalize(raw: str, default_region: str | None, number_check: NumberCheck) -> str:
+    """normalize_phone as it was before the fast path and the cache (the slow path)."""
+    text = raw.strip()
+    if not text:
+        raise AddressError("empty phone number")
+    try:
+        number = phonenumbers.parse(text, default_region.upper() if default_region else None)
+    except phonenumbers.NumberParseException as exc:
+        if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
+            hint = "" if default_region else " (write it as +<country code>... or set default_region)"
+            raise AddressError(f"{raw!r} has no valid country code{hint}") from None
+        raise AddressError(f"{raw!r} is not a phone number") from None
+    ok = phonenumbers.is_valid_number(number) if number_check == "valid" else phonenumbers.is_possible_number(number)
+    if not ok:
+        raise AddressError(f"{raw!r} is not a {number_check} phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _outcome(fast: bool, raw: str, region: str | None, check: NumberCheck) -> tuple[str, str]:
+    try:
+        if fast:
+            return "ok", normalize_phone(raw, default_region=region, number_check=check)
+        return "ok", _reference_normalize(raw, region, check)
+    except AddressError as exc:
+        return "error", str(exc)
+
+
+@st.composite
+def _plus_numbers(draw: st.DrawFn) -> str:
+    """"+" and digits: real country codes, national prefixes, leading zeros, odd lengths."""
+    kind = draw(st.sampled_from(["random", "cc", "example", "example-prefixed"]))
+    if kind == "random":
+        return draw(st.from_regex(r"\+[0-9]{0,21}", fullmatch=True))
+    cc = draw(st.sampled_from(_COUNTRY_CODES))
+    if kind == "cc":
+        return f"+{cc}" + draw(st.text("0123456789", min_size=0, max_size=18))
+    region = draw(st.sampled_from(phonenumbers.COUNTRY_CODE_TO_REGION_CODE[cc]))
+    example = phonenumbers.example_number(region) if region != "001" else None
+    national = str(example.national_number) if example is not None else "12345678"
+    if example is not None and example.italian_leading_zero:
+        national = "0" * (example.number_of_leading_zeros or 1) + national
+    if kind == "example-prefixed":
+        national = draw(st.text("0123456789", min_size=1, max_size=3)) + national
+    cut = draw(st.integers(min_value=-3, max_value=2))
+    national = national[:cut] if cut < 0 else national + "7" * cut
+    return f"+{cc}{national}"
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_plus_numbers(), st.sampled_from(_REGIONS))
+def test_plus_digits_fast_parse_equals_phonenumbers_parse(text: str, region: str | None) -> None:
+    try:
+        expected: phonenumbers.PhoneNumber | None = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        expected = None
+    if len(text) < 4 or text[1] == "0":  # outside the fast path's regex; normalize_phone never calls it
+        return
+    fast = _parse_plus_digits(text)
+    if fast is not None:
+        assert fast == expected
+    # None means "ask phonenumbers.parse", which is always right.
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(_plus_numbers(), st.text("+0123456789 -()", max_size=20), st.text(max_size=12)),
+    st.sampled_from([None, "US", "de", "IT", "GB", "RU"]),
+    st.sampled_from(["possible", "valid"]),
+)
+def test_normalize_phone_decides_as_the_slow_path(raw: str, region: str | None, check: NumberCheck) -> None:
+    """Same accepted numbers, same E.164 text, same error messages, with the fast path and cache."""
+    assert _outcome(True, raw, region, check) == _outcome(False, raw, region, check)
+
+
+def test_the_fast_path_takes_plain_e164_numbers() -> None:
+    assert _parse_plus_digits("+14152000001") == phonenumbers.parse("+14152000001")
+    assert _parse_plus_digits("+390612345678") == phonenumbers.parse("+390612345678")  # Italian leading zero
+    assert _parse_plus_digits("+999123") is None  # unknown country code: phonenumbers.parse reports it
+
+
+def test_phone_cache_is_bounded() -> None:
+    assert _check_phone.cache_info().maxsize is not None

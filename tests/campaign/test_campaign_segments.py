@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay_integrations.campaign.segments import (
     GSM7_BASIC,
     GSM7_EXTENSION,
+    SegmentCount,
+    _pack,
+    _unit_widths,
     count_segments,
     split_segments,
 )
@@ -103,3 +106,20 @@ def test_parts_rejoin_and_respect_the_limits(text: str) -> None:
             else:
                 width = sum(2 if ord(c) > 0xFFFF else 1 for c in part)
             assert width <= limit
+
+
+def _count_by_packing(text: str) -> SegmentCount:
+    """The general rule, character by character (no fast paths)."""
+    encoding, widths = _unit_widths(text)
+    single, part = (160, 153) if encoding == "GSM-7" else (70, 67)
+    return SegmentCount(encoding, sum(widths), len(_pack(widths, single, part)))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(
+    st.text(st.characters(max_codepoint=0x7F), max_size=200),
+    st.text(st.sampled_from([*sorted(GSM7_BASIC | GSM7_EXTENSION), "`", "\x7f", "\t", "é", "😀"]), max_size=200),
+    st.text(max_size=200),
+))
+def test_fast_paths_count_as_the_general_rule(text: str) -> None:
+    assert count_segments(text) == _count_by_packing(text)

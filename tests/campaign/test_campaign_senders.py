@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relay_integrations.campaign import Campaign
 from relay_integrations.campaign.report import READY
-from relay_integrations.campaign.senders import Pacer, choose_strategy, plan_units
+from relay_integrations.campaign.senders import Pacer, choose_strategy, key_to_uuid, plan_units
 from relay_integrations.campaign.store import ScratchStore
 from relay_integrations.dialects import get_dialect
 
@@ -76,3 +80,10 @@ def test_campaign_rejects_bad_settings(tmp_path: Path) -> None:
         Campaign("x", [], campaign_id="c", rate_limit=-1)
     with pytest.raises(ValueError, match="number_check"):
         Campaign("x", [], campaign_id="c", number_check="maybe")  # type: ignore[arg-type]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.characters(exclude_categories=["Cs"])))
+def test_keys_are_the_uuid5_shaped_sha256_prefix(material: str) -> None:
+    expected = uuid.UUID(bytes=hashlib.sha256(material.encode()).digest()[:16], version=5)
+    assert key_to_uuid(material) == str(expected)

@@ -157,6 +157,13 @@ def test_idempotency_keys_are_deterministic_and_content_bound(tmp_path: Path) ->
     assert len(k1) == 36
 
 
+def test_idempotency_keys_do_not_change_between_versions() -> None:
+    """Ledgers written by earlier runs are looked up by these keys; the value is pinned."""
+    campaign = Campaign("Hi {{ name }} ✓", [{"phone": "+1 202 555 0100", "name": "Zoë"}], campaign_id="spring",
+                        fields={"priority": 100})
+    assert campaign.preview(1)[0]["idempotency_key"] == "3d64d434-8462-51e3-a015-ce3dcfc71128"
+
+
 def test_preview_shows_rendered_text_segments_and_problems() -> None:
     rows = [{"phone": "+12025550100", "name": "René"}, {"phone": "+12025550101"},
             {"phone": "+12025550102", "name": "Łukasz"}]
