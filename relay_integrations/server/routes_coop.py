@@ -217,7 +217,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
             insert_messages(conn, rows)
             _queued_events(conn, ids, t)
 
-        store.write(_tx)
+        await store.write_async(_tx)
         return JSONResponse({"jobId": job_id, "status": "processing", "totalRecipients": len(rows),
                              "createdAt": iso_z(t)}, status_code=201)
 

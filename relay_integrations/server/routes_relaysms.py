@@ -277,7 +277,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
             if charges:
                 _debit(conn, charges, t)
 
-        store.write(_tx)
+        await store.write_async(_tx)
         return envelope({"batch_id": batch_id, "accepted": len(rows), "rejected": len(body.messages) - len(rows),
                          "total": len(body.messages), "results": results}, 202)
 

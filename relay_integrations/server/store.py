@@ -9,15 +9,20 @@ it, only an operating-system crash or power cut before the next checkpoint could
 
 One connection, guarded by a lock, serves every thread: the relay is one process on a laptop,
 SQLite serialises writers anyway, and a statement takes microseconds, so a connection pool would
-add nothing but contention. Batch and bulk sends insert all their rows in one transaction.
+add nothing but contention. Batch and bulk sends insert all their rows in one transaction, on
+the store's writer thread (:meth:`Store.write_async`): SQLite releases the GIL while it works, so
+the event loop parses and checks the next request meanwhile, and does not stall while the
+delivery worker holds the lock for its tick. The answer still waits for the ``COMMIT``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -134,6 +139,8 @@ class Store:
             raise ValueError("synchronous must be NORMAL or FULL")
         self.path = path
         self._lock = threading.RLock()
+        # One thread, so request transactions run in the order they were submitted.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-store")
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly one write().
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._conn.row_factory = sqlite3.Row
@@ -148,6 +155,7 @@ class Store:
             self._conn.execute("ALTER TABLE messages ADD COLUMN notify INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
+        self._writer.shutdown(wait=True)
         with self._lock:
             self._conn.close()
 
@@ -163,6 +171,14 @@ class Store:
                 raise
             conn.execute("COMMIT")
             return result
+
+    async def write_async(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """:meth:`write` on the writer thread, awaited: committed when this returns, as with ``write``.
+
+        If the awaiting request is cancelled the transaction still completes (or rolls back) on
+        its own; a caller that did not see the answer retries with its idempotency key.
+        """
+        return await asyncio.wrap_future(self._writer.submit(self.write, fn))
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
