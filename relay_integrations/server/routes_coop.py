@@ -20,6 +20,8 @@ from relay_integrations.server.common import (
     is_email,
     iso_z,
     new_id,
+    new_message_id,
+    new_message_ids,
     now,
 )
 from relay_integrations.server.context import RelayContext
@@ -136,7 +138,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
         if body.fromNumber is not None and not is_e164(body.fromNumber):
             raise invalid("fromNumber", f"{body.fromNumber!r} is not an E.164 phone number")
         t = now()
-        message_id = new_id("msg_")
+        message_id = new_message_id("msg_")
         row = _row(message_id, to=body.to, body=body.body, attachments=body.attachments, priority=body.priority,
                    from_number=body.fromNumber, t=t)
 
@@ -199,15 +201,14 @@ def build_router(ctx: RelayContext) -> APIRouter:
         t = now()
         job_id = new_id("bulk_")[:17]
         rows = []
-        ids = []
+        ids = new_message_ids(len(body.messages))
         for i, item in enumerate(body.messages):
             prefix = f"messages[{i}]."
             if not isinstance(item, dict):
                 raise invalid(f"messages[{i}]", "must be an object with to and body")
             priority = item.get("priority", 0)
             check_message(prefix, item.get("to"), item.get("body"), item.get("attachments"), priority)
-            message_id = new_id("msg_")
-            ids.append(message_id)
+            message_id = ids[i]
             rows.append(_row(message_id, to=item["to"], body=item.get("body"), attachments=item.get("attachments"),
                              priority=priority, from_number=None, t=t, batch_id=job_id, index=i))
 

@@ -21,6 +21,8 @@ from relay_integrations.server.common import (
     is_e164,
     iso_z,
     new_id,
+    new_message_id,
+    new_message_ids,
     now,
     parse_json_strict,
     require_e164,
@@ -153,7 +155,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
         require_url("status_callback", body.status_callback)
         require_bounded_json("metadata", body.metadata)
         t = now()
-        message_id = new_id()
+        message_id = new_message_id()
         segments = sms_segments(body.body)
         extra = {"metadata": body.metadata or {}, "status_callback": body.status_callback}
         row = message_row(
@@ -247,6 +249,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
         rows: list[tuple[Any, ...]] = []
         charges: list[tuple[str, int]] = []
         next_at = first_step_at(ctx, t)
+        ids = new_message_ids(len(body.messages))
         for index, item in enumerate(body.messages):
             error = _batch_item_error(index, item)
             to = item.get("to") if isinstance(item, dict) else None
@@ -254,7 +257,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
                 results.append({"index": index, "to": to if isinstance(to, str) else None, "status": "rejected",
                                 "error": error})
                 continue
-            message_id = new_id()
+            message_id = ids[index]
             segments = sms_segments(item["body"])
             rows.append(message_row(
                 id=message_id, dialect=DIALECT, state="queued", to_addr=to, from_addr=body.from_, body=item["body"],
