@@ -180,6 +180,8 @@ _GSM_ALL = frozenset(_GSM_BASIC | _GSM_EXTENDED)
 def sms_segments(text: str) -> int:
     """Parts an SMS of ``text`` takes: GSM-7 160/153 (extension chars count 2), else UCS-2 70/67."""
     if _GSM_ALL.issuperset(text):
+        if len(text) <= 80:  # even all extension characters (2 units each) fit in one part
+            return 1
         units = len(text) + sum(text.count(c) for c in _GSM_EXTENDED if c in text)
         return 1 if units <= 160 else -(-units // 153)
     units = len(text.encode("utf-16-le")) // 2

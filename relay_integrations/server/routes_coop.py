@@ -28,7 +28,14 @@ from relay_integrations.server.context import RelayContext
 from relay_integrations.server.delivery import decide_fail_mode, first_step_at
 from relay_integrations.server.events import enqueue, status_events
 from relay_integrations.server.states import FINAL_STATES, raw_state
-from relay_integrations.server.store import dumps, insert_message, insert_messages, loads_extra, message_row
+from relay_integrations.server.store import (
+    dumps,
+    insert_message,
+    insert_messages,
+    loads_extra,
+    message_row,
+    queued_row,
+)
 
 DIALECT = "coop"
 MAX_ATTACHMENTS = 10
@@ -202,6 +209,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
         job_id = new_id("bulk_")[:17]
         rows = []
         ids = new_message_ids(len(body.messages))
+        next_at = first_step_at(ctx, t)
         for i, item in enumerate(body.messages):
             prefix = f"messages[{i}]."
             if not isinstance(item, dict):
@@ -209,8 +217,10 @@ def build_router(ctx: RelayContext) -> APIRouter:
             priority = item.get("priority", 0)
             check_message(prefix, item.get("to"), item.get("body"), item.get("attachments"), priority)
             message_id = ids[i]
-            rows.append(_row(message_id, to=item["to"], body=item.get("body"), attachments=item.get("attachments"),
-                             priority=priority, from_number=None, t=t, batch_id=job_id, index=i))
+            to, attachments = item["to"], item.get("attachments")
+            rows.append(queued_row(message_id, DIALECT, "imessage", to, None, item.get("body"), job_id, i, priority,
+                                   decide_fail_mode(ctx, message_id, to), 0, 1, t, next_at,
+                                   dumps({"attachments": attachments}) if attachments else _EMPTY_EXTRA))
 
         def _tx(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT INTO batches(id, dialect, kind, from_addr, total, created_at, extra) "

@@ -32,7 +32,14 @@ from relay_integrations.server.common import (
 from relay_integrations.server.context import BALANCE_SETTING, RelayContext
 from relay_integrations.server.delivery import decide_fail_mode, first_step_at
 from relay_integrations.server.states import FINAL_STATES, internal_states_for, raw_state
-from relay_integrations.server.store import dumps, insert_message, insert_messages, loads_extra, message_row
+from relay_integrations.server.store import (
+    dumps,
+    insert_message,
+    insert_messages,
+    loads_extra,
+    message_row,
+    queued_row,
+)
 
 DIALECT = "relaysms"
 MAX_BODY = 1600
@@ -258,14 +265,14 @@ def build_router(ctx: RelayContext) -> APIRouter:
                                 "error": error})
                 continue
             message_id = ids[index]
-            segments = sms_segments(item["body"])
-            rows.append(message_row(
-                id=message_id, dialect=DIALECT, state="queued", to_addr=to, from_addr=body.from_, body=item["body"],
-                batch_id=batch_id, batch_index=index, segments=segments,
-                notify=1 if item.get("status_callback") else 0,
-                fail_mode=decide_fail_mode(ctx, message_id, to), created_at=t, next_at=next_at,
-                extra=_EMPTY_EXTRA if not item.get("metadata") and not item.get("status_callback") else
-                {"metadata": item.get("metadata") or {}, "status_callback": item.get("status_callback")},
+            text = item["body"]
+            segments = sms_segments(text)
+            metadata, callback = item.get("metadata"), item.get("status_callback")
+            rows.append(queued_row(
+                message_id, DIALECT, "sms", to, body.from_, text, batch_id, index, 0,
+                decide_fail_mode(ctx, message_id, to), 1 if callback else 0, segments, t, next_at,
+                _EMPTY_EXTRA if not metadata and not callback else
+                dumps({"metadata": metadata or {}, "status_callback": callback}),
             ))
             charges.append((message_id, segments))
             results.append({"index": index, "to": to, "client_reference_id": message_id, "id": message_id,

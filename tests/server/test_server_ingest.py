@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from relay_integrations.server.bounds import _walk, depth_violation
 from relay_integrations.server.common import new_message_id, new_message_ids
-from relay_integrations.server.store import Store
+from relay_integrations.server.store import MESSAGE_COLUMNS, Store, message_row, queued_row
 
 # Bodies made of the characters that matter to the scan: brackets, quotes, escapes, separators.
 JSONISH = st.lists(st.sampled_from(['{', '}', '[', ']', '"', '\\', 'a', ',', ':', '\n', ' ', '"k":']),
@@ -85,3 +85,13 @@ def test_write_async_commits_before_returning_and_rolls_back_on_error(tmp_path: 
         assert store.get_setting("doomed") is None
     finally:
         store.close()
+
+
+def test_queued_row_is_message_row_for_a_new_outbound_message() -> None:
+    fast = queued_row("id-1", "coop", "imessage", "+14155550100", None, "hi", "bulk_1", 7, 5, 1, 0, 1, 100.0,
+                      100.5, '{"attachments":["https://x.test/a.png"]}')
+    slow = message_row(id="id-1", dialect="coop", channel="imessage", state="queued", to_addr="+14155550100",
+                       body="hi", batch_id="bulk_1", batch_index=7, priority=5, fail_mode=1, created_at=100.0,
+                       next_at=100.5, extra={"attachments": ["https://x.test/a.png"]})
+    assert len(fast) == len(MESSAGE_COLUMNS)
+    assert fast == slow
