@@ -177,12 +177,18 @@ def relay_schema_rate(path: Path, total: int, per_tx: int) -> float:
     """
     from relay_integrations.server.store import Store, insert_messages, message_row
 
+    try:  # the relay's own message ids (time-ordered since they exist), so the index sees what it sees
+        from relay_integrations.server.common import new_message_ids
+    except ImportError:
+        def new_message_ids(count: int, prefix: str = "") -> list[str]:
+            return [str(uuid.uuid4()) for _ in range(count)]
+
     store = Store(str(path))
     t = time.time()
-    batches = [[message_row(id=str(uuid.uuid4()), dialect="relaysms", state="queued", to_addr=number(b * per_tx + j),
+    batches = [[message_row(id=message_id, dialect="relaysms", state="queued", to_addr=number(b * per_tx + j),
                             from_addr="+1987654321", body=f"Hello {j}", batch_id=f"batch_{b}", batch_index=j,
                             created_at=t, next_at=t + 0.3)
-                for j in range(per_tx)] for b in range(-(-total // per_tx))]
+                for j, message_id in enumerate(new_message_ids(per_tx))] for b in range(-(-total // per_tx))]
     start = time.perf_counter()
     for rows in batches:
         store.write(lambda conn, rows=rows: insert_messages(conn, rows))  # type: ignore[misc]
