@@ -192,7 +192,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
                    "scheduleAt": body.scheduleAt.isoformat() if body.scheduleAt else None,
                    "validUntil": body.validUntil.isoformat() if body.validUntil else None},
         )
-        if not await store.write_async(lambda c: insert_message(c, row)):
+        if not store.write(lambda c: insert_message(c, row)):
             raise ApiError(409, f"message with id {message_id!r} already exists", field="id")
         # The row as stored, without reading it back: a fresh message is Pending with no later stamps.
         fresh = dict(zip(MESSAGE_COLUMNS, row, strict=True))
