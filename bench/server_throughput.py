@@ -230,10 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
         baseline = BaselineProcess(free_port()).start()
+        # A balance no run exhausts: relaysms answers 402 once 1,000 USD of messages are sent.
+        funds = ["--balance", "100000000"]
         relay = ReferenceRelayProcess(db_path=tmpdir / "relay.db", api_key=API_KEY, delivery_latency=args.latency,
-                                      log_path=tmpdir / "relay.log").start()
+                                      log_path=tmpdir / "relay.log", extra_args=funds).start()
         deferred = ReferenceRelayProcess(db_path=tmpdir / "deferred.db", api_key=API_KEY, delivery_latency=100000,
-                                         log_path=tmpdir / "deferred.log").start()
+                                         log_path=tmpdir / "deferred.log", extra_args=funds).start()
         try:
             for rep in range(args.repeat):
                 if args.only == "all":
