@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from relay_integrations.server.bounds import _walk, depth_violation
 from relay_integrations.server.common import new_message_id, new_message_ids
-from relay_integrations.server.store import MESSAGE_COLUMNS, Store, message_row, queued_row
+from relay_integrations.server.delivery import _step_sql
+from relay_integrations.server.store import MESSAGE_COLUMNS, SCHEMA, Store, message_row, queued_row
 
 # Bodies made of the characters that matter to the scan: brackets, quotes, escapes, separators.
 JSONISH = st.lists(st.sampled_from(['{', '}', '[', ']', '"', '\\', 'a', ',', ':', '\n', ' ', '"k":']),
@@ -95,3 +96,38 @@ def test_queued_row_is_message_row_for_a_new_outbound_message() -> None:
                        next_at=100.5, extra={"attachments": ["https://x.test/a.png"]})
     assert len(fast) == len(MESSAGE_COLUMNS)
     assert fast == slow
+
+
+def _plan(conn: sqlite3.Connection, sql: str, params: dict[str, float] | tuple[float, ...]) -> str:
+    return " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+
+def test_delivery_steps_read_only_their_own_state_from_an_index(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "relay.db"))
+    try:
+        conn = store._conn
+        for from_state in ("queued", "sending", "sent"):
+            for with_events in (True, False):
+                sql = _step_sql(from_state, frozenset({"coop"}), with_events=with_events)
+                plan = _plan(conn, sql, {"now": 1.0, "next": 2.0, "limit": 1000})
+                assert "COVERING INDEX messages_due_by_state (state=? AND next_at" in plan, plan
+        gate = ("SELECT 1 FROM messages WHERE state IN ('queued', 'sending', 'sent') AND next_at IS NOT NULL "
+                "AND next_at <= ? LIMIT 1")
+        assert "COVERING INDEX messages_due_by_state (state=?" in _plan(conn, gate, (1.0,))
+    finally:
+        store.close()
+
+
+def test_a_database_from_before_gets_the_state_keyed_due_index(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(str(path))
+    # The schema as it was: the same tables, the due index on next_at alone.
+    before = "\n".join(line for line in SCHEMA.splitlines() if "messages_due" not in line)
+    old.executescript(before + "\nCREATE INDEX messages_due ON messages(next_at) WHERE next_at IS NOT NULL;")
+    old.close()
+    store = Store(str(path))
+    try:
+        names = {row[0] for row in store.query("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        store.close()
+    assert "messages_due_by_state" in names and "messages_due" not in names
