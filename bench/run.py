@@ -84,7 +84,7 @@ STEPS = [
          ["--n", "10000", "--validate-n", "100000", "--dry-run-sizes", "100000", "1000000"],
          ["--n", "100", "--validate-n", "1000", "--dry-run-sizes", "1000", "5000"], 3600),
     Step("dryrun-baseline", "dryrun_memory.py", ["--n", "100000"], ["--n", "100000"], ["--n", "2000"], 900),
-    Step("server", "server_throughput.py", ["--repeat", "1", "--singles", "1000", "--batches", "5"], [],
+    Step("server", "server_throughput.py", ["--repeat", "3", "--singles", "1000", "--batches", "20"], [],
          ["--repeat", "1", "--singles", "100", "--batches", "1"], 1800),
     Step("webhooks", "webhooks_throughput.py", ["--events", "2000"], ["--events", "3000"], ["--events", "300"], 1200),
     Step("airflow", "airflow_mapped.py", ["--recipients", "500"], ["--recipients", "500"], ["--recipients", "10"],

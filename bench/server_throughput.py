@@ -10,10 +10,15 @@ worker runs alongside; ``--latency 100000`` shows the accept path alone):
   with 100 recipients), counted in messages (recipients) per second;
   baselines: the bare app receiving the same 1,000-item bodies, and raw SQLite inserting the same
   number of rows per transaction (``executemany``, WAL, synchronous=NORMAL) in this process.
+  A second raw floor inserts the same number of rows per transaction into the relay's own
+  ``messages`` table (its schema and indexes, rows as the batch handlers build them).
+* batch/bulk sends again against a second relay whose delivery is deferred (``--delivery-latency
+  100000``): the accept path alone, without the delivery worker's updates sharing the CPU.
 * raw SQLite single-row transactions (one INSERT + COMMIT each), the floor under single sends.
 
     .venvs/airflow/bin/python bench/server_throughput.py            # defaults
     .venvs/airflow/bin/python bench/server_throughput.py --singles 3000 --batches 20
+    .venvs/airflow/bin/python bench/server_throughput.py --only batches --repeat 5   # batch paths only
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import httpx
 from relay_integrations.process import ReferenceRelayProcess, ServiceProcess, free_port
 
 API_KEY = "bench-key"
+DEFERRED = ", delivery deferred"
 CONCURRENCY = 8
 
 BASELINE_APP = textwrap.dedent("""
@@ -163,6 +169,34 @@ def sqlite_rate(path: Path, total: int, per_tx: int) -> float:
     return done / elapsed
 
 
+def relay_schema_rate(path: Path, total: int, per_tx: int) -> float:
+    """Raw inserts/s into the relay's own ``messages`` table, ``per_tx`` rows per transaction.
+
+    The rows are built as a relaysms batch builds them (``message_row``), outside the timed part:
+    this is the store's floor, not the handler's.
+    """
+    from relay_integrations.server.store import Store, insert_messages, message_row
+
+    try:  # the relay's own message ids (time-ordered since they exist), so the index sees what it sees
+        from relay_integrations.server.common import new_message_ids
+    except ImportError:
+        def new_message_ids(count: int, prefix: str = "") -> list[str]:
+            return [str(uuid.uuid4()) for _ in range(count)]
+
+    store = Store(str(path))
+    t = time.time()
+    batches = [[message_row(id=message_id, dialect="relaysms", state="queued", to_addr=number(b * per_tx + j),
+                            from_addr="+1987654321", body=f"Hello {j}", batch_id=f"batch_{b}", batch_index=j,
+                            created_at=t, next_at=t + 0.3)
+                for j, message_id in enumerate(new_message_ids(per_tx))] for b in range(-(-total // per_tx))]
+    start = time.perf_counter()
+    for rows in batches:
+        store.write(lambda conn, rows=rows: insert_messages(conn, rows))  # type: ignore[misc]
+    elapsed = time.perf_counter() - start
+    store.close()
+    return len(batches) * per_tx / elapsed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--singles", type=int, default=1000, help="single sends per dialect and run")
@@ -171,11 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=1.0,
                         help="relay delivery latency; the delivery worker shares the CPU with the sends (1.0)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is shown (3)")
+    parser.add_argument("--only", choices=("all", "batches"), default="all", help="batches: skip single sends")
     args = parser.parse_args(argv)
 
     # Each figure is the median of --repeat runs, baselines interleaved with the relay runs, so a
     # burst of load from elsewhere on the machine hits both sides rather than one.
     samples: dict[str, list[float]] = {}
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     size = args.batch_size
 
     def measure(key: str, fn: Callable[..., float], *args: Any, **kwargs: Any) -> None:
@@ -194,47 +230,61 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
         baseline = BaselineProcess(free_port()).start()
+        # A balance no run exhausts: relaysms answers 402 once 1,000 USD of messages are sent.
+        funds = ["--balance", "100000000"]
         relay = ReferenceRelayProcess(db_path=tmpdir / "relay.db", api_key=API_KEY, delivery_latency=args.latency,
-                                      log_path=tmpdir / "relay.log").start()
+                                      log_path=tmpdir / "relay.log", extra_args=funds).start()
+        deferred = ReferenceRelayProcess(db_path=tmpdir / "deferred.db", api_key=API_KEY, delivery_latency=100000,
+                                         log_path=tmpdir / "deferred.log", extra_args=funds).start()
         try:
             for rep in range(args.repeat):
-                measure("echo", sends, baseline.base_url, args.singles, echo_single, {}, 202)
-                measure("raw1", sqlite_rate, tmpdir / "raw1.db", min(args.singles, 3000), 1)
-                for dialect, (make, expect) in single_payloads().items():
-                    headers, auth = auth_headers(dialect)
-                    measure(dialect, sends, relay.base_url, args.singles, make, headers, expect, auth=auth)
+                if args.only == "all":
+                    measure("echo", sends, baseline.base_url, args.singles, echo_single, {}, 202)
+                    measure("raw1", sqlite_rate, tmpdir / "raw1.db", min(args.singles, 3000), 1)
+                    for dialect, (make, expect) in single_payloads().items():
+                        headers, auth = auth_headers(dialect)
+                        measure(dialect, sends, relay.base_url, args.singles, make, headers, expect, auth=auth)
                 measure("echo_batch", sends, baseline.base_url, args.batches, echo_batch, {}, 202, per_request=size)
                 measure("raw_batch", sqlite_rate, tmpdir / f"rawb{rep}.db", args.batches * size, size)
-                for label, (make, expect, per) in batch_payloads(size).items():
-                    headers, auth = auth_headers(label.split()[0])
-                    n = args.batches if per == size else args.batches * size // per
-                    measure(label, sends, relay.base_url, n, make, headers, expect, per_request=per, auth=auth)
+                measure("raw_relay", relay_schema_rate, tmpdir / f"rawr{rep}.db", args.batches * size, size)
+                for target, suffix in ((relay, ""), (deferred, DEFERRED)):
+                    for label, (make, expect, per) in batch_payloads(size).items():
+                        headers, auth = auth_headers(label.split()[0])
+                        n = args.batches if per == size else args.batches * size // per
+                        measure(label + suffix, sends, target.base_url, n, make, headers, expect, per_request=per,
+                                auth=auth)
         finally:
+            deferred.stop()
             relay.stop()
             baseline.stop()
 
     med = {key: statistics.median(values) for key, values in samples.items()}
     rows: list[tuple[str, float, str, float]] = []
-    for dialect in single_payloads():
-        rows.append((f"single send: {dialect}", med[dialect], "bare FastAPI echo", med["echo"]))
-    rows.append(("raw SQLite: 1 row per commit", med["raw1"], "", 0.0))
-    for label in batch_payloads(size):
-        rows.append((f"batch: {label}", med[label], f"bare echo, {size}-item body", med["echo_batch"]))
-        rows.append(("", 0.0, f"raw SQLite, {size} rows/commit", med["raw_batch"]))
+    if args.only == "all":
+        for dialect in single_payloads():
+            rows.append((f"single send: {dialect}", med[dialect], "bare FastAPI echo", med["echo"]))
+        rows.append(("raw SQLite: 1 row per commit", med["raw1"], "", 0.0))
+    for suffix in ("", DEFERRED):
+        for label in batch_payloads(size):
+            rows.append((f"batch: {label}{suffix}", med[label + suffix], f"raw SQLite, {size} rows/commit",
+                         med["raw_batch"]))
+            rows.append(("", 0.0, f"raw SQLite, relay schema, {size}/commit", med["raw_relay"]))
+            rows.append(("", 0.0, f"bare echo, {size}-item body", med["echo_batch"]))
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\nReference relay throughput  ({platform.machine()}, {os.cpu_count()} CPUs, load {load:.1f}, Python "
+    print(f"\nReference relay throughput  ({platform.machine()}, {os.cpu_count()} CPUs, "
+          f"load {load_before:.1f} -> {load:.1f}, Python "
           f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}, concurrency {CONCURRENCY}, "
           f"delivery latency {args.latency}s, median of {args.repeat})\n")
-    print(f"| {'what':<40} | {'msgs/s':>9} | {'baseline':<28} | {'baseline/s':>10} | {'ratio':>6} |")
-    print(f"|{'-' * 42}|{'-' * 11}|{'-' * 30}|{'-' * 12}|{'-' * 8}|")
+    print(f"| {'what':<52} | {'msgs/s':>9} | {'baseline':<36} | {'baseline/s':>10} | {'ratio':>6} |")
+    print(f"|{'-' * 54}|{'-' * 11}|{'-' * 38}|{'-' * 12}|{'-' * 8}|")
     last_rate = 0.0  # a row without its own rate compares the row above with another baseline
     for what, rate, base_label, base_rate in rows:
         last_rate = rate or last_rate
         rate_s = f"{rate:,.0f}" if rate else ""
         base_s = f"{base_rate:,.0f}" if base_rate else ""
         ratio = f"{last_rate / base_rate:.2f}" if base_rate else ""
-        print(f"| {what:<40} | {rate_s:>9} | {base_label:<28} | {base_s:>10} | {ratio:>6} |")
+        print(f"| {what:<52} | {rate_s:>9} | {base_label:<36} | {base_s:>10} | {ratio:>6} |")
     print("\nratio = relay rate / baseline rate (1.00 = as fast as the baseline).")
     return 0
 

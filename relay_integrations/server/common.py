@@ -89,6 +89,34 @@ def new_id(prefix: str = "") -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
+_UUID_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # variant bits 10xx
+
+
+def new_message_ids(count: int, prefix: str = "") -> list[str]:
+    """``count`` message ids that sort by creation time: UUIDv7s (RFC 9562), or ``prefix`` + 32
+    hex digits (48-bit Unix milliseconds, then 80 random bits).
+
+    Why not random: the unique index on message ids then grows at its right edge instead of
+    touching a random page per row, which makes batch inserts markedly cheaper. The 74 to 80
+    random bits keep ids unguessable and unique. One ``os.urandom`` call for the whole batch:
+    a system call per id cost more than the rest of a batch row's checks.
+    """
+    stamp = f"{time.time_ns() // 1_000_000:012x}"
+    rand = os.urandom(10 * count).hex()
+    offsets = range(0, 20 * count, 20)
+    if prefix:
+        head = prefix + stamp
+        return [head + rand[i:i + 20] for i in offsets]
+    head = f"{stamp[:8]}-{stamp[8:]}-7"
+    variant = _UUID_VARIANT
+    return [f"{head}{rand[i:i + 3]}-{variant[rand[i + 3]]}{rand[i + 4:i + 7]}-{rand[i + 7:i + 19]}" for i in offsets]
+
+
+def new_message_id(prefix: str = "") -> str:
+    """One id as :func:`new_message_ids` makes them."""
+    return new_message_ids(1, prefix)[0]
+
+
 def seeded_fraction(seed: str, message_id: str) -> float:
     """A stable number in [0, 1) for a message id: the failure-rate draw is reproducible."""
     digest = hashlib.sha256(f"{seed}:{message_id}".encode()).digest()
@@ -152,6 +180,8 @@ _GSM_ALL = frozenset(_GSM_BASIC | _GSM_EXTENDED)
 def sms_segments(text: str) -> int:
     """Parts an SMS of ``text`` takes: GSM-7 160/153 (extension chars count 2), else UCS-2 70/67."""
     if _GSM_ALL.issuperset(text):
+        if len(text) <= 80:  # even all extension characters (2 units each) fit in one part
+            return 1
         units = len(text) + sum(text.count(c) for c in _GSM_EXTENDED if c in text)
         return 1 if units <= 160 else -(-units // 153)
     units = len(text.encode("utf-16-le")) // 2

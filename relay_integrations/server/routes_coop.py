@@ -20,13 +20,22 @@ from relay_integrations.server.common import (
     is_email,
     iso_z,
     new_id,
+    new_message_id,
+    new_message_ids,
     now,
 )
 from relay_integrations.server.context import RelayContext
 from relay_integrations.server.delivery import decide_fail_mode, first_step_at
 from relay_integrations.server.events import enqueue, status_events
 from relay_integrations.server.states import FINAL_STATES, raw_state
-from relay_integrations.server.store import dumps, insert_message, insert_messages, loads_extra, message_row
+from relay_integrations.server.store import (
+    dumps,
+    insert_message,
+    insert_messages,
+    loads_extra,
+    message_row,
+    queued_row,
+)
 
 DIALECT = "coop"
 MAX_ATTACHMENTS = 10
@@ -136,7 +145,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
         if body.fromNumber is not None and not is_e164(body.fromNumber):
             raise invalid("fromNumber", f"{body.fromNumber!r} is not an E.164 phone number")
         t = now()
-        message_id = new_id("msg_")
+        message_id = new_message_id("msg_")
         row = _row(message_id, to=body.to, body=body.body, attachments=body.attachments, priority=body.priority,
                    from_number=body.fromNumber, t=t)
 
@@ -199,17 +208,19 @@ def build_router(ctx: RelayContext) -> APIRouter:
         t = now()
         job_id = new_id("bulk_")[:17]
         rows = []
-        ids = []
+        ids = new_message_ids(len(body.messages))
+        next_at = first_step_at(ctx, t)
         for i, item in enumerate(body.messages):
             prefix = f"messages[{i}]."
             if not isinstance(item, dict):
                 raise invalid(f"messages[{i}]", "must be an object with to and body")
             priority = item.get("priority", 0)
             check_message(prefix, item.get("to"), item.get("body"), item.get("attachments"), priority)
-            message_id = new_id("msg_")
-            ids.append(message_id)
-            rows.append(_row(message_id, to=item["to"], body=item.get("body"), attachments=item.get("attachments"),
-                             priority=priority, from_number=None, t=t, batch_id=job_id, index=i))
+            message_id = ids[i]
+            to, attachments = item["to"], item.get("attachments")
+            rows.append(queued_row(message_id, DIALECT, "imessage", to, None, item.get("body"), job_id, i, priority,
+                                   decide_fail_mode(ctx, message_id, to), 0, 1, t, next_at,
+                                   dumps({"attachments": attachments}) if attachments else _EMPTY_EXTRA))
 
         def _tx(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT INTO batches(id, dialect, kind, from_addr, total, created_at, extra) "
@@ -217,7 +228,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
             insert_messages(conn, rows)
             _queued_events(conn, ids, t)
 
-        store.write(_tx)
+        await store.write_async(_tx)
         return JSONResponse({"jobId": job_id, "status": "processing", "totalRecipients": len(rows),
                              "createdAt": iso_z(t)}, status_code=201)
 

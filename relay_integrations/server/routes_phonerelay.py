@@ -20,6 +20,7 @@ from relay_integrations.server.common import (
     is_email,
     iso_offset,
     new_id,
+    new_message_id,
     now,
     require_url,
 )
@@ -125,7 +126,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
         auth(request)
         _check_recipient(body)
         t = now()
-        message_id = new_id("msg_")
+        message_id = new_message_id("msg_")
         server_side = body.channel in SERVER_SIDE_CHANNELS
         extra = {"phone_id": body.phone_id, "source": body.source, "subject": body.subject, "title": body.title,
                  "tags": body.tags or []}

@@ -21,6 +21,8 @@ from relay_integrations.server.common import (
     is_e164,
     iso_z,
     new_id,
+    new_message_id,
+    new_message_ids,
     now,
     parse_json_strict,
     require_e164,
@@ -30,7 +32,14 @@ from relay_integrations.server.common import (
 from relay_integrations.server.context import BALANCE_SETTING, RelayContext
 from relay_integrations.server.delivery import decide_fail_mode, first_step_at
 from relay_integrations.server.states import FINAL_STATES, internal_states_for, raw_state
-from relay_integrations.server.store import dumps, insert_message, insert_messages, loads_extra, message_row
+from relay_integrations.server.store import (
+    dumps,
+    insert_message,
+    insert_messages,
+    loads_extra,
+    message_row,
+    queued_row,
+)
 
 DIALECT = "relaysms"
 MAX_BODY = 1600
@@ -153,7 +162,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
         require_url("status_callback", body.status_callback)
         require_bounded_json("metadata", body.metadata)
         t = now()
-        message_id = new_id()
+        message_id = new_message_id()
         segments = sms_segments(body.body)
         extra = {"metadata": body.metadata or {}, "status_callback": body.status_callback}
         row = message_row(
@@ -247,6 +256,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
         rows: list[tuple[Any, ...]] = []
         charges: list[tuple[str, int]] = []
         next_at = first_step_at(ctx, t)
+        ids = new_message_ids(len(body.messages))
         for index, item in enumerate(body.messages):
             error = _batch_item_error(index, item)
             to = item.get("to") if isinstance(item, dict) else None
@@ -254,15 +264,15 @@ def build_router(ctx: RelayContext) -> APIRouter:
                 results.append({"index": index, "to": to if isinstance(to, str) else None, "status": "rejected",
                                 "error": error})
                 continue
-            message_id = new_id()
-            segments = sms_segments(item["body"])
-            rows.append(message_row(
-                id=message_id, dialect=DIALECT, state="queued", to_addr=to, from_addr=body.from_, body=item["body"],
-                batch_id=batch_id, batch_index=index, segments=segments,
-                notify=1 if item.get("status_callback") else 0,
-                fail_mode=decide_fail_mode(ctx, message_id, to), created_at=t, next_at=next_at,
-                extra=_EMPTY_EXTRA if not item.get("metadata") and not item.get("status_callback") else
-                {"metadata": item.get("metadata") or {}, "status_callback": item.get("status_callback")},
+            message_id = ids[index]
+            text = item["body"]
+            segments = sms_segments(text)
+            metadata, callback = item.get("metadata"), item.get("status_callback")
+            rows.append(queued_row(
+                message_id, DIALECT, "sms", to, body.from_, text, batch_id, index, 0,
+                decide_fail_mode(ctx, message_id, to), 1 if callback else 0, segments, t, next_at,
+                _EMPTY_EXTRA if not metadata and not callback else
+                dumps({"metadata": metadata or {}, "status_callback": callback}),
             ))
             charges.append((message_id, segments))
             results.append({"index": index, "to": to, "client_reference_id": message_id, "id": message_id,
@@ -277,7 +287,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
             if charges:
                 _debit(conn, charges, t)
 
-        store.write(_tx)
+        await store.write_async(_tx)
         return envelope({"batch_id": batch_id, "accepted": len(rows), "rejected": len(body.messages) - len(rows),
                          "total": len(body.messages), "results": results}, 202)
 

@@ -27,6 +27,7 @@ from relay_integrations.server.common import (
     is_e164,
     iso_ms_z,
     new_id,
+    new_message_id,
     now,
     require_url,
     seeded_fraction,
@@ -168,7 +169,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
         t = now()
         # Like the app: a message whose validUntil has passed is not sent; it fails (it is not bad input).
         expired = valid_until is not None and valid_until < t
-        message_id = body.id or new_id()
+        message_id = body.id or new_message_id()
         recipients = []
         for number in body.phoneNumbers:
             if expired:

@@ -17,7 +17,16 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
-from relay_integrations.server.common import ApiError, WholeNumber, invalid, iso_z, new_id, now, require_url
+from relay_integrations.server.common import (
+    ApiError,
+    WholeNumber,
+    invalid,
+    iso_z,
+    new_id,
+    new_message_id,
+    now,
+    require_url,
+)
 from relay_integrations.server.config import DIALECTS
 from relay_integrations.server.context import RelayContext
 from relay_integrations.server.events import enqueue, inbound_events
@@ -85,7 +94,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
         if to is None and body.dialect == "relaysms":
             to = ctx.config.numbers[0]
         t = now()
-        message_id = new_id(_ID_PREFIX[body.dialect]) if _ID_PREFIX[body.dialect] else new_id()
+        message_id = new_message_id(_ID_PREFIX[body.dialect])
         extra = {"event_type": body.event_type, "duration_sec": body.duration_sec, "tags": body.tags,
                  "phone_id": body.phone_id, "media_urls": body.media_urls, "sim_number": body.sim_number or 1}
         row = message_row(id=message_id, dialect=body.dialect, direction="inbound", channel=body.channel,
