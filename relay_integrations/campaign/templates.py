@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError, meta
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 TEXT_FIELD = "text"
@@ -59,12 +59,14 @@ class MessageTemplates:
         self.errors: list[FieldError] = []
         self._compiled: dict[str, Any] = {}
         self._constants: dict[str, Any] = {}
+        self._variables: dict[str, frozenset[str]] = {}
         for name, source in {TEXT_FIELD: text, **dict(fields or {})}.items():
             if not isinstance(source, str):
                 self._constants[name] = source
                 continue
             try:
                 self._compiled[name] = self.environment.from_string(source)
+                self._variables[name] = frozenset(meta.find_undeclared_variables(self.environment.parse(source)))
             except TemplateSyntaxError as exc:
                 self.errors.append(FieldError(name, _syntax_message(exc)))
 
@@ -82,8 +84,18 @@ class MessageTemplates:
                 values[name] = template.render(context)
             except SecurityError as exc:
                 errors.append(FieldError(name, f"template not allowed in the sandbox: {exc}", row))
+            except UndefinedError as exc:
+                errors.append(FieldError(name, self._undefined_message(name, context, exc), row))
             except TemplateError as exc:
                 errors.append(FieldError(name, str(exc.message or exc), row))
             except Exception as exc:  # a filter or operator failing on this row's data (e.g. 1/0)
                 errors.append(FieldError(name, f"{type(exc).__name__}: {exc}", row))
         return values, errors
+
+    def _undefined_message(self, name: str, context: Mapping[str, Any], exc: UndefinedError) -> str:
+        """Every column the template uses that the row lacks (not only the first), and the row's columns."""
+        missing = sorted(v for v in self._variables.get(name, ()) if v not in context)
+        if not missing:
+            return str(exc.message or exc)
+        columns = ", ".join(str(k) for k in context) or "none"
+        return f"missing column(s) {', '.join(missing)}; this row has: {columns}"
