@@ -5,7 +5,8 @@ Connection options fall back to ``RELAY_BASE_URL``, ``RELAY_DIALECT``, ``RELAY_A
 key, which keeps it out of the process list. Results are JSON on stdout; the campaign's progress
 bar goes to stderr.
 
-Exit codes: 0 done, 1 some messages failed, 2 bad input (validation errors, usage), 3 the relay
+Exit codes: 0 done (the report's ``"ok": true``), 1 some messages failed or invalid rows were
+skipped (``"ok": false``), 2 bad input (validation errors, usage, every row invalid), 3 the relay
 refused or could not be reached.
 """
 
@@ -261,7 +262,8 @@ def _campaign(args: argparse.Namespace) -> int:
     if counts["total"] and counts["invalid"] == counts["total"]:
         return _fail(f"every one of the {counts['total']} rows is invalid; nothing was sent (see \"rows\")",
                      EXIT_INVALID)
-    return EXIT_FAILED if counts["failed"] else EXIT_OK
+    # "ok": false (messages failed, or invalid rows were skipped) is never exit 0: scripts check the code.
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _send(args: argparse.Namespace) -> int:

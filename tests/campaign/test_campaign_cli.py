@@ -131,7 +131,7 @@ def test_invalid_rows_exit_2_with_every_error_and_nothing_sent(relay: ReferenceR
     assert sum(messages_per_address(relay, "coop", addresses).values()) == 0
 
     dry = run_relay([*args, "--skip-invalid", "--dry-run"], env)
-    assert dry.returncode == 0, dry.stderr
+    assert dry.returncode == 1, dry.stderr  # "ok": false (two rows invalid, skipped) is never exit 0
     report = json.loads(dry.stdout)
     assert report["dry_run"] and report["counts"]["would_send"] == 3 and report["counts"]["invalid"] == 2
     assert sum(messages_per_address(relay, "coop", addresses).values()) == 0

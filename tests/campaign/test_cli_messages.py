@@ -89,6 +89,14 @@ def test_skip_invalid_with_every_row_invalid_exits_non_zero(relay: ReferenceRela
     assert json.loads(result.stdout)["counts"]["invalid"] == 2
 
 
+def test_a_report_that_is_not_ok_exits_non_zero(relay: ReferenceRelayProcess, tmp_path: Path) -> None:
+    args = campaign_args(tmp_path, "Hi {{ name }}", [f"{TO},Ada", "not-a-number,Bob"], "--skip-invalid")
+    result = run_relay(args, env_for(relay.url("coop"), "coop", relay.api_key))
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and report["counts"]["accepted"] == 1
+    assert result.returncode == 1
+
+
 def test_progress_bar_only_on_a_terminal_and_ends_with_a_newline(relay: ReferenceRelayProcess, tmp_path: Path) -> None:
     env = env_for(relay.url("coop"), "coop", relay.api_key)
     piped = run_relay(campaign_args(tmp_path, "Hi {{ name }}", [f"{TO},Ada"]), env)
