@@ -50,22 +50,22 @@ def get_provider_info() -> dict[str, Any]:
                     "phone_id": {
                         "label": "Phone id",
                         "description": "Default phone_id for phonerelay sends.",
-                        "schema": {"type": ["string", "null"]},
+                        "schema": {"type": ["string", "null"], "examples": ["phone_main"]},
                     },
                     "sender": {
                         "label": "Sender",
                         "description": "Default sending number or address (relaysms 'from', coop fromNumber).",
-                        "schema": {"type": ["string", "null"]},
+                        "schema": {"type": ["string", "null"], "examples": ["+1987654321"]},
                     },
                     "timeout": {
                         "label": "Timeout (seconds)",
                         "description": "Per-request timeout.",
-                        "schema": {"type": ["number", "null"], "default": 10.0, "minimum": 0},
+                        "schema": {"type": ["number", "null"], "default": 10.0, "minimum": 0, "examples": [10.0]},
                     },
                     "max_retries": {
                         "label": "Max retries",
                         "description": "Retries of retry-safe requests on 429/5xx/connection errors.",
-                        "schema": {"type": ["integer", "null"], "default": 3, "minimum": 0},
+                        "schema": {"type": ["integer", "null"], "default": 3, "minimum": 0, "examples": [3]},
                     },
                     "webhook_inbox_url": {
                         "label": "Webhook inbox",
@@ -73,7 +73,18 @@ def get_provider_info() -> dict[str, Any]:
                             "Where RelayWebhookSensor reads webhook events: a receiver URL "
                             "(http://127.0.0.1:8099, read with the API key) or a local inbox SQLite path."
                         ),
-                        "schema": {"type": ["string", "null"]},
+                        "schema": {
+                            "type": ["string", "null"],
+                            "examples": ["http://127.0.0.1:8099", "~/relay-inbox.db"],
+                        },
+                    },
+                    "webhook_inbox_api_key": {
+                        "label": "Webhook inbox API key",
+                        "description": (
+                            "The webhook receiver's API key (relay webhooks serve --api-key). "
+                            "Empty: the relay's API key is used."
+                        ),
+                        "schema": {"type": ["string", "null"], "format": "password"},
                     },
                     "ledger_conn_id": {
                         "label": "Campaign ledger connection",
@@ -87,12 +98,16 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port"],
-                    "relabeling": {"host": "Relay base URL", "login": "Login (smsgate)", "password": "API key"},
+                    # The port stays visible: the UI's Test button sends the stored port (NULL as 0)
+                    # and Airflow refuses a test whose port differs from the stored one.
+                    "hidden-fields": ["schema"],
+                    "relabeling": {"host": "Relay base URL", "login": "Login (smsgate)", "password": "API key",
+                                   "port": "Port (of the base URL)"},
                     "placeholders": {
                         "host": "http://127.0.0.1:8080/smsgate",
                         "login": "only smsgate uses a login",
                         "password": "the relay's API key",
+                        "port": "8080",
                         "dialect": "smsgate",
                         "phone_id": "phone_main",
                         "sender": "+1987654321",

@@ -6,11 +6,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from relay_integrations.process import ReferenceRelayProcess
 
 API_KEY = "test-key-4f9c2a"
 WEBHOOK_SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLXdlYmhvb2tz"
+
+# No Hypothesis deadline anywhere: the suite runs on busy 2-core machines, and how fast an example
+# runs is not what any property test checks (a 612 ms example once failed `make test`).
+settings.register_profile("relay", deadline=None)
+settings.load_profile("relay")
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,7 @@ class RelayConnectionConfigError(ValueError):
         super().__init__(f"connection {conn_id!r}: {field}: {problem}")
         self.conn_id = conn_id
         self.field = field
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,10 @@ def base_url_from_connection(conn: Connection) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise RelayConnectionConfigError(conn.conn_id, "host", f"not an http(s) URL: {conn.host!r}")
     netloc = parts.netloc
+    if conn.port and parts.port is not None and conn.port != parts.port:
+        raise RelayConnectionConfigError(
+            conn.conn_id, "port", f"{conn.port} differs from the base URL's port {parts.port}; set one of them"
+        )
     if conn.port and parts.port is None:
         netloc = f"{netloc}:{conn.port}"
     path = parts.path.rstrip("/")
@@ -289,7 +294,8 @@ class RelayHook(BaseHook):
                 # The health endpoint where there is one, then an authenticated call, so a wrong key shows.
                 answer = client.health()
         except RelayConnectionConfigError as e:
-            return False, str(e)
+            # No connection id: the UI tests unsaved connections under a random transient id.
+            return False, f"{e.field}: {e.problem}"
         except RelayError as e:
             return False, f"relay check failed: {e}"
         return True, f"{self.settings.dialect} relay at {self.settings.base_url} answered {answer.get('checked')}"

@@ -5,7 +5,8 @@ Connection options fall back to ``RELAY_BASE_URL``, ``RELAY_DIALECT``, ``RELAY_A
 key, which keeps it out of the process list. Results are JSON on stdout; the campaign's progress
 bar goes to stderr.
 
-Exit codes: 0 done, 1 some messages failed, 2 bad input (validation errors, usage), 3 the relay
+Exit codes: 0 done (the report's ``"ok": true``), 1 some messages failed or invalid rows were
+skipped (``"ok": false``), 2 bad input (validation errors, usage, every row invalid), 3 the relay
 refused or could not be reached.
 """
 
@@ -105,15 +106,17 @@ def register(subparsers: Any) -> None:
     _connection_options(send)
     send.add_argument("--to", required=True, action="append", help="Recipient; repeat for smsgate multi-recipient.")
     send.add_argument("--text", required=True, help="Message text.")
-    send.add_argument("--channel", default="sms")
-    send.add_argument("--subject")
-    send.add_argument("--title")
+    send.add_argument("--channel", default="sms",
+                      help="Message channel: sms, or what the dialect offers (wa, tg, email...) (default sms).")
+    send.add_argument("--subject", help="Subject, for channels that have one (email).")
+    send.add_argument("--title", help="Title, for channels that have one (push notifications).")
     send.add_argument("--idempotency-key", help="Reuse to make a retried send safe (where the relay supports it).")
     send.set_defaults(func=_send)
 
     status = subparsers.add_parser("status", help="Print a message's status as JSON.")
     _connection_options(status)
-    status.add_argument("message_id", metavar="MESSAGE_ID")
+    status.add_argument("message_id", metavar="MESSAGE_ID",
+                        help="The id the relay gave the message (the receipt's id).")
     status.set_defaults(func=_status)
 
 
@@ -157,6 +160,31 @@ def _print_json(value: Any, out: IO[str] | None = None) -> None:
 def _fail(message: str, code: int) -> int:
     sys.stderr.write(f"relay: {message}\n")
     return code
+
+
+def _relay_failure(exc: Exception, args: argparse.Namespace, *, after: str = "") -> int:
+    """The relay refused or could not be reached: say what went wrong and what to do next."""
+    from urllib.parse import urlsplit
+
+    from relay_integrations.errors import RelayAuthError, RelayConnectionError, RelayNotFoundError, RelayTimeoutError
+
+    base_url = _setting(args, "base_url") or ""
+    if isinstance(exc, RelayAuthError):
+        hint = f"the relay refused the API key: check --api-key or ${_ENV['api_key']}"
+        if (_setting(args, "dialect") or "") == "smsgate":
+            hint += f" (and --login or ${_ENV['login']})"
+        message = f"{exc}; {hint}"
+    elif isinstance(exc, RelayConnectionError) and not isinstance(exc, RelayTimeoutError):
+        parts = urlsplit(base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        message = (f"cannot connect to {parts.hostname}:{port} ({base_url}): is the relay running? "
+                   f"Check --base-url or ${_ENV['base_url']} ({exc})")
+    elif isinstance(exc, RelayNotFoundError):
+        message = (f"{exc}: nothing at {base_url}; check --base-url or ${_ENV['base_url']} "
+                   "(it ends with the dialect's path, e.g. http://127.0.0.1:5110/coop)")
+    else:
+        message = str(exc)
+    return _fail(message + after, EXIT_RELAY)
 
 
 class ProgressBar:
@@ -216,11 +244,12 @@ def _read_suppression(path: str | None) -> list[str]:
 def _campaign(args: argparse.Namespace) -> int:
     from relay_integrations.campaign import Campaign, CampaignValidationError
     from relay_integrations.campaign.campaign_store import CampaignStoreError
-    from relay_integrations.errors import RelayError
+    from relay_integrations.errors import RelayAuthError, RelayError
 
     try:
         template: str | Path = Path(args.template) if os.path.isfile(args.template) else args.template
-        bar = None if args.no_progress else ProgressBar(sys.stderr)
+        # The bar redraws one line with \r: only for a person watching a terminal, never into a log file.
+        bar = None if args.no_progress or not sys.stderr.isatty() else ProgressBar(sys.stderr)
         campaign = Campaign(
             template, args.recipients, campaign_id=args.campaign_id, address_field=args.address_field,
             channel=args.channel, fields=_parse_fields(args.field), default_region=args.default_region,
@@ -245,14 +274,24 @@ def _campaign(args: argparse.Namespace) -> int:
                                 "error_count": exc.error_count}
         if exc.report is not None:
             body["report"] = exc.report.to_dict(args.max_rows)
+            body["report"]["dry_run"] = bool(args.dry_run)  # nothing was sent because validation failed
         _print_json(body)
         return _fail(str(exc), EXIT_INVALID)
+    except RelayAuthError as exc:
+        return _relay_failure(exc, args)
     except RelayError as exc:
-        return _fail(f"{exc} (messages accepted so far are in the ledger; re-run to continue)", EXIT_RELAY)
+        return _relay_failure(exc, args, after=" (messages accepted so far are in the ledger: a re-run with the "
+                              "same --campaign-id sends only the rest)")
     except CampaignStoreError as exc:
-        return _fail(f"{exc} (messages accepted so far are recorded; re-run to continue)", EXIT_RELAY)
+        return _fail(f"{exc} (messages accepted so far are recorded; a re-run with the same --campaign-id "
+                     "sends only the rest)", EXIT_RELAY)
     _print_json(report.to_dict(args.max_rows))
-    return EXIT_FAILED if report.counts["failed"] else EXIT_OK
+    counts = report.counts
+    if counts["total"] and counts["invalid"] == counts["total"]:
+        return _fail(f"every one of the {counts['total']} rows is invalid; nothing was sent (see \"rows\")",
+                     EXIT_INVALID)
+    # "ok": false (messages failed, or invalid rows were skipped) is never exit 0: scripts check the code.
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _send(args: argparse.Namespace) -> int:
@@ -271,7 +310,7 @@ def _send(args: argparse.Namespace) -> int:
         with client:
             receipt = client.send(message)
     except RelayError as exc:
-        return _fail(str(exc), EXIT_RELAY)
+        return _relay_failure(exc, args)
     _print_json(receipt.model_dump(mode="json"))
     return EXIT_OK
 
@@ -287,6 +326,6 @@ def _status(args: argparse.Namespace) -> int:
         with client:
             report = client.get_status(args.message_id)
     except RelayError as exc:
-        return _fail(str(exc), EXIT_RELAY)
+        return _relay_failure(exc, args)
     _print_json(report.model_dump(mode="json"))
     return EXIT_OK

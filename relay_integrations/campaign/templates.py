@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError, meta
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 TEXT_FIELD = "text"
@@ -62,12 +62,14 @@ class MessageTemplates:
         # snapshot taken once gives each row the same context for a fraction of the cost.
         self._globals: dict[str, Any] = dict(self.environment.globals)
         self._constants: dict[str, Any] = {}
+        self._variables: dict[str, frozenset[str]] = {}
         for name, source in {TEXT_FIELD: text, **dict(fields or {})}.items():
             if not isinstance(source, str):
                 self._constants[name] = source
                 continue
             try:
                 self._compiled[name] = self.environment.from_string(source)
+                self._variables[name] = frozenset(meta.find_undeclared_variables(self.environment.parse(source)))
             except TemplateSyntaxError as exc:
                 self.errors.append(FieldError(name, _syntax_message(exc)))
 
@@ -85,6 +87,8 @@ class MessageTemplates:
                 values[name] = self._render(template, context)
             except SecurityError as exc:
                 errors.append(FieldError(name, f"template not allowed in the sandbox: {exc}", row))
+            except UndefinedError as exc:
+                errors.append(FieldError(name, self._undefined_message(name, context, exc), row))
             except TemplateError as exc:
                 errors.append(FieldError(name, str(exc.message or exc), row))
             except Exception as exc:  # a filter or operator failing on this row's data (e.g. 1/0)
@@ -100,3 +104,11 @@ class MessageTemplates:
             return str(env.concat(template.root_render_func(ctx)))
         except Exception:
             env.handle_exception()
+
+    def _undefined_message(self, name: str, context: Mapping[str, Any], exc: UndefinedError) -> str:
+        """Every column the template uses that the row lacks (not only the first), and the row's columns."""
+        missing = sorted(v for v in self._variables.get(name, ()) if v not in context)
+        if not missing:
+            return str(exc.message or exc)
+        columns = ", ".join(str(k) for k in context) or "none"
+        return f"missing column(s) {', '.join(missing)}; this row has: {columns}"

@@ -35,7 +35,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--db", default=env_default("DB", "./relay.db"),
                    help="SQLite database file, or :memory: [RELAY_DB, ./relay.db]")
     p.add_argument("--api-key", default=env_default("API_KEY"), help="API key for every dialect [RELAY_API_KEY]")
-    p.add_argument("--login", default=env_default("LOGIN", DEFAULT_LOGIN), help="smsgate login [RELAY_LOGIN]")
+    p.add_argument("--login", default=env_default("LOGIN", DEFAULT_LOGIN),
+                   help="smsgate Basic-auth login (its password is the API key) [RELAY_LOGIN, default %(default)s]")
     p.add_argument("--dialect", choices=DIALECTS, default=env_default("DIALECT"),
                    help="also serve this dialect at the root [RELAY_DIALECT]")
     p.add_argument("--delivery-latency", type=float, default=float(env_default("DELIVERY_LATENCY", "1.0") or 1.0),

@@ -77,21 +77,44 @@ def _stored(relay: ReferenceRelayProcess, direction: str) -> list[dict[str, Any]
     return messages
 
 
-def test_example_dag_parses_with_nothing_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+def _copied_dags_folder(tmp_path: Path) -> Path:
+    """A DAGs folder outside the checkout holding only the example DAG file, as a user would copy it."""
+    folder = tmp_path / "user-dags"
+    folder.mkdir()
+    shutil.copy(EXAMPLE_DAGS / "relay_campaign.py", folder / "relay_campaign.py")
+    return folder
+
+
+def test_example_dag_parses_with_nothing_configured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Parsing needs no connection, no RELAY_* variable and no relay: nothing is read at import."""
     from airflow.dag_processing.dagbag import DagBag
 
     for name in [n for n in os.environ if n.startswith(("RELAY_", "AIRFLOW_CONN_"))]:
         monkeypatch.delenv(name)
-    bag = DagBag(dag_folder=str(EXAMPLE_DAGS / "relay_campaign.py"))
+    bag = DagBag(dag_folder=str(_copied_dags_folder(tmp_path) / "relay_campaign.py"))
     assert not bag.import_errors, bag.import_errors
     dag = bag.dags["relay_campaign"]  # parsed, not read back from a metadata DB
     assert {t.task_id for t in dag.tasks} == {
-        "send_campaign", "wait_for_delivery", "check_delivery", "simulate_customer_reply", "wait_for_reply",
+        "load_recipients", "send_campaign", "wait_for_delivery", "check_delivery", "simulate_customer_reply",
+        "wait_for_reply",
         "inbound_stats",
     }
     assert dag.get_task("wait_for_delivery").deferrable and dag.get_task("wait_for_reply").deferrable
     assert type(dag.on_failure_callback[0]).__name__ == "RelayNotifier"  # type: ignore[index]
+
+
+def test_example_dag_copied_alone_has_the_demo_rows_inline(tmp_path: Path) -> None:
+    """Copied alone into a DAGs folder, the DAG still has its recipients: the same rows as examples/data."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(_copied_dags_folder(tmp_path) / "relay_campaign.py"))
+    load_recipients = bag.dags["relay_campaign"].get_task("load_recipients").python_callable  # type: ignore[attr-defined]
+    assert load_recipients(params={"recipients_csv": ""}) == _recipients()
+    # A run may name its own file instead.
+    own = tmp_path / "mine.csv"
+    own.write_text("phone,first_name,order_id,eta\n+14155551000,Ada,A-1,9:00\n")
+    assert load_recipients(params={"recipients_csv": str(own)}) == [
+        {"phone": "+14155551000", "first_name": "Ada", "order_id": "A-1", "eta": "9:00"}]
 
 
 def _run_example_dag(demo: ModuleType, relay: ReferenceRelayProcess, receiver: WebhookReceiverProcess,
@@ -111,7 +134,8 @@ def _run_example_dag(demo: ModuleType, relay: ReferenceRelayProcess, receiver: W
         **os.environ,
         **base,
         "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
+        # Only the DAG file, copied outside the checkout, as a user deploys it.
+        "AIRFLOW__CORE__DAGS_FOLDER": str(_copied_dags_folder(tmp_path)),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW_CONN_RELAY_DEFAULT": json.dumps(conn),

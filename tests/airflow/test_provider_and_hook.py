@@ -108,6 +108,8 @@ def test_base_url_honours_scheme_port_and_schema(
         ({"host": "127.0.0.1", "password": API_KEY, "extra": {"dialect": "coop", "timeout": "soon"}}, "extra.timeout"),
         ({"host": "127.0.0.1", "password": API_KEY, "extra": {"dialect": "coop", "max_retries": -1}},
          "extra.max_retries"),
+        ({"host": "http://127.0.0.1:8080/coop", "port": 9090, "password": API_KEY, "extra": {"dialect": "coop"}},
+         "port"),
     ],
 )
 def test_bad_connections_name_the_field_and_never_the_key(
@@ -184,6 +186,54 @@ def test_unknown_extras_never_become_headers_and_test_connection_works(
         assert "x-injected" not in request and "x-other" not in request and "headers" not in request
         assert not any("evil" in value for value in request.values())
     assert _RecordingRelay.seen[-1]["authorization"] == f"Bearer {API_KEY}"
+
+
+def test_test_connection_of_an_unsaved_connection_does_not_name_the_transient_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The UI tests an unsaved form under a random id (``AIRFLOW_CONN_DSAF7Z2H``): the message names the field only."""
+    hook = _hook_from_env(monkeypatch, json.dumps({"conn_type": "relay", "host": "http://127.0.0.1:1/coop",
+                                                   "password": API_KEY, "extra": {}}), conn_id="DSaF7Z2H")
+    ok, message = hook.test_connection()
+    assert not ok
+    assert message.startswith("extra.dialect: required"), message
+    assert "DSaF7Z2H" not in message and "connection '" not in message
+
+
+def test_ui_hook_metadata_declares_every_extra_with_label_description_and_placeholder() -> None:
+    """What the 3.3 UI's connection form reads (``GET /ui/connections/hook_meta``).
+
+    The UI renders extras with its flexible form: ``schema.title`` is the label, ``description`` the help
+    text, and a string field shows a placeholder only when ``schema.examples`` is set (as a datalist);
+    number fields show their ``value`` (the default). ``ui-field-behaviour`` placeholders reach only the
+    standard fields (host, port, login, password).
+    """
+    from airflow.api_fastapi.core_api.routes.ui.connections import hook_meta_data
+
+    [relay] = [m for m in hook_meta_data() if m.connection_type == "relay"]
+    extras = relay.extra_fields or {}
+    assert set(extras) == {"dialect", "phone_id", "sender", "timeout", "max_retries", "webhook_inbox_url",
+                           "webhook_inbox_api_key"}
+    for name, param in extras.items():
+        schema = param["schema"]
+        assert schema.get("title"), name
+        assert param.get("description"), name
+        kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        if "enum" in schema:
+            continue  # a select: the options are the placeholder
+        if "string" in kinds and schema.get("format") != "password":
+            assert schema.get("examples"), f"{name}: no placeholder would render"
+        if "number" in kinds or "integer" in kinds:
+            assert param["value"] is not None and schema.get("examples"), name
+    assert extras["webhook_inbox_api_key"]["schema"]["format"] == "password"  # rendered masked
+
+    standard = relay.standard_fields
+    assert standard is not None
+    # The port is shown: the Test button sends the stored port (NULL becomes 0), and a port differing
+    # from the stored connection gets 400 "The host or port to test differs from the stored connection".
+    assert standard.port is not None and not standard.port.hidden and standard.port.placeholder
+    for field in (standard.host, standard.login, standard.password):
+        assert field is not None and field.title and field.placeholder
 
 
 def test_test_connection_reports_an_unreachable_relay(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -152,7 +152,7 @@ def test_nothing_is_sent_when_a_row_is_bad(relay: ReferenceRelayProcess, dialect
     campaign = Campaign("Hi {{ name }}", rows, campaign_id=f"bad-{dialect}", ledger_path=tmp_path / "l.sqlite")
     with client_for(relay, dialect) as client, pytest.raises(CampaignValidationError) as info:
         campaign.send(client)
-    assert info.value.errors == [{"row": 20, "field": "text", "message": "'name' is undefined"}]
+    assert info.value.errors == [{"row": 20, "field": "text", "message": "missing column(s) name; this row has: phone"}]
     assert sum(messages_per_address(relay, dialect, addresses).values()) == 0
 
 

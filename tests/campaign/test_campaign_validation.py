@@ -38,7 +38,7 @@ def test_every_bad_row_is_reported_with_row_number_and_field(tmp_path: Path) -> 
     got = {(e["row"], e["field"]) for e in err.errors}
     assert got == {(2, "text"), (3, "phone"), (6, "text"), (7, "phone")}
     messages = {(e["row"], e["field"]): e["message"] for e in err.errors}
-    assert "'name' is undefined" in messages[(2, "text")]
+    assert "missing column(s) name; this row has: phone" in messages[(2, "text")]
     assert "empty" in messages[(6, "text")]
     assert err.error_count == 4
     assert "row 2" in str(err)

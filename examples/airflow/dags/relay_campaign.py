@@ -1,8 +1,10 @@
 """Example DAG: a delivery-day SMS campaign, from a CSV to confirmed replies.
 
-1. ``send_campaign`` renders one templated message per row of ``examples/data/recipients.csv``;
-   bad rows (an unparsable number, a short one, an empty one) are skipped and reported, the
-   duplicate row is sent once.
+0. ``load_recipients`` reads the CSV file named by the run's ``recipients_csv`` param (a path the
+   workers can read); left empty, it uses the demo rows inline below (the same rows as
+   ``examples/data/recipients.csv``), so this file works on its own when copied into a DAGs folder.
+1. ``send_campaign`` renders one templated message per row; bad rows (an unparsable number, a
+   short one, an empty one) are skipped and reported, the duplicate row is sent once.
 2. ``wait_for_delivery`` hands the waiting to the triggerer (deferrable) until every message is
    delivered or failed; the failed ones are listed, not fatal (one recipient is unreachable on purpose).
 3. ``check_delivery`` fails the run if anything but the expected unreachable number failed.
@@ -24,19 +26,77 @@ Set-up: an Airflow connection ``relay_default`` of type ``relay``, for example::
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, task
 
 from airflow_provider.hooks.relay import RelayHook
 from airflow_provider.notifications.relay import RelayNotifier
 from airflow_provider.operators.relay import RelayCampaignOperator, RelayInboundStatsOperator
 from airflow_provider.sensors.relay import RelayMessageStatusSensor, RelayWebhookSensor
 
-RECIPIENTS_CSV = Path(__file__).resolve().parents[2] / "data" / "recipients.csv"
+# The demo rows, inline so that this one file is the whole example (the DAG file is all that gets
+# copied into a DAGs folder). Same rows as examples/data/recipients.csv: 47 good numbers, one that
+# the reference relay fails (…0000), one duplicate and three bad rows.
+DEMO_RECIPIENTS_CSV = """\
+phone,first_name,order_id,eta
++14155551000,Ada,A-1000,9:00
++14155551007,Grace,A-1001,10:00
++14155551014,Alan,A-1002,11:00
++14155551021,Edsger,A-1003,12:00
++14155551028,Barbara,A-1004,13:00
++14155551035,Donald,A-1005,14:00
++14155551042,Ken,A-1006,15:00
++14155551049,Dennis,A-1007,16:00
++14155551056,Margaret,A-1008,9:00
++14155551063,Linus,A-1009,10:00
++14155551070,Guido,A-1010,11:00
++14155551077,Bjarne,A-1011,12:00
++14155551084,Frances,A-1012,13:00
++14155551091,John,A-1013,14:00
++14155551098,Radia,A-1014,15:00
++14155551105,Tim,A-1015,16:00
++14155551112,Vint,A-1016,9:00
++14155551119,Leslie,A-1017,10:00
++14155551126,Sophie,A-1018,11:00
++14155551133,Niklaus,A-1019,12:00
++14155551140,Katherine,A-1020,13:00
++14155551147,Hedy,A-1021,14:00
++14155551154,Claude,A-1022,15:00
++14155551161,Jean,A-1023,16:00
++14155551168,Annie,A-1024,9:00
++14155551175,Ada,A-1025,10:00
++14155551182,Grace,A-1026,11:00
++14155551189,Alan,A-1027,12:00
++14155551196,Edsger,A-1028,13:00
++14155551203,Barbara,A-1029,14:00
++14155551210,Donald,A-1030,15:00
++14155551217,Ken,A-1031,16:00
++14155551224,Dennis,A-1032,9:00
++14155551231,Margaret,A-1033,10:00
++14155551238,Linus,A-1034,11:00
++14155551245,Guido,A-1035,12:00
++14155551252,Bjarne,A-1036,13:00
++14155551259,Frances,A-1037,14:00
++14155551266,John,A-1038,15:00
++14155551273,Radia,A-1039,16:00
++14155551280,Tim,A-1040,9:00
++14155551287,Vint,A-1041,10:00
++14155551294,Leslie,A-1042,11:00
++14155551301,Sophie,A-1043,12:00
++14155551308,Niklaus,A-1044,13:00
++14155551315,Katherine,A-1045,14:00
++14155550000,Failing,A-2000,10:00
++14155551021,Edsger,A-1003,12:00
+not-a-number,Typo,A-2001,11:00
++1555,Short,A-2002,12:00
+,Nobody,A-2003,13:00
+"""
 TEMPLATE = (
     "Hi {{ first_name }}, your order {{ order_id }} arrives today around {{ eta }}. "
     "Reply YES to confirm or STOP to opt out."
@@ -58,15 +118,31 @@ HAS_INBOUND_STATS = os.environ.get("RELAY_DIALECT", "phonerelay") == "phonerelay
     catchup=False,
     tags=["relay", "example"],
     doc_md=__doc__,
+    params={
+        "recipients_csv": Param(
+            "",
+            type="string",
+            title="Recipients CSV",
+            description="Path of a CSV file (header: phone,first_name,order_id,eta) that the workers can read. "
+            "Empty: the demo rows in the DAG file.",
+        ),
+    },
     on_failure_callback=[
         RelayNotifier(to=ALERT_TO, text="ALERT: DAG {{ dag.dag_id }} run {{ run_id }} failed"),
     ],
 )
 def relay_campaign() -> None:
+    @task
+    def load_recipients(params: dict[str, Any]) -> list[dict[str, str]]:
+        """The campaign's rows: the file named by the ``recipients_csv`` param, else the inline demo rows."""
+        path = (params.get("recipients_csv") or "").strip()
+        text = Path(path).read_text(encoding="utf-8") if path else DEMO_RECIPIENTS_CSV
+        return list(csv.DictReader(io.StringIO(text)))
+
     campaign = RelayCampaignOperator(
         task_id="send_campaign",
         template=TEMPLATE,
-        recipients=str(RECIPIENTS_CSV),
+        recipients=load_recipients(),
         skip_invalid=True,
         progress_interval=1.0,
     )

@@ -1,0 +1,248 @@
+"""Airflow as users run it: ``airflow api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` as
+separate processes (LocalExecutor, SQLite, a private AIRFLOW_HOME, free ports), against a reference relay
+and a webhook receiver.
+
+- The UI's Test button: ``POST /api/v2/connections/test`` with the body the 3.3 UI's list-row button
+  builds from the stored connection (``port: Number(stored port)``, empty strings for unset fields, the
+  masked password), with a JWT from SimpleAuthManager (all admins).
+- The example DAG, copied alone into a DAGs folder outside the checkout, runs to success, its sensors
+  deferred to the triggerer.
+
+Every process runs in its own process group, killed in teardown.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+
+from relay_integrations.process import ReferenceRelayProcess, WebhookReceiverProcess, free_port
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+API_KEY = "deploy-relay-key-5c8e21"
+RECEIVER_KEY = "deploy-receiver-key-0b7d93"
+WEBHOOK_SECRET = "whsec_ZGVwbG95LWFpcmZsb3ctd2ViaG9vay1zZWNyZXQ="
+STARTUP_TIMEOUT = 180.0
+RUN_TIMEOUT = 300.0
+
+
+def _load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _wait_for(condition: Callable[[], Any], timeout: float, what: str, logs: Path) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"== {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                              for p in sorted(logs.glob("*.log")))
+            raise AssertionError(f"timed out waiting for {what}\n{tails}")
+        time.sleep(0.5)
+
+
+class Deployment:
+    def __init__(self, home: Path, env: dict[str, str], api_port: int) -> None:
+        self.home, self.env, self.api_url = home, env, f"http://127.0.0.1:{api_port}"
+        self.logs = home / "logs-processes"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *command: str) -> None:
+        log = (self.logs / f"{command[0]}.log").open("wb")
+        self.processes.append(subprocess.Popen(
+            [sys.executable, "-m", "airflow", *command], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True))
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        for proc in self.processes:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.processes:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+    def token(self) -> str:
+        answer = httpx.get(f"{self.api_url}/auth/token", timeout=10)
+        answer.raise_for_status()
+        token: str = answer.json()["access_token"]
+        return token
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=f"{self.api_url}/api/v2", headers={"Authorization": f"Bearer {self.token()}"},
+                            timeout=30)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ReferenceRelayProcess, WebhookReceiverProcess]]:
+    demo = _load(ROOT / "examples" / "demo.py", "relay_examples_demo_deploy")
+    tmp = tmp_path_factory.mktemp("deploy-stack")
+    with ReferenceRelayProcess(db_path=tmp / "relay.db", api_key=API_KEY, delivery_latency=0.1,
+                               webhook_secret=WEBHOOK_SECRET, log_path=tmp / "relay.log") as relay, \
+            WebhookReceiverProcess(db_path=tmp / "inbox.db", secrets=[WEBHOOK_SECRET], api_key=RECEIVER_KEY,
+                                   log_path=tmp / "receiver.log") as receiver:
+        demo.register_webhooks(relay, receiver, WEBHOOK_SECRET)
+        yield relay, receiver  # type: ignore[misc]
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory,
+               stack: tuple[ReferenceRelayProcess, WebhookReceiverProcess]) -> Iterator[Deployment]:
+    relay, receiver = stack
+    demo = _load(ROOT / "examples" / "demo.py", "relay_examples_demo_deploy_env")
+    home = tmp_path_factory.mktemp("airflow-deploy-home")
+    dags = tmp_path_factory.mktemp("user-dags")  # outside the checkout, only the DAG file
+    shutil.copy(ROOT / "examples" / "airflow" / "dags" / "relay_campaign.py", dags / "relay_campaign.py")
+    api_port = free_port()
+    base = {**demo.example_env(relay, receiver), "RELAY_CAMPAIGN_LEDGER_DIR": str(home / "ledgers")}
+    conn = {"conn_type": "relay", "host": base["RELAY_BASE_URL"], "login": base["RELAY_LOGIN"], "password": API_KEY,
+            "extra": {"dialect": base["RELAY_DIALECT"], "phone_id": base["RELAY_PHONE_ID"],
+                      "sender": base["RELAY_SENDER"], "webhook_inbox_url": receiver.base_url,
+                      "webhook_inbox_api_key": RECEIVER_KEY}}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        **base,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API_AUTH__JWT_SECRET": "deploy-test-jwt-secret-2f6a",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "task-logs"),
+        # Free ports for the log servers too (other test sessions may run next to this one).
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW_CONN_RELAY_DEFAULT": json.dumps(conn),
+    }
+    migrated = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True,
+                              text=True, timeout=300, check=False)
+    assert migrated.returncode == 0, migrated.stdout[-2000:] + migrated.stderr[-2000:]
+    deployment = Deployment(home, env, api_port)
+    try:
+        deployment.start("api-server", "--host", "127.0.0.1", "--port", str(api_port))
+        deployment.start("scheduler")
+        deployment.start("dag-processor")
+        deployment.start("triggerer")
+
+        def api_up() -> bool:
+            try:
+                return httpx.get(f"{deployment.api_url}/api/v2/monitor/health", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        _wait_for(api_up, STARTUP_TIMEOUT, "the api-server", deployment.logs)
+        yield deployment
+    finally:
+        deployment.stop()
+
+
+def _ui_test_body(stored: dict[str, Any]) -> dict[str, Any]:
+    """The body the 3.3 UI's Test button (connection list) posts, built the way its code builds it."""
+    extra = stored.get("extra")
+    return {
+        "conn_type": stored["conn_type"],
+        "connection_id": stored["connection_id"],
+        "description": stored.get("description") or "",
+        "extra": "{}" if extra in (None, "") else extra,
+        "host": stored.get("host") or "",
+        "login": stored.get("login") or "",
+        "password": stored.get("password") or "",
+        "port": stored.get("port") or 0,  # Number(null) is 0
+        "schema": stored.get("schema") or "",
+    }
+
+
+def test_ui_test_button_passes_through_the_rest_api(
+    deployment: Deployment, stack: tuple[ReferenceRelayProcess, WebhookReceiverProcess]
+) -> None:
+    relay, _ = stack
+    with deployment.api() as api:
+        # Made as the form now lets a user: the base URL, and its port in the (visible) Port field.
+        created = api.post("/connections", json={
+            "connection_id": "relay_ui", "conn_type": "relay", "host": relay.url("coop"), "port": relay.port,
+            "password": API_KEY, "extra": json.dumps({"dialect": "coop", "timeout": 5, "max_retries": 0})})
+        assert created.status_code == 201, created.text
+        stored = api.get("/connections/relay_ui").json()
+        answer = api.post("/connections/test", json=_ui_test_body(stored))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] is True, answer.json()
+
+        # An unsaved form tested with a wrong setting: the message names the field, not Airflow's random id.
+        unsaved = api.post("/connections/test", json={
+            "connection_id": "relay_unsaved", "conn_type": "relay", "host": relay.url("coop"),
+            "password": API_KEY, "extra": json.dumps({"dialect": "twilio"})})
+        assert unsaved.status_code == 200, unsaved.text
+        body = unsaved.json()
+        assert body["status"] is False and body["message"].startswith("extra.dialect:"), body
+        assert API_KEY not in unsaved.text
+
+
+def test_example_dag_copied_into_a_dags_folder_runs_with_sensors_on_the_triggerer(deployment: Deployment) -> None:
+    with deployment.api() as api:
+        def parsed() -> bool:
+            return api.get("/dags/relay_campaign").status_code == 200
+
+        _wait_for(parsed, STARTUP_TIMEOUT, "the dag-processor to parse relay_campaign", deployment.logs)
+        errors = api.get("/importErrors").json()
+        assert errors["total_entries"] == 0, errors
+        assert api.patch("/dags/relay_campaign", json={"is_paused": False}).status_code == 200
+        run = api.post("/dags/relay_campaign/dagRuns", json={"logical_date": None})
+        assert run.status_code == 200, run.text
+        run_id = run.json()["dag_run_id"]
+
+        def finished() -> str | None:
+            state: str = api.get(f"/dags/relay_campaign/dagRuns/{run_id}").json()["state"]
+            return state if state in ("success", "failed") else None
+
+        state = _wait_for(finished, RUN_TIMEOUT, "the example DAG run to finish", deployment.logs)
+        tis = {t["task_id"]: t["state"]
+               for t in api.get(f"/dags/relay_campaign/dagRuns/{run_id}/taskInstances").json()["task_instances"]}
+        assert state == "success", (tis, deployment.log("scheduler")[-3000:])
+        assert set(tis.values()) == {"success"}, tis
+
+    # The sensors waited on the triggerer, not on a worker slot: the triggerer process writes each
+    # deferred task's trigger log (attempt=1.log.trigger.<triggerer job id>.log) and fired its event there.
+    for task_id in ("wait_for_delivery", "wait_for_reply"):
+        trigger_logs = list((deployment.home / "task-logs" / "dag_id=relay_campaign").glob(
+            f"run_id=*/task_id={task_id}/attempt=*.log.trigger.*.log"))
+        assert trigger_logs, f"{task_id} never deferred to the triggerer"
+        text = "".join(p.read_text(errors="replace") for p in trigger_logs)
+        assert "Trigger fired event" in text and "'status': 'success'" in text, text[-2000:]
+        assert API_KEY not in text and RECEIVER_KEY not in text
+    assert API_KEY not in deployment.log("triggerer") and RECEIVER_KEY not in deployment.log("triggerer")
