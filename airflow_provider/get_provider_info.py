@@ -94,7 +94,7 @@ def get_provider_info() -> dict[str, Any]:
                             "for exactly-once sends when retries may run on another machine (Celery, "
                             "Kubernetes executors). Empty: a local SQLite file on the worker."
                         ),
-                        "schema": {"type": ["string", "null"]},
+                        "schema": {"type": ["string", "null"], "examples": ["relay_ledger"]},
                     },
                 },
                 "ui-field-behaviour": {

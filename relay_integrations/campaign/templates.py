@@ -107,7 +107,8 @@ class MessageTemplates:
 
     def _undefined_message(self, name: str, context: Mapping[str, Any], exc: UndefinedError) -> str:
         """Every column the template uses that the row lacks (not only the first), and the row's columns."""
-        missing = sorted(v for v in self._variables.get(name, ()) if v not in context)
+        # Globals (range, dict, lipsum...) are undeclared in the template's source but never missing.
+        missing = sorted(v for v in self._variables.get(name, ()) if v not in context and v not in self._globals)
         if not missing:
             return str(exc.message or exc)
         columns = ", ".join(str(k) for k in context) or "none"

@@ -213,7 +213,7 @@ def test_ui_hook_metadata_declares_every_extra_with_label_description_and_placeh
     [relay] = [m for m in hook_meta_data() if m.connection_type == "relay"]
     extras = relay.extra_fields or {}
     assert set(extras) == {"dialect", "phone_id", "sender", "timeout", "max_retries", "webhook_inbox_url",
-                           "webhook_inbox_api_key"}
+                           "webhook_inbox_api_key", "ledger_conn_id"}
     for name, param in extras.items():
         schema = param["schema"]
         assert schema.get("title"), name

@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jinja2 import TemplateError
+from jinja2 import TemplateError, UndefinedError, meta
 from jinja2.sandbox import SecurityError
 
 from relay_integrations.campaign.templates import MessageTemplates
@@ -23,6 +23,7 @@ TEMPLATES = [
     "{{ lipsum is defined }} {{ dict(a=name) }} {{ cycler is defined }}",
     "{{ name ~ order | default('none') }}",
     "{{ n + name }}",
+    "{% for i in range(n) %}{{ order }}{% endfor %}",  # a global (range) beside a missing column
 ]
 
 rows = st.fixed_dictionaries(
@@ -32,12 +33,21 @@ rows = st.fixed_dictionaries(
 
 
 def _jinja2_outcome(templates: MessageTemplates, source: str, row: dict[str, Any]) -> tuple[str, str]:
-    """What Template.render gives, mapped to the message MessageTemplates.render reports."""
+    """What Template.render gives, mapped to the message MessageTemplates.render reports.
+
+    An undefined variable is the one message we word differently on purpose: every column the
+    template uses that the row lacks, and the row's columns (jinja2 names only the first)."""
     template = templates.environment.from_string(source)
     try:
         return "text", template.render(row)
     except SecurityError as exc:
         return "error", f"template not allowed in the sandbox: {exc}"
+    except UndefinedError as exc:
+        used = meta.find_undeclared_variables(templates.environment.parse(source))
+        missing = sorted(v for v in used if v not in row and v not in templates.environment.globals)
+        if not missing:
+            return "error", str(exc.message or exc)
+        return "error", f"missing column(s) {', '.join(missing)}; this row has: {', '.join(map(str, row)) or 'none'}"
     except TemplateError as exc:
         return "error", str(exc.message or exc)
     except Exception as exc:
