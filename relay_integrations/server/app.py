@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
-from starlette.routing import Match
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relay_integrations.server import routes_coop, routes_phonerelay, routes_relaysms, routes_smsgate, sim
@@ -185,15 +186,28 @@ def create_app(
     app.state.relay = ctx
     endpoint_dialect: dict[Any, str] = {}
 
+    # (path regex, path template, methods) of every route, for the Allow header of a 405. Kept here
+    # rather than read back from app.router: FastAPI 0.14x+ keeps included routers as lazy
+    # entries whose routes are not listed there.
+    route_table: list[tuple[re.Pattern[str], str, frozenset[str]]] = []
+
+    def include(router: Any, prefix: str = "") -> None:
+        app.include_router(router, prefix=prefix)
+        for route in router.routes:
+            methods = getattr(route, "methods", None)
+            if methods:
+                template = prefix + route.path
+                route_table.append((compile_path(template)[0], template, frozenset(methods)))
+
     for name, build in _ROUTERS.items():
         router = build(ctx)
         for route in router.routes:
             endpoint_dialect[getattr(route, "endpoint", None)] = name
-        app.include_router(router, prefix=f"/{name}")
+        include(router, f"/{name}")
         if config.dialect == name:
-            app.include_router(router)
+            include(router)
     if config.sim:
-        app.include_router(sim.build_router(ctx))
+        include(sim.build_router(ctx))
 
     def dialect_of_path(path: str) -> str | None:
         first = path.lstrip("/").split("/", 1)[0]
@@ -270,10 +284,9 @@ def create_app(
     def allowed_methods(scope: Scope) -> list[str]:
         """Methods of the most specific routes matching the path (``/sms/send`` over ``/sms/{id}``)."""
         by_template: dict[str, set[str]] = {}
-        for route in app.router.routes:
-            route_methods = getattr(route, "methods", None)
-            if route_methods and route.matches(scope)[0] != Match.NONE:
-                by_template.setdefault(getattr(route, "path", ""), set()).update(route_methods)
+        for regex, template, route_methods in route_table:
+            if regex.match(scope["path"]):
+                by_template.setdefault(template, set()).update(route_methods)
         if not by_template:
             return []
         fewest = min(t.count("{") for t in by_template)
