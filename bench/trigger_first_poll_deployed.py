@@ -9,8 +9,12 @@ supervisor, client and SSL context; the second is a warm one). For each, from th
 log line to "Trigger fired event" (its first poll completes the wait, every message being delivered),
 next to the 47 raw status calls with one plain httpx client as the baseline.
 
-    PYTHONPATH=$PWD .venvs/airflow/bin/python bench/trigger_first_poll_deployed.py [--default-heartbeat]
+    PYTHONPATH=$PWD .venvs/airflow/bin/python bench/trigger_first_poll_deployed.py \
+        [--default-heartbeat] [--localhost] [--campaign-first]
 
+``--campaign-first`` runs the campaign (47 rows sent by RelayCampaignOperator, then a sensor on its
+reference) before the explicit-id sensors, so that its trigger is the triggerer's first.
+``--localhost`` names the relay ``localhost`` in the connection (name resolution on the first request).
 ``--default-heartbeat`` leaves the triggerer's job_heartbeat_sec at Airflow's default (5 s) instead of 1 s.
 
 The last line of output is ``BENCH_RESULT {json}``.
@@ -38,15 +42,23 @@ KEY = "bench-deployed-key-7a1e"
 DAG = '''
 from datetime import datetime
 from airflow.sdk import DAG
+from airflow_provider.operators.relay import RelayCampaignOperator
 from airflow_provider.sensors.relay import RelayMessageStatusSensor
 
 IDS = {ids!r}
+ROWS = [{{"phone": f"+1415556{{1000 + i:04d}}", "name": f"n{{i}}"}} for i in range(len(IDS))]
 with DAG("bench_status_ids", start_date=datetime(2025, 1, 1), schedule=None, catchup=False):
+    campaign = RelayCampaignOperator(task_id="send_campaign", template="Hi {{{{ name }}}}", recipients=ROWS)
+    campaign_wait = RelayMessageStatusSensor(task_id="campaign", message_ids=campaign.output, target_state="sent",
+                                             deferrable=True, poke_interval=1.0, timeout=300)
     first = RelayMessageStatusSensor(task_id="first", message_ids=IDS, target_state="sent", deferrable=True,
                                      poke_interval=1.0, timeout=300)
     second = RelayMessageStatusSensor(task_id="second", message_ids=IDS, target_state="sent", deferrable=True,
                                       poke_interval=1.0, timeout=300)
-    first >> second
+    if {campaign_first!r}:
+        campaign >> campaign_wait >> first >> second
+    else:
+        first >> second >> campaign >> campaign_wait
 '''
 
 
@@ -101,7 +113,7 @@ def main() -> None:
 
         home, dags = tmp / "home", tmp / "dags"
         dags.mkdir(parents=True)
-        (dags / "bench_status_ids.py").write_text(DAG.format(ids=ids))
+        (dags / "bench_status_ids.py").write_text(DAG.format(ids=ids, campaign_first="--campaign-first" in sys.argv))
         port = free_port()
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
                "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
@@ -116,8 +128,11 @@ def main() -> None:
                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "task-logs"),
                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-               "AIRFLOW_CONN_RELAY_DEFAULT": json.dumps({"conn_type": "relay", "host": base, "password": KEY,
-                                                         "extra": {"dialect": "phonerelay"}})}
+               "AIRFLOW_CONN_RELAY_DEFAULT": json.dumps({"conn_type": "relay", "password": KEY,
+                                                         "host": base.replace("127.0.0.1", "localhost")
+                                                         if "--localhost" in sys.argv else base,
+                                                         "extra": {"dialect": "phonerelay", "phone_id": "phone_main"}}),
+               "RELAY_CAMPAIGN_LEDGER_DIR": str(tmp / "ledgers")}
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True,
                        timeout=300, check=True)
         logs = home / "logs-processes"
@@ -145,7 +160,7 @@ def main() -> None:
                 state = _wait(lambda: (s := api.get(f"/dags/bench_status_ids/dagRuns/{run_id}").json()["state"])
                               in ("success", "failed") and s, 300, "the run")
             figures = {}
-            for task in ("first", "second"):
+            for task in ("first", "second", "campaign"):
                 [log] = (home / "task-logs" / "dag_id=bench_status_ids").glob(
                     f"run_id=*/task_id={task}/attempt=*.log.trigger.*.log")
                 figures[task] = _trigger_figures(log, log.parent / "attempt=1.log")
