@@ -49,29 +49,34 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "phone_id": {
                         "label": "Phone id",
-                        "description": "Default phone_id for phonerelay sends.",
+                        "description": "Default phone_id for phonerelay sends, e.g. phone_main.",
                         "schema": {"type": ["string", "null"], "examples": ["phone_main"]},
                     },
                     "sender": {
                         "label": "Sender",
-                        "description": "Default sending number or address (relaysms 'from', coop fromNumber).",
+                        "description": (
+                            "Default sending number or address (relaysms 'from', coop fromNumber), e.g. +1987654321."
+                        ),
                         "schema": {"type": ["string", "null"], "examples": ["+1987654321"]},
                     },
                     "timeout": {
                         "label": "Timeout (seconds)",
-                        "description": "Per-request timeout.",
+                        "description": "Per-request timeout, e.g. 10.0 (the default).",
                         "schema": {"type": ["number", "null"], "default": 10.0, "minimum": 0, "examples": [10.0]},
                     },
                     "max_retries": {
                         "label": "Max retries",
-                        "description": "Retries of retry-safe requests on 429/5xx/connection errors.",
+                        "description": (
+                            "Retries of retry-safe requests on 429/5xx/connection errors, e.g. 3 (the default)."
+                        ),
                         "schema": {"type": ["integer", "null"], "default": 3, "minimum": 0, "examples": [3]},
                     },
                     "webhook_inbox_url": {
                         "label": "Webhook inbox",
                         "description": (
                             "Where RelayWebhookSensor reads webhook events: a receiver URL "
-                            "(http://127.0.0.1:8099, read with the API key) or a local inbox SQLite path."
+                            "(read with the API key) or a local inbox SQLite path, "
+                            "e.g. http://127.0.0.1:8099 or ~/relay-inbox.db."
                         ),
                         "schema": {
                             "type": ["string", "null"],
@@ -92,9 +97,9 @@ def get_provider_info() -> dict[str, Any]:
                             "Connection id of the database every worker shares for the campaign ledger "
                             "(a postgres connection, or any connection whose URI SQLAlchemy takes). Needed "
                             "for exactly-once sends when retries may run on another machine (Celery, "
-                            "Kubernetes executors). Empty: a local SQLite file on the worker."
+                            "Kubernetes executors), e.g. postgres_ledger. Empty: a local SQLite file on the worker."
                         ),
-                        "schema": {"type": ["string", "null"], "examples": ["relay_ledger"]},
+                        "schema": {"type": ["string", "null"], "examples": ["postgres_ledger"]},
                     },
                 },
                 "ui-field-behaviour": {

@@ -31,7 +31,8 @@ KEY = "bench-trigger-key-1c2d"
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-trigger-"))
-    with ReferenceRelayProcess(db_path=tmp / "relay.db", api_key=KEY, delivery_latency=0.05) as relay:
+    relay = ReferenceRelayProcess(db_path=tmp / "relay.db", api_key=KEY, delivery_latency=0.05)
+    with relay:
         base = relay.url("phonerelay")
         headers = {"Authorization": f"Bearer {KEY}"}
         ids = [httpx.post(f"{base}/api/v1/messages", headers=headers, timeout=10, json={
@@ -39,7 +40,7 @@ def main() -> None:
         }).json()["message_id"] for i in range(MESSAGES)]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # wait by condition: every message delivered
-            states = [httpx.get(f"{base}/api/v1/messages/{m}", headers=headers, timeout=10).json().get("status")
+            states = [httpx.get(f"{base}/api/v1/messages/{m}", headers=headers, timeout=10).json()["message"]["status"]
                       for m in ids]
             if all(s == "sent" or s == "delivered" for s in states):
                 break

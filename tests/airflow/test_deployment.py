@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -246,3 +247,28 @@ def test_example_dag_copied_into_a_dags_folder_runs_with_sensors_on_the_triggere
         assert "Trigger fired event" in text and "'status': 'success'" in text, text[-2000:]
         assert API_KEY not in text and RECEIVER_KEY not in text
     assert API_KEY not in deployment.log("triggerer") and RECEIVER_KEY not in deployment.log("triggerer")
+
+
+def _edit_form_extra_fields(declared: dict[str, Any], stored_extra: str) -> list[str]:
+    """The extra fields the 3.3 UI's edit form shows, computed as its params store's ``setConf`` does when
+    the form loads a stored connection: a declared field appears only when the stored ``extra`` has its key
+    (``Object.hasOwn``), undeclared keys appear as raw fields without a label."""
+    stored = json.loads(stored_extra or "{}")
+    return [name for name in declared if name in stored] + [name for name in stored if name not in declared]
+
+
+def test_cli_made_connection_from_the_readme_shows_every_extra_in_the_edit_form(deployment: Deployment) -> None:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("airflow connections add relay_default")
+    command = shlex.split(readme[start:readme.index("```", start)].replace("\\\n", " "))
+    command[3] = "relay_cli"  # the README's command as written, under another id
+    added = subprocess.run([sys.executable, "-m", *command], env=deployment.env, capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert added.returncode == 0, added.stdout[-2000:] + added.stderr[-2000:]
+    with deployment.api() as api:
+        [meta] = [m for m in api.get(f"{deployment.api_url}/ui/connections/hook_meta").json()
+                  if m["connection_type"] == "relay"]
+        stored = api.get("/connections/relay_cli").json()
+    declared = meta["extra_fields"]
+    assert "timeout" in declared and "max_retries" in declared, declared
+    assert _edit_form_extra_fields(declared, stored["extra"]) == list(declared), stored["extra"]

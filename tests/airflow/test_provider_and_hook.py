@@ -204,9 +204,10 @@ def test_ui_hook_metadata_declares_every_extra_with_label_description_and_placeh
     """What the 3.3 UI's connection form reads (``GET /ui/connections/hook_meta``).
 
     The UI renders extras with its flexible form: ``schema.title`` is the label, ``description`` the help
-    text, and a string field shows a placeholder only when ``schema.examples`` is set (as a datalist);
-    number fields show their ``value`` (the default). ``ui-field-behaviour`` placeholders reach only the
-    standard fields (host, port, login, password).
+    text; a string field with ``schema.examples`` offers them as a datalist behind the fixed placeholder
+    "Start typing to see options" (seen in a browser: the example itself is not shown), number fields
+    show their ``value`` (the default) in the add form only. ``ui-field-behaviour`` placeholders reach
+    only the standard fields (host, port, login, password). So the description names the example.
     """
     from airflow.api_fastapi.core_api.routes.ui.connections import hook_meta_data
 
@@ -225,6 +226,8 @@ def test_ui_hook_metadata_declares_every_extra_with_label_description_and_placeh
             assert schema.get("examples"), f"{name}: no placeholder would render"
         if "number" in kinds or "integer" in kinds:
             assert param["value"] is not None and schema.get("examples"), name
+        if schema.get("examples"):
+            assert f"e.g. {schema['examples'][0]}" in param["description"], f"{name}: example not visible"
     assert extras["webhook_inbox_api_key"]["schema"]["format"] == "password"  # rendered masked
 
     standard = relay.standard_fields
