@@ -309,19 +309,28 @@ class CampaignStore:
             engine = sa.create_engine(self.url, connect_args=connect_args, pool_pre_ping=True,
                                       hide_parameters=True)
         self._engine = engine
-        try:
-            with engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-                exists = sa.inspect(conn).has_table(entries_table.name)
-            if not self.read_only:
-                self._create_schema()
-            elif not exists:  # a dry run against a store nothing was written to yet
+        # Two processes opening a new SQLite file at the same moment can get "database is locked"
+        # at once, without SQLite's busy wait (switching a fresh file to WAL, WAL recovery): such an
+        # open is tried again for as long as the busy timeout would have waited.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with engine.connect() as conn:
+                    conn.execute(sa.text("SELECT 1"))
+                    exists = sa.inspect(conn).has_table(entries_table.name)
+                if not self.read_only:
+                    self._create_schema()
+                elif not exists:  # a dry run against a store nothing was written to yet
+                    engine.dispose()
+                    self._engine = None
+                return
+            except SQLAlchemyError as exc:
+                if self.is_sqlite and "locked" in str(exc) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
                 engine.dispose()
                 self._engine = None
-        except SQLAlchemyError as exc:
-            engine.dispose()
-            self._engine = None
-            raise self._error("open", exc) from None
+                raise self._error("open", exc) from None
 
     def _create_schema(self) -> None:
         engine = self._require()

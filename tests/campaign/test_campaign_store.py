@@ -132,3 +132,25 @@ def test_the_heartbeat_keeps_a_live_runs_lease_and_stopping_it_lets_the_lease_ru
             taken = list(retry.claim(RELAY, "c", [("a", "+1", 1)]))
             time.sleep(0.1)
         assert taken and alive.heartbeat_error is None
+
+
+def _open_and_close(path: str) -> str:
+    from relay_integrations.campaign.campaign_store import CampaignStore as Store
+
+    try:
+        Store.open(path).close()
+        return "ok"
+    except Exception as exc:  # reported to the test, which names it
+        return str(exc)
+
+
+def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """Two workers starting one campaign: a fresh file switched to WAL by several processes at the same
+    moment answered "database is locked" at once, without SQLite's busy wait (seen in CI)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(8) as pool:
+        for attempt in range(30):
+            path = str(tmp_path / f"store{attempt}.sqlite")
+            failures = [r for r in pool.map(_open_and_close, [path] * 8) if r != "ok"]
+            assert not failures, failures
