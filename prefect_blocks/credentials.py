@@ -9,7 +9,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, HttpUrl, SecretStr
 from sqlalchemy.engine import URL, make_url
 
-from relay_integrations.campaign.campaign_store import StoreLocation
+from relay_integrations.campaign.campaign_store import StoreLocation, hide_password
 from relay_integrations.client import AsyncRelayClient, RelayClient
 from relay_integrations.webhooks.inbox import WebhookInbox
 
@@ -132,7 +132,7 @@ class RelayCredentials(CredentialsBlock):
             return None
         if _is_block_reference(value):
             return value
-        if not ledger and make_url_password(value):
+        if not ledger and hide_password(value) != value:
             return CREDENTIALS_LEDGER
         return None
 
@@ -170,19 +170,6 @@ class RelayCredentials(CredentialsBlock):
 
 #: A campaign reference's store when the ledger URL (with its password) is the credentials block's own.
 CREDENTIALS_LEDGER = "relay-credentials:ledger"
-
-
-def make_url_password(value: str) -> bool:
-    """Whether a ledger URL carries a password (which must never go into a task result)."""
-    if "://" not in value:
-        return False
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return bool(make_url(value).password)
-    except ArgumentError:
-        return False
 
 
 def _is_block_reference(value: str) -> bool:

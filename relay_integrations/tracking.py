@@ -31,9 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
-from relay_integrations.campaign.campaign_store import CampaignStore, RelayIdentity, StoreLocation
+from relay_integrations.campaign.campaign_store import CampaignStore, RelayIdentity, StoreLocation, hide_password
 from relay_integrations.dialects import get_dialect
 from relay_integrations.dialects.base import Dialect, RelayRequest
 from relay_integrations.errors import RelayError, RelayNotFoundError, RelayRateLimitError, RelayUnavailableError
@@ -95,20 +94,6 @@ class TrackingStore(Protocol):
     def count_states(self, relay: Any, campaign_id: str) -> Mapping[str | None, int]: ...
 
 
-def _redact_url(value: str) -> str:
-    """A store URL without its password (kept out of XComs, kwargs and logs)."""
-    if "://" not in value:
-        return value
-    parts = urlsplit(value)
-    if parts.password is None:
-        return value
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" if parts.username else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
 @dataclass(frozen=True)
 class CampaignRef:
     """What names a campaign for tracking: a few hundred bytes whatever its size.
@@ -128,7 +113,7 @@ class CampaignRef:
             raise ValueError("campaign: campaign_id is empty")
         if not self.store:
             raise ValueError(f"campaign {self.campaign_id}: no store (ledger) to track it in")
-        if _redact_url(self.store) != self.store:  # it would end up in XComs, trigger rows and logs
+        if hide_password(self.store) != self.store:  # it would end up in XComs, trigger rows and logs
             raise ValueError(
                 f"campaign {self.campaign_id}: the store URL carries a password; "
                 "name a connection or block that holds it instead"
@@ -660,9 +645,9 @@ def campaign_result(
     result: dict[str, Any] = report.to_dict(max_rows=max_rows)
     result["errors"] = list(result.get("errors") or [])[:max_errors]
     if isinstance(result.get("ledger_path"), str):
-        result["ledger_path"] = _redact_url(result["ledger_path"])
+        result["ledger_path"] = hide_password(result["ledger_path"])
     sent = int(result["counts"].get("accepted") or 0) + int(result["counts"].get("already_sent") or 0)
-    location = store or (_redact_url(report.ledger_path) if report.ledger_path else None)
+    location = store or (hide_password(report.ledger_path) if report.ledger_path else None)
     result["campaign"] = (
         CampaignRef(report.campaign_id, location, relay).to_dict()
         if location and not report.dry_run and sent

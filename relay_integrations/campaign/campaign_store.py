@@ -193,7 +193,7 @@ def store_url(url_or_path: StoreLocation) -> URL:
     try:
         url = make_url(text)
     except ArgumentError:
-        raise CampaignStoreError(f"not a database URL or path: {_scrub(text)}") from None
+        raise CampaignStoreError(f"not a database URL or path: {hide_password(text)}") from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
     return url
@@ -205,8 +205,11 @@ def display_url(url_or_path: StoreLocation) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def _scrub(text: str) -> str:
-    # user:password@host -> user:***@host, for text that failed to parse as a URL.
+def hide_password(text: str) -> str:
+    """``scheme://user:password@host...`` -> ``scheme://user:***@host...``; anything else unchanged.
+
+    Works on the text as given (no parsing into a URL object, so the form is kept): for references
+    that go into XComs and results, and for text that failed to parse as a URL."""
     head, sep, tail = text.partition("://")
     if sep and "@" in tail:
         creds, _, rest = tail.rpartition("@")
