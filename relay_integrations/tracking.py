@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -35,8 +34,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from relay_integrations.campaign.campaign_store import CampaignStore, RelayIdentity, StoreLocation, hide_password
 from relay_integrations.dialects import get_dialect
 from relay_integrations.dialects.base import Dialect, RelayRequest
-from relay_integrations.errors import RelayError, RelayNotFoundError, RelayRateLimitError, RelayUnavailableError
+from relay_integrations.errors import RelayNotFoundError
 from relay_integrations.models import MessageState
+from relay_integrations.polling import apoll_until, poll_until
+from relay_integrations.retry_policy import TRANSIENT_ERRORS
 
 if TYPE_CHECKING:
     from relay_integrations._operations import Flow, RelayResponse
@@ -181,13 +182,6 @@ def open_states(target: MessageState) -> tuple[str | None, ...]:
     return (None, *(s.value for s in MessageState if not s.is_final and s.rank < target.rank))
 
 
-def has_reached(state: str | None, target: MessageState) -> bool:
-    if state is None:
-        return False
-    known = MessageState(state)
-    return known.is_final or known.rank >= target.rank
-
-
 @dataclass
 class RoundPlan:
     """What one round asks about, built from the store's open entries (:func:`plan_round`).
@@ -288,7 +282,7 @@ def round_flow(dialect: Dialect | str, plan: RoundPlan) -> Flow[RoundOutcome]:
             response = yield request
         except RelayNotFoundError:
             return None  # the relay forgot it (or never had it): nothing to learn, not a reason to stop
-        except (RelayUnavailableError, RelayRateLimitError) as e:
+        except TRANSIENT_ERRORS as e:
             outcome.interrupted = str(e)
             raise _RoundOver from None
         return response
@@ -580,13 +574,8 @@ class CampaignWaiter:
 
     def wait(self, client: RelayClient, *, timeout: float, poll_interval: float = 5.0) -> TrackingStatus:
         """Poll until done or ``timeout`` seconds passed; returns the last status (check ``done``)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self.poll(client)
-            remaining = deadline - time.monotonic()
-            if status.done or remaining <= 0:
-                return status
-            time.sleep(min(poll_interval, remaining))
+        status = poll_until(lambda: self.poll(client), _is_done, timeout=timeout, interval=poll_interval)
+        return status if status is not None else self.status()
 
     # --- async driver -----------------------------------------------------------------------
     async def apoll(self, client: AsyncRelayClient) -> TrackingStatus:
@@ -609,18 +598,13 @@ class CampaignWaiter:
     async def await_done(
         self, client: AsyncRelayClient, *, timeout: float, poll_interval: float = 5.0
     ) -> TrackingStatus:
-        deadline = time.monotonic() + timeout
-        while True:
-            status = await self.apoll(client)
-            remaining = deadline - time.monotonic()
-            if status.done or remaining <= 0:
-                return status
-            await asyncio.sleep(min(poll_interval, remaining))
+        """:meth:`wait` on an event loop."""
+        status = await apoll_until(lambda: self.apoll(client), _is_done, timeout=timeout, interval=poll_interval)
+        return status if status is not None else await asyncio.to_thread(self.status)
 
 
-def is_transient(error: RelayError) -> bool:
-    """Errors worth waiting through: the relay is busy or briefly unreachable."""
-    return isinstance(error, RelayUnavailableError | RelayRateLimitError)
+def _is_done(status: TrackingStatus) -> bool:
+    return status.done
 
 
 #: Validation errors listed in a campaign result; the rest are counted in ``error_count``.

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,7 @@ from airflow.sdk import BaseNotifier
 from pydantic import ValidationError
 
 from airflow_provider.hooks.relay import RelayHook
-from airflow_provider.keys import NAMESPACE
+from relay_integrations.idempotency import single_send_key
 from relay_integrations.models import OutboundMessage, SendReceipt
 
 if TYPE_CHECKING:
@@ -40,7 +39,7 @@ def notification_key(context: Mapping[str, Any], text: str) -> str | None:
         parts += [str(getattr(dag_run, "dag_id", getattr(dag, "dag_id", ""))), str(dag_run.run_id)]
     else:
         return None
-    return str(uuid.uuid5(NAMESPACE, "\x1f".join(parts)))
+    return single_send_key("airflow", *parts)
 
 
 class RelayNotifier(BaseNotifier):

@@ -1,7 +1,8 @@
 """Sensors that wait for delivery states and for webhook events (replies, receipts).
 
-Both sensors can hand their waiting to a trigger (``deferrable=True``); the trigger applies the same
-rules (:mod:`airflow_provider.waiting`) as poke mode, so the outcome does not depend on the mode.
+Both sensors can hand their waiting to a trigger (``deferrable=True``); the trigger waits with the same
+core waiters and rules (:mod:`relay_integrations.message_waiter`, :mod:`relay_integrations.waiting`) as
+poke mode, so the outcome does not depend on the mode.
 """
 
 from __future__ import annotations
@@ -17,22 +18,21 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow_provider.hooks.relay import RelayHook
 from airflow_provider.ledger import tracking_store_url
 from airflow_provider.triggers.relay import RelayMessageStatusTrigger, RelayWebhookTrigger
-from airflow_provider.waiting import (
+from relay_integrations.errors import RelayError
+from relay_integrations.message_waiter import MessageWaiter
+from relay_integrations.models import MessageState
+from relay_integrations.retry_policy import is_transient
+from relay_integrations.tracking import CampaignNotTrackedError, CampaignRef, CampaignWaiter
+from relay_integrations.waiting import (
+    ENDED_BADLY,
     as_utc,
     batch_ids_from,
-    bulk_job_message_ids,
     event_is_recent,
-    is_settled,
-    is_transient,
-    judge_states,
     message_ids_from,
     target_state_from,
 )
-from relay_integrations.errors import RelayError
-from relay_integrations.models import MessageState
-from relay_integrations.tracking import CampaignNotTrackedError, CampaignRef, CampaignWaiter
 
-_FAILED = ("failed", "cancelled")
+_FAILED = frozenset(state.value for state in ENDED_BADLY)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -92,8 +92,7 @@ class RelayMessageStatusSensor(BaseSensorOperator):
         self.target_state = target_state
         self.fail_on_failed = fail_on_failed
         self.deferrable = deferrable
-        self._known: dict[str, tuple[MessageState, str | None]] = {}
-        self._jobs: dict[str, list[str]] = {}
+        self._messages: MessageWaiter | None = None
         self._waiter: CampaignWaiter | None = None
 
     @cached_property
@@ -182,34 +181,18 @@ class RelayMessageStatusSensor(BaseSensorOperator):
         campaign = self._campaign()
         if campaign is not None:
             return self._poke_campaign(campaign)
-        target = target_state_from(self.target_state)
-        ids, batch_ids = self._targets()
+        if self._messages is None:
+            ids, batch_ids = self._targets()
+            self._messages = MessageWaiter(ids, target_state_from(self.target_state), batch_ids=batch_ids,
+                                           fail_fast=self.fail_on_failed, log=self.log)
+        waiter = self._messages
         with self.hook.get_client() as client:
-            try:
-                for batch_id in batch_ids:
-                    if batch_id not in self._jobs:
-                        listed = bulk_job_message_ids(client.bulk_results(batch_id))
-                        if listed is not None:
-                            self._jobs[batch_id] = listed
-                for message_id in dict.fromkeys([*ids, *(m for b in batch_ids for m in self._jobs.get(b, []))]):
-                    previous = self._known.get(message_id)
-                    if previous is not None and is_settled(previous[0], target):
-                        continue
-                    report = client.get_status(message_id)
-                    self._known[message_id] = (report.state, report.error)
-            except RelayError as e:
-                if not is_transient(e):
-                    raise
-                self.log.warning("Relay busy or unreachable, will ask again: %s", e)
-                return PokeReturnValue(is_done=False)
-        unlisted = [b for b in batch_ids if b not in self._jobs]
-        verdict = judge_states(self._known, target)
-        self.log.info("%s%s", verdict.describe(target),
-                      f"; {len(unlisted)} bulk job(s) not listing their messages yet" if unlisted else "")
+            verdict = waiter.poll(client)
+        self.log.info("%s", verdict.describe(waiter.target))
         if verdict.failed and self.fail_on_failed:
             raise RelayMessageFailedError(verdict.failed)
-        done = verdict.done and not unlisted
-        return PokeReturnValue(is_done=done, xcom_value=verdict.as_result(target) if done else None)
+        done = verdict.done
+        return PokeReturnValue(is_done=done, xcom_value=verdict.as_result(waiter.target) if done else None)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger fired: the same outcome poke mode would have had."""

@@ -2,6 +2,9 @@
 
 They only wait: nothing here sends a message (a triggerer restart re-runs ``run()``, and a send
 there could go out twice). Connections are read with the async APIs, as the event loop requires.
+The waiting itself is the core's (:class:`~relay_integrations.message_waiter.MessageWaiter`,
+:class:`~relay_integrations.tracking.CampaignWaiter`, :func:`~relay_integrations.polling.apoll_until`),
+the same the sensor's poke mode and the Prefect tasks use.
 """
 
 from __future__ import annotations
@@ -15,22 +18,12 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider.hooks.relay import RelayHook
 from airflow_provider.ledger import atracking_store_url
-from airflow_provider.waiting import (
-    as_utc,
-    bulk_job_message_ids,
-    event_is_recent,
-    is_settled,
-    is_transient,
-    judge_states,
-    target_state_from,
-)
 from relay_integrations.errors import RelayError
+from relay_integrations.message_waiter import MessageWaiter
 from relay_integrations.models import MessageState
-from relay_integrations.tracking import CampaignRef, CampaignWaiter
-
-# The relay answers one status request at a time per message; a few in flight keep a campaign's
-# wait short without crowding one relay (async httpx slows down past ~8 on two cores).
-_STATUS_CONCURRENCY = 8
+from relay_integrations.polling import apoll_until
+from relay_integrations.tracking import CampaignRef, CampaignWaiter, TrackingStatus
+from relay_integrations.waiting import StatusVerdict, as_utc, event_is_recent, target_state_from
 
 
 class RelayMessageStatusTrigger(BaseTrigger):
@@ -93,55 +86,32 @@ class RelayMessageStatusTrigger(BaseTrigger):
                 yield event
             return
         target = MessageState(self.target_state)
-        known: dict[str, tuple[MessageState, str | None]] = {}
-        jobs: dict[str, list[str]] = {}
-        limit = asyncio.Semaphore(_STATUS_CONCURRENCY)
+        waiter = MessageWaiter(self.message_ids, target, batch_ids=self.batch_ids, fail_fast=self.fail_on_failed,
+                               log=self.log)
         try:
             client = await RelayHook(self.relay_conn_id).aget_async_client()
             async with client:
 
-                async def check(message_id: str) -> None:
-                    async with limit:
-                        report = await client.get_status(message_id)
-                    known[message_id] = (report.state, report.error)
-
-                async def list_job(batch_id: str) -> None:
-                    listed = bulk_job_message_ids(await client.bulk_results(batch_id))
-                    if listed is not None:
-                        jobs[batch_id] = listed
-
-                while True:
-                    outcomes = await asyncio.gather(
-                        *(list_job(b) for b in self.batch_ids if b not in jobs), return_exceptions=True
-                    )
-                    watched = dict.fromkeys([*self.message_ids, *(m for b in self.batch_ids for m in jobs.get(b, []))])
-                    waiting = [m for m in watched if m not in known or not is_settled(known[m][0], target)]
-                    outcomes += await asyncio.gather(*(check(m) for m in waiting), return_exceptions=True)
-                    for outcome in outcomes:
-                        if isinstance(outcome, RelayError) and is_transient(outcome):
-                            self.log.warning("Relay busy or unreachable, still waiting: %s", outcome)
-                        elif isinstance(outcome, BaseException):
-                            raise outcome
-                    if all(m in known for m in watched):
-                        verdict = judge_states({m: known[m] for m in watched}, target)
-                        if verdict.failed and self.fail_on_failed:
-                            yield TriggerEvent(
-                                {"status": "failed", **verdict.as_result(target), "message": verdict.describe(target)}
-                            )
-                            return
-                        if verdict.done and all(b in jobs for b in self.batch_ids):
-                            yield TriggerEvent(
-                                {"status": "success", **verdict.as_result(target), "message": verdict.describe(target)}
-                            )
-                            return
+                async def one_round() -> StatusVerdict:
+                    verdict = await waiter.apoll(client)
+                    if not waiter.is_over(verdict):
                         self.log.info("%s", verdict.describe(target))
-                    await asyncio.sleep(self.poll_interval)
+                    return verdict
+
+                await apoll_until(one_round, waiter.is_over, timeout=None, interval=self.poll_interval, log=self.log)
         except (RelayError, ValueError) as e:
             yield TriggerEvent({"status": "error", "target_state": self.target_state, "message": str(e)})
-
+            return
+        verdict = waiter.verdict()
+        status = "failed" if verdict.failed and self.fail_on_failed else "success"
+        yield TriggerEvent({"status": status, **verdict.as_result(target), "message": verdict.describe(target)})
 
     async def _run_campaign(self) -> AsyncIterator[TriggerEvent]:
         """The core waiter, one round per ``poll_interval``; store I/O runs in a worker thread."""
+
+        def is_over(status: TrackingStatus) -> bool:
+            return status.done or (bool(status.failed) and self.fail_on_failed)
+
         try:
             ref = CampaignRef.from_value(self.campaign)
             assert ref is not None
@@ -154,25 +124,21 @@ class RelayMessageStatusTrigger(BaseTrigger):
             client = await hook.aget_async_client()
             with waiter:
                 async with client:
-                    while True:
-                        try:
-                            status = await waiter.apoll(client)
-                        except RelayError as e:
-                            if not is_transient(e):
-                                raise
-                            self.log.warning("Relay busy or unreachable, still waiting: %s", e)
-                            await asyncio.sleep(self.poll_interval)
-                            continue
-                        if status.failed and self.fail_on_failed:
-                            yield TriggerEvent({"status": "failed", "message": status.describe(), **status.as_dict()})
-                            return
-                        if status.done:
-                            yield TriggerEvent({"status": "success", "message": status.describe(), **status.as_dict()})
-                            return
-                        self.log.info("%s", status.describe())
-                        await asyncio.sleep(self.poll_interval)
+
+                    async def one_round() -> TrackingStatus:
+                        status = await waiter.apoll(client)
+                        if not is_over(status):
+                            self.log.info("%s", status.describe())
+                        return status
+
+                    status = await apoll_until(one_round, is_over, timeout=None, interval=self.poll_interval,
+                                               log=self.log)
         except (RelayError, ValueError, OSError) as e:
             yield TriggerEvent({"status": "error", "target_state": self.target_state, "message": str(e)})
+            return
+        assert status is not None  # no time limit: the loop ends only with an answer
+        outcome = "failed" if status.failed and self.fail_on_failed else "success"
+        yield TriggerEvent({"status": outcome, "message": status.describe(), **status.as_dict()})
 
 
 class RelayWebhookTrigger(BaseTrigger):

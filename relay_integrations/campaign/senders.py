@@ -17,7 +17,6 @@ per row. Errors the client gave up on become ``failed`` rows; authentication err
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +25,9 @@ from typing import Any, Literal
 
 from relay_integrations.campaign.report import ACCEPTED, ALREADY_SENT, FAILED, READY
 from relay_integrations.campaign.store import PlannedRow, RowResult, ScratchStore
+from relay_integrations.dialects.coop import bulk_message_ids_by_index
 from relay_integrations.errors import RelayAuthError, RelayError
+from relay_integrations.idempotency import key_to_uuid
 from relay_integrations.models import BatchReceipt, OutboundMessage, SendReceipt
 
 Strategy = Literal["batch", "bulk", "recipients", "single"]
@@ -37,19 +38,6 @@ def choose_strategy(batch_kind: str) -> Strategy:
     if batch_kind in ("batch", "bulk", "recipients"):
         return batch_kind  # type: ignore[return-value]
     return "single"
-
-
-def key_to_uuid(material: str) -> str:
-    """A deterministic UUID-shaped key (36 chars, accepted wherever a relay takes client ids).
-
-    ``str(uuid.UUID(bytes=sha256(material)[:16], version=5))``, with the version and variant bits
-    set on the bytes directly (called once per recipient row; uuid.UUID is the slow part).
-    """
-    raw = bytearray(hashlib.sha256(material.encode()).digest()[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass
@@ -166,17 +154,8 @@ def results_from_batch(unit: SendUnit, receipt: BatchReceipt) -> list[RowResult]
 
 
 def with_bulk_message_ids(unit: SendUnit, results: list[RowResult], answer: Any) -> list[RowResult]:
-    """Fill message ids from a coop bulk job's per-recipient results (``index``, ``to``, ``messageId``)."""
-    items = answer.get("results") if isinstance(answer, dict) else None
-    if not isinstance(items, list):
-        return results
-    by_index: dict[int, str] = {}
-    for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("index"), int):
-            continue
-        index, message_id = item["index"], item.get("messageId") or item.get("id")
-        if message_id and 0 <= index < len(unit.rows) and item.get("to") in (None, unit.rows[index].address):
-            by_index[index] = str(message_id)
+    """Fill message ids from a coop bulk job's per-recipient results (read by the coop dialect)."""
+    by_index = bulk_message_ids_by_index(answer, [p.address for p in unit.rows])
     return [
         replace(r, message_id=by_index[i]) if r.message_id is None and r.state == ACCEPTED and i in by_index else r
         for i, r in enumerate(results)

@@ -440,3 +440,39 @@ class CoopDialect(Dialect):
 
 
 DIALECT = CoopDialect()
+
+
+# --- bulk job results (``GET /messages/bulk/:jobId/results``, as the client returns it) ------------
+
+
+def bulk_job_message_ids(answer: Any) -> list[str] | None:
+    """The message ids a bulk job's results list, or ``None`` while the job has not listed them all
+    (fewer results than its ``total``/``totalRecipients``, or none yet)."""
+    if not isinstance(answer, Mapping) or not isinstance(answer.get("results"), list):
+        return None
+    ids = [
+        str(mid)
+        for item in answer["results"]
+        if isinstance(item, Mapping) and (mid := item.get("messageId") or item.get("message_id"))
+    ]
+    total = answer.get("total") or answer.get("totalRecipients")
+    if not ids or (isinstance(total, int) and len(ids) < total):
+        return None
+    return ids
+
+
+def bulk_message_ids_by_index(answer: Any, addresses: Sequence[str | None]) -> dict[int, str]:
+    """Position in the job -> message id, from a bulk job's per-recipient results (``index``, ``to``,
+    ``messageId``). ``addresses`` are the job's recipients in order; a result whose ``to`` names another
+    recipient than its position's is ignored rather than trusted."""
+    items = answer.get("results") if isinstance(answer, Mapping) else None
+    if not isinstance(items, list):
+        return {}
+    by_index: dict[int, str] = {}
+    for item in items:
+        if not isinstance(item, Mapping) or not isinstance(item.get("index"), int):
+            continue
+        index, message_id = item["index"], item.get("messageId") or item.get("id")
+        if message_id and 0 <= index < len(addresses) and item.get("to") in (None, addresses[index]):
+            by_index[index] = str(message_id)
+    return by_index
