@@ -1,34 +1,82 @@
-"""Single-send campaigns across simulated network latency: fixed concurrency against "auto".
+"""What a user sees: ``relay campaign`` (process start-up included) against a plain sequential httpx
+loop posting the same messages to the same reference relay, on loopback and across a network.
 
-For each one-way delay (0 = loopback, 10 ms, 50 ms: a latency proxy process in front of one
-reference relay process) and each single-send path (phonerelay; smsgate with a different text per
-recipient), the same N personalised messages go out four ways, each to fresh numbers:
+One reference relay process; a latency proxy process (bench/latency_proxy.py) per one-way delay
+makes it look ``--delays`` away (10 ms each way = a 20 ms round trip). For each delay and each
+scenario the campaign runs as ``python -m relay_integrations campaign`` on a CSV of fresh numbers
+(wall-clock time of the whole command), and the baseline loop sends its own fresh numbers one
+request at a time through the same route, in the same run. The concurrency the campaign chose is
+read from the CLI's JSON report (``concurrency``: mode, peak, final).
 
-* a plain sequential httpx loop (the baseline a user would write by hand);
-* ``Campaign.send`` with ``concurrency=1``, ``8`` (the old default) and ``"auto"`` (the default).
+Scenarios: ``smsgate`` and ``phonerelay`` single sends (a different text per recipient, so smsgate
+cannot merge them into multi-recipient messages) and ``relaysms`` through its batch endpoint.
+On loopback the relay's own single-send ceiling is measured too (a raw async httpx sender keeping
+16 requests in flight, no validation and no ledger), since there the relay, not the client, is the limit.
 
-    .venvs/airflow/bin/python bench/concurrency_latency.py --n 400
+    .venvs/airflow/bin/python bench/concurrency_latency.py            # the full table, about a minute
+    .venvs/airflow/bin/python bench/concurrency_latency.py --quick    # smaller sizes
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import os
 import platform
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from campaign_throughput import API_KEY, CLIENT_KWARGS, TEMPLATE, messages_for, plain_loop, recipients
+import httpx
+from campaign_throughput import API_KEY, CLIENT_KWARGS, SENDER, TEMPLATE, messages_for, raw_async, raw_request
 
-from relay_integrations.campaign import Campaign
-from relay_integrations.client import RelayClient
 from relay_integrations.process import ReferenceRelayProcess
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    dialect: str
+    campaign_n: dict[float, int]  # recipients per campaign, by one-way delay
+    loop_n: dict[float, int]  # messages the baseline loop sends, by one-way delay (its rate is steady)
+
+
+FULL = [
+    Scenario("smsgate singles", "smsgate", {0.0: 3000, 0.010: 3000, 0.050: 2000}, {0.0: 400, 0.010: 80, 0.050: 20}),
+    Scenario("phonerelay", "phonerelay", {0.0: 3000, 0.010: 3000, 0.050: 2000}, {0.0: 400, 0.010: 80, 0.050: 20}),
+    Scenario("relaysms batch", "relaysms", {0.0: 10000, 0.010: 2000, 0.050: 2000}, {0.0: 400, 0.010: 80, 0.050: 20}),
+]
+QUICK = [
+    Scenario("smsgate singles", "smsgate", {0.0: 1000, 0.010: 1000, 0.050: 500}, {0.0: 200, 0.010: 40, 0.050: 10}),
+    Scenario("phonerelay", "phonerelay", {0.0: 1000, 0.010: 1000, 0.050: 500}, {0.0: 200, 0.010: 40, 0.050: 10}),
+    Scenario("relaysms batch", "relaysms", {0.0: 4000, 0.010: 2000, 0.050: 2000}, {0.0: 200, 0.010: 40, 0.050: 10}),
+]
+
+
+class Numbers:
+    """Fresh, possible US numbers (none ends in 0000: the relay fails those on purpose)."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def take(self, n: int) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        while len(rows) < n:
+            i = self.next
+            self.next += 1
+            number = f"+1415{2000000 + i:07d}"
+            if not number.endswith("0000"):
+                rows.append({"phone": number, "name": f"Customer {i}", "order": f"A{i:07d}"})
+        return rows
 
 
 def start_proxy(upstream: str, delay: float) -> tuple[subprocess.Popen[str], str]:
@@ -45,56 +93,113 @@ def start_proxy(upstream: str, delay: float) -> tuple[subprocess.Popen[str], str
     return proc, line.removeprefix("listening on ")
 
 
-def campaign_rate(dialect: str, base: str, rows: list[dict[str, Any]], concurrency: int | str, ledger: Path) -> float:
-    campaign = Campaign(TEMPLATE, rows, campaign_id=f"lat-{dialect}-{concurrency}-{time.time_ns()}",
-                        ledger_path=ledger, concurrency=concurrency)  # type: ignore[arg-type]
+def plain_loop(dialect: str, base: str, msgs: list[tuple[str, str, str]]) -> float:
+    """Messages/s of one request at a time (the connection opened before the clock starts)."""
+    with httpx.Client(timeout=60) as http:
+        http.get(base + "/")  # any answer: only the connection matters
+        start = time.perf_counter()
+        for to, text, key in msgs:
+            url, headers, body = raw_request(dialect, base, to, text, key)
+            http.post(url, headers=headers, json=body).raise_for_status()
+        return len(msgs) / (time.perf_counter() - start)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["phone", "name", "order"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def cli_campaign(dialect: str, base: str, rows: list[dict[str, Any]], work: Path,
+                 tag: str) -> tuple[float, dict[str, Any]]:
+    """Messages/s of ``relay campaign`` over ``rows``, process start-up included; and its JSON report."""
+    recipients = work / f"{tag}.csv"
+    write_csv(recipients, rows)
+    env = {**os.environ, "RELAY_BASE_URL": base, "RELAY_DIALECT": dialect, "RELAY_API_KEY": API_KEY,
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    kwargs = CLIENT_KWARGS[dialect]
+    if "login" in kwargs:
+        env["RELAY_LOGIN"] = kwargs["login"]
+    if "sender" in kwargs:
+        env["RELAY_SENDER"] = kwargs["sender"]
+    if "phone_id" in kwargs:
+        env["RELAY_PHONE_ID"] = kwargs["phone_id"]
+    args = [sys.executable, "-m", "relay_integrations", "campaign", "--template", TEMPLATE,
+            "--recipients", str(recipients), "--campaign-id", tag, "--ledger", str(work / f"{tag}.ledger"),
+            "--no-progress", "--max-rows", "0", "--timeout", "60"]
     start = time.perf_counter()
-    with RelayClient(base, dialect, API_KEY, timeout=60, **CLIENT_KWARGS[dialect]) as client:
-        report = campaign.send(client)
-    assert report.counts.get("accepted", 0) == len(rows), report.counts
-    return len(rows) / (time.perf_counter() - start)
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"relay campaign exited {done.returncode}: {done.stderr[-2000:]}")
+    report: dict[str, Any] = json.loads(done.stdout)
+    if report["counts"]["accepted"] != len(rows):
+        raise RuntimeError(f"campaign {tag}: {report['counts']}")
+    return len(rows) / elapsed, report
+
+
+def shown_concurrency(report: dict[str, Any]) -> str:
+    chosen = report.get("concurrency")
+    if not isinstance(chosen, dict):
+        return "-"
+    return f"{chosen.get('mode')}, peak {chosen.get('peak')}, final {chosen.get('final')}"
+
+
+def rows_for(scenarios: list[Scenario], delays: list[float], relay: ReferenceRelayProcess, work: Path,
+             numbers: Numbers) -> Iterator[list[str]]:
+    proxies: dict[float, tuple[subprocess.Popen[str], str]] = {}
+    try:
+        for delay in delays:
+            if delay > 0:
+                proxies[delay] = start_proxy(relay.base_url, delay)
+        for delay in delays:
+            root = proxies[delay][1] if delay > 0 else relay.base_url
+            where = "loopback" if delay == 0 else f"{delay * 1000:g} ms each way"
+            if delay == 0:
+                base = relay.url("smsgate")
+                ceiling = raw_async("smsgate", base, messages_for(numbers.take(2000), "ceiling"), concurrency=16)
+                yield [f"relay ceiling, smsgate single sends ({where}), msg/s", f"{ceiling:,.0f} msg/s",
+                       "raw async httpx, 16 in flight, no checks", "", ""]
+            for scenario in scenarios:
+                base = relay.url(scenario.dialect).replace(relay.base_url, root, 1)
+                n = scenario.campaign_n.get(delay, scenario.campaign_n[max(scenario.campaign_n)])
+                loop_n = scenario.loop_n.get(delay, scenario.loop_n[max(scenario.loop_n)])
+                loop_rate = plain_loop(scenario.dialect, base, messages_for(numbers.take(loop_n), f"loop-{delay}"))
+                tag = f"{scenario.dialect}-{int(delay * 1000)}ms-{time.time_ns()}"
+                rate, report = cli_campaign(scenario.dialect, base, numbers.take(n), work, tag)
+                yield [f"relay campaign, {scenario.name}, {n:,} recipients ({where}), msg/s "
+                       f"[{report.get('strategy')}; concurrency {shown_concurrency(report)}]",
+                       f"{rate:,.0f} msg/s", f"sequential httpx loop ({loop_n} messages)", f"{loop_rate:,.0f} msg/s",
+                       f"{rate / loop_rate:.1f}x"]
+    finally:
+        for proc, _ in proxies.values():
+            proc.kill()
+            proc.wait()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=400)
-    parser.add_argument("--delays", type=float, nargs="+", default=[0.0, 0.010, 0.050])
-    parser.add_argument("--dialects", nargs="+", default=["phonerelay", "smsgate"])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a few seconds per delay)")
+    parser.add_argument("--delays", type=float, nargs="+", default=[0.0, 0.010, 0.050],
+                        help="one-way delays in seconds (0 = loopback)")
+    parser.add_argument("--only", nargs="+", help="scenario dialects to run (smsgate, phonerelay, relaysms)")
     args = parser.parse_args()
-    print(f"# {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, n={args.n}")
-    print("| one-way delay | dialect | plain loop msg/s | campaign c=1 | c=8 | auto | auto / loop |")
-    print("|---|---|---|---|---|---|---|")
-    offset = 0
+    scenarios = [s for s in (QUICK if args.quick else FULL) if not args.only or s.dialect in args.only]
+    started = time.perf_counter()
+    print(f"# {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+          f"load average {os.getloadavg()[0]:.2f} at start{' (--quick)' if args.quick else ''}\n")
+    print("| figure | value | baseline | baseline value | ratio |")
+    print("|---|---|---|---|---|")
+    numbers = Numbers()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with ReferenceRelayProcess(db_path=work / "relay.db", api_key=API_KEY, delivery_latency=0.2,
                                    log_path=work / "relay.log") as relay:
-            for delay in args.delays:
-                proxy = None
-                root = relay.base_url
-                if delay > 0:
-                    proxy, root = start_proxy(relay.base_url, delay)
-                try:
-                    for dialect in args.dialects:
-                        base = relay.url(dialect).replace(relay.base_url, root, 1)
-                        rates: dict[str, float] = {}
-
-                        def fresh() -> list[dict[str, Any]]:
-                            nonlocal offset
-                            rows = list(recipients(args.n, offset=offset))
-                            offset += args.n
-                            return rows
-
-                        rates["loop"] = plain_loop(dialect, base, messages_for(fresh(), f"loop{offset}"))
-                        for c in (1, 8, "auto"):
-                            rates[str(c)] = campaign_rate(dialect, base, fresh(), c, work / f"ledger-{offset}.db")
-                        print(f"| {delay * 1000:.0f} ms | {dialect} | {rates['loop']:.0f} | {rates['1']:.0f} | "
-                              f"{rates['8']:.0f} | {rates['auto']:.0f} | {rates['auto'] / rates['loop']:.2f}x |",
-                              flush=True)
-                finally:
-                    if proxy is not None:
-                        proxy.kill()
-                        proxy.wait()
+            for row in rows_for(scenarios, args.delays, relay, work, numbers):
+                print("| " + " | ".join(row) + " |", flush=True)
+    print(f"\n{time.perf_counter() - started:.0f} s in all; load average {os.getloadavg()[0]:.2f} at the end; "
+          f"sender {SENDER}")
 
 
 if __name__ == "__main__":

@@ -147,6 +147,10 @@ class LockedConcurrency:
         self._lock = threading.Lock()
 
     @property
+    def inner(self) -> AdaptiveConcurrency | FixedConcurrency:
+        return self._inner
+
+    @property
     def limit(self) -> int:
         return self._inner.limit
 

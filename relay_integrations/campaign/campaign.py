@@ -10,14 +10,12 @@ offers, recording each accepted message in the ledger before moving on.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,21 +30,16 @@ from relay_integrations.campaign.addresses import (
 from relay_integrations.campaign.campaign_store import ACCEPTED as ENTRY_ACCEPTED
 from relay_integrations.campaign.campaign_store import SENDING as ENTRY_SENDING
 from relay_integrations.campaign.campaign_store import (
-    Accepted,
     CampaignStore,
-    CampaignStoreError,
     RelayIdentity,
     StoreLocation,
     lease_seconds_default,
 )
 from relay_integrations.campaign.ledger import default_ledger_path
 from relay_integrations.campaign.recipients import RecipientSource, RowReadError, open_recipients
-from relay_integrations.campaign.reconcile import MAX_PAGES, Reconciliation, Wanted, _aware, areconcile, reconcile
 from relay_integrations.campaign.report import (
-    ACCEPTED,
     ALREADY_SENT,
     DUPLICATE,
-    FAILED,
     IN_DOUBT,
     INVALID,
     MAX_LISTED_ERRORS,
@@ -59,27 +52,12 @@ from relay_integrations.campaign.report import (
     ValidationReport,
 )
 from relay_integrations.campaign.segments import count_segments
-from relay_integrations.campaign.senders import (
-    Pacer,
-    SendUnit,
-    Strategy,
-    arun_unit,
-    choose_strategy,
-    key_to_uuid,
-    plan_units,
-    run_unit,
-)
+from relay_integrations.campaign.send_pass import LOOKUP_CHUNK, Blocking, SendPass, Steps, _chunks, adrive, drive
+from relay_integrations.campaign.senders import Pacer, SendUnit, Strategy, choose_strategy, key_to_uuid, plan_units
 from relay_integrations.campaign.store import PlannedRow, RowResult, ScratchStore
 from relay_integrations.campaign.templates import FieldError, MessageTemplates, load_template_source
-from relay_integrations.concurrency import (
-    DEFAULT_MAXIMUM,
-    AdaptiveConcurrency,
-    FixedConcurrency,
-    LockedConcurrency,
-    concurrency_limiter,
-)
+from relay_integrations.concurrency import concurrency_limiter
 from relay_integrations.dialects.base import Dialect
-from relay_integrations.errors import RelayAuthError
 from relay_integrations.models import OutboundMessage
 
 if TYPE_CHECKING:
@@ -89,8 +67,6 @@ SEGMENTED_CHANNELS = frozenset({"sms"})
 # Message fields a campaign sets itself; the rest of OutboundMessage may come from ``fields``.
 _RESERVED_FIELDS = frozenset({"to", "text", "channel", "idempotency_key"})
 _PROGRESS_EVERY_ROWS = 1000
-LOOKUP_CHUNK = 500
-HELD = "held"  # internal: another live run holds the row's lease
 
 ProgressCallback = Callable[[CampaignProgress], None]
 
@@ -403,7 +379,7 @@ class Campaign:
 
         ``check_all``: rows the store does not know are in doubt too (a retry after a try elsewhere).
         """
-        for chunk in _chunks(scratch.iter_rows([READY]), LOOKUP_CHUNK):
+        for chunk in _chunks(scratch.iter_rows([READY], with_message=False), LOOKUP_CHUNK):
             found = store.lookup(relay, self.campaign_id, [p.idempotency_key or "" for p in chunk])
             results: list[RowResult] = []
             for p in chunk:
@@ -421,10 +397,12 @@ class Campaign:
                 scratch.set_results(results)
 
     def _report(self, store: ScratchStore, dialect: Dialect | None, strategy: Strategy | None,
-                started: str, dry_run: bool, *, ledger: str, reconciled: int = 0) -> CampaignReport:
+                started: str, dry_run: bool, *, ledger: str, reconciled: int = 0,
+                concurrency: dict[str, Any] | None = None) -> CampaignReport:
         return CampaignReport.from_store(
             store, self.campaign_id, dialect=dialect.name if dialect else None, strategy=strategy,
             dry_run=dry_run, ledger_path=ledger, started_at=started, finished_at=_now(), reconciled=reconciled,
+            concurrency=concurrency,
         )
 
     def _units(self, store: ScratchStore, dialect: Dialect, strategy: Strategy) -> Iterable[SendUnit]:
@@ -433,19 +411,6 @@ class Campaign:
             limit = min(limit, self.batch_size)
         return plan_units(store, strategy, campaign_id=self.campaign_id, max_batch_size=limit,
                           rate_limit=self.rate_limit)
-
-    def _apply(self, store: ScratchStore, results: list[RowResult], progress: CampaignProgress) -> None:
-        store.set_results(results)
-        for r in results:
-            progress.processed += 1
-            if r.state == ACCEPTED:
-                progress.accepted += 1
-            elif r.state == ALREADY_SENT:
-                progress.already_sent += 1
-            elif r.state == FAILED:
-                progress.failed += 1
-        if self.progress:
-            self.progress(progress)
 
     def _sending_progress(self, store: ScratchStore) -> CampaignProgress:
         return CampaignProgress(
@@ -476,326 +441,44 @@ class Campaign:
         :raises CampaignStoreError: the ledger cannot be reached (before the first send) or was lost
             midway (a re-run finishes the campaign).
         """
-        dialect: Dialect | None = client.dialect if client is not None else None
-        if client is None and not dry_run:
-            raise ValueError("a client is needed unless dry_run=True")
-        relay = RelayIdentity.from_client(client) if client is not None else None
-        store = self._open_store(read_only=dry_run)
-        try:
-            scratch, started = self._prepare(dialect, store, relay, dry_run, earlier_try_since is not None)
-            strategy = choose_strategy(dialect.capabilities.batch) if dialect else None
-            if dry_run or dialect is None:
-                scratch.relabel(IN_DOUBT, WOULD_SEND)
-                scratch.relabel(READY, WOULD_SEND)
-                return self._report(scratch, dialect, strategy, started, True, ledger=store.url_for_display)
-            assert strategy is not None and client is not None and relay is not None
-            run = _Run(self, store, relay, scratch, dialect, strategy, earlier_try_since)
-            run.send_sync(client)
-            self._finish(run.progress)
-            return self._report(scratch, dialect, strategy, started, False, ledger=store.url_for_display,
-                                reconciled=run.reconciled)
-        finally:
-            store.close()
+        return drive(self._steps(client, dry_run, earlier_try_since), client)
 
     async def asend(self, client: AsyncRelayClient | None, *, dry_run: bool = False,
                     earlier_try_since: datetime | None = None) -> CampaignReport:
         """:meth:`send` with an :class:`~relay_integrations.client.AsyncRelayClient`.
 
-        The validation pass runs in a worker thread (so the progress callback is called from
-        there while validating); sends run as tasks, at most ``concurrency`` at once.
+        The validation pass and every ledger write run in worker threads, never on the event loop
+        (so the progress callback is called from a worker thread while validating); sends run as
+        tasks, at most ``concurrency`` at once.
         """
+        return await adrive(self._steps(client, dry_run, earlier_try_since), client)
+
+    def _steps(self, client: RelayClient | AsyncRelayClient | None, dry_run: bool,
+               earlier_try_since: datetime | None) -> Steps[CampaignReport]:
+        """The whole run as steps (see :mod:`~relay_integrations.campaign.send_pass`), for either driver."""
         dialect: Dialect | None = client.dialect if client is not None else None
         if client is None and not dry_run:
             raise ValueError("a client is needed unless dry_run=True")
         relay = RelayIdentity.from_client(client) if client is not None else None
-        store = await asyncio.to_thread(self._open_store, read_only=dry_run)
+        store: CampaignStore = yield Blocking(partial(self._open_store, read_only=dry_run))
         try:
-            scratch, started = await asyncio.to_thread(self._prepare, dialect, store, relay, dry_run,
-                                                       earlier_try_since is not None)
+            scratch, started = yield Blocking(
+                partial(self._prepare, dialect, store, relay, dry_run, earlier_try_since is not None))
             strategy = choose_strategy(dialect.capabilities.batch) if dialect else None
             if dry_run or dialect is None:
                 scratch.relabel(IN_DOUBT, WOULD_SEND)
                 scratch.relabel(READY, WOULD_SEND)
                 return self._report(scratch, dialect, strategy, started, True, ledger=store.url_for_display)
             assert strategy is not None and client is not None and relay is not None
-            run = _Run(self, store, relay, scratch, dialect, strategy, earlier_try_since)
-            await run.send_async(client)
+            run = SendPass(self, store, relay, scratch, dialect, strategy, max_connections=client.max_connections,
+                           earlier_try_since=earlier_try_since)
+            yield from run.steps()
             self._finish(run.progress)
             return self._report(scratch, dialect, strategy, started, False, ledger=store.url_for_display,
-                                reconciled=run.reconciled)
+                                reconciled=run.reconciled, concurrency=run.concurrency)
         finally:
-            store.close()
+            yield Blocking(store.close)
 
-
-def _chunks(rows: Iterable[PlannedRow], size: int) -> Iterator[list[PlannedRow]]:
-    chunk: list[PlannedRow] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-class _Run:
-    """One send pass: claims rows in the store, reconciles rows in doubt, sends, records.
-
-    Rows another live run holds are ``held``: once the main pass is done the run waits for their
-    leases to be renewed no more, takes them over and finishes them (reconciling the ones that
-    may already be on the relay), so it never exits leaving a row unsent.
-    """
-
-    def __init__(self, campaign: Campaign, store: CampaignStore, relay: RelayIdentity, scratch: ScratchStore,
-                 dialect: Dialect, strategy: Strategy, earlier_try_since: datetime | None = None) -> None:
-        self.campaign = campaign
-        self.campaign_id = campaign.campaign_id
-        self.store = store
-        self.relay = relay
-        self.scratch = scratch
-        self.dialect = dialect
-        self.strategy = strategy
-        self.pacer = Pacer(campaign.rate_limit)
-        self.reconciled = 0
-        self.progress = campaign._sending_progress(scratch)
-        self.in_doubt_since: datetime | None = _aware(earlier_try_since) if earlier_try_since else None
-        self.check_all = earlier_try_since is not None
-
-    # --- claiming --------------------------------------------------------------------------
-    def claim(self, states: list[str]) -> None:
-        """Take the leases of the rows in ``states``; label each by what the store says."""
-        for chunk in _chunks(self.scratch.iter_rows(states), LOOKUP_CHUNK):
-            claims = {c.idempotency_key: c for c in self.store.claim(
-                self.relay, self.campaign_id, [(p.idempotency_key or "", p.address or "", p.row) for p in chunk])}
-            others = [p.idempotency_key or "" for p in chunk if (p.idempotency_key or "") not in claims]
-            existing = self.store.lookup(self.relay, self.campaign_id, others) if others else {}
-            results: list[RowResult] = []
-            for p in chunk:
-                key = p.idempotency_key or ""
-                claim = claims.get(key)
-                if claim is not None:
-                    # With ``check_all`` the store may not know what an earlier try elsewhere sent.
-                    if claim.status == ENTRY_SENDING or (self.check_all and p.state in (IN_DOUBT, HELD)):
-                        results.append(RowResult(p.row, IN_DOUBT))
-                        if claim.started_at is not None and (
-                                self.in_doubt_since is None or claim.started_at < self.in_doubt_since):
-                            self.in_doubt_since = claim.started_at
-                    else:
-                        results.append(RowResult(p.row, READY))
-                    continue
-                entry = existing.get(key)
-                if entry is not None and entry.status == ENTRY_ACCEPTED:
-                    results.append(RowResult(p.row, ALREADY_SENT, message_id=entry.message_id, batch_id=entry.batch_id))
-                    self.progress.already_sent += 1
-                else:
-                    results.append(RowResult(p.row, HELD))
-            self.scratch.set_results(results)
-
-    def in_doubt(self) -> list[Wanted]:
-        if self.dialect.capabilities.client_idempotency_keys:
-            # The relay refuses a repeated key: sending again is safe and settles the doubt.
-            self.scratch.relabel(IN_DOUBT, READY)
-            return []
-        return [Wanted(p.idempotency_key or "", p.address or "", (p.message or {}).get("text"))
-                for p in self.scratch.iter_rows([IN_DOUBT])]
-
-    def settle(self, wanted: list[Wanted], outcome: Reconciliation) -> None:
-        """Rows found on the relay are recorded as sent; the rest go out again, unless unchecked."""
-        rows = {p.idempotency_key: p for p in self.scratch.iter_rows([IN_DOUBT])}
-        accepted = [Accepted(k, message_id=m, address=rows[k].address, row=rows[k].row)
-                    for k, m in outcome.found.items() if k in rows]
-        self.store.record_accepted(self.relay, self.campaign_id, accepted)
-        results = [RowResult(rows[a.idempotency_key].row, ALREADY_SENT, message_id=a.message_id) for a in accepted]
-        for key in outcome.missing:
-            if key not in rows:
-                continue
-            if outcome.complete:
-                results.append(RowResult(rows[key].row, READY))
-            else:
-                results.append(RowResult(rows[key].row, FAILED, in_doubt=True, error=(
-                    f"may have been sent by an earlier try and the relay's list was too long to check "
-                    f"({MAX_PAGES} pages); not sent again")))
-        self.scratch.set_results(results)
-        self.reconciled += len(accepted)
-        self.progress.already_sent += len(accepted)
-        self.progress.total = self.scratch.count(READY)
-
-    def since(self) -> datetime | None:
-        return self.in_doubt_since
-
-    # --- one request -----------------------------------------------------------------------
-    def check_store(self) -> None:
-        if self.store.heartbeat_error is not None:
-            raise self.store.heartbeat_error
-
-    def begin(self, unit: SendUnit) -> bool:
-        """Mark the unit's rows as handed to the relay; False when a lease was lost (send nothing)."""
-        self.check_store()
-        if self.dialect.capabilities.client_idempotency_keys:
-            # The relay refuses a repeated key: a second send of a row is harmless, so the row stays
-            # "claimed" (a run that dies leaves it to be sent again) and no write precedes the request.
-            return True
-        keys = {p.idempotency_key or "" for p in unit.rows}
-        marked = self.store.mark_sending(self.relay, self.campaign_id, keys)
-        return len(marked) == len(keys)
-
-    def held(self, unit: SendUnit) -> list[RowResult]:
-        return [RowResult(p.row, HELD) for p in unit.rows]
-
-    def refused_auth(self, unit: SendUnit) -> None:
-        self.store.record_accepted(self.relay, self.campaign_id, [],
-                                   settled=[p.idempotency_key or "" for p in unit.rows])
-
-    def record(self, unit: SendUnit, results: list[RowResult]) -> None:
-        by_row = {p.row: p for p in unit.rows}
-        accepted = [Accepted(by_row[r.row].idempotency_key or "", message_id=r.message_id, batch_id=r.batch_id,
-                             address=by_row[r.row].address, row=r.row)
-                    for r in results if r.state in (ACCEPTED, ALREADY_SENT)]
-        # A refusal drops the entry (a re-run may try again); a failure in doubt keeps it "sending".
-        settled = [by_row[r.row].idempotency_key or "" for r in results if r.state == FAILED and not r.in_doubt]
-        self.store.record_accepted(self.relay, self.campaign_id, accepted, settled=settled)
-
-    def units(self) -> Iterable[SendUnit]:
-        return self.campaign._units(self.scratch, self.dialect, self.strategy)
-
-    def apply(self, results: list[RowResult]) -> None:
-        self.campaign._apply(self.scratch, results, self.progress)
-
-    def limiter(self, client: RelayClient | AsyncRelayClient) -> AdaptiveConcurrency | FixedConcurrency:
-        """This pass's in-flight limit; ``"auto"`` stays within the client's connection pool."""
-        pool = client.max_connections
-        return concurrency_limiter(self.campaign.concurrency, maximum=min(DEFAULT_MAXIMUM, pool or DEFAULT_MAXIMUM))
-
-    def wait_step(self) -> float:
-        return max(0.05, min(1.0, self.store.lease_seconds / 4))
-
-    def finish(self, failed: bool) -> None:
-        self.store.stop_heartbeat()
-        try:
-            self.store.release()
-        except CampaignStoreError:
-            if not failed:
-                raise
-
-    # --- sync ------------------------------------------------------------------------------
-    def send_sync(self, client: RelayClient) -> None:
-        failed = True
-        self.store.start_heartbeat()
-        try:
-            self.claim([READY, IN_DOUBT])
-            self.progress.total = self.scratch.count(READY) + self.scratch.count(IN_DOUBT)
-            while True:
-                self._reconcile_sync(client)
-                self._send_units_sync(client)
-                if not self.scratch.count(HELD):
-                    break
-                self.check_store()
-                time.sleep(self.wait_step())
-                self.claim([HELD])
-            failed = False
-        finally:
-            self.finish(failed)
-
-    def _reconcile_sync(self, client: RelayClient) -> None:
-        wanted = self.in_doubt()
-        if wanted:
-            self.settle(wanted, reconcile(client, wanted, since=self.since()))
-
-    def _send_units_sync(self, client: RelayClient) -> None:
-        limiter = LockedConcurrency(self.limiter(client))
-
-        def work(unit: SendUnit, at_send: int) -> list[RowResult]:
-            self.pacer.wait(unit.size)
-            if not self.begin(unit):
-                return self.held(unit)
-            try:
-                started = time.monotonic()
-                results = run_unit(client, unit)
-                limiter.record(time.monotonic() - started, at_send)
-            except RelayAuthError:
-                self.refused_auth(unit)
-                raise
-            # Recorded here, in the worker, so an accepted message reaches the store even when
-            # the caller's thread is unwinding from an exception.
-            self.record(unit, results)
-            return results
-
-        pool = ThreadPoolExecutor(max_workers=limiter.maximum, thread_name_prefix="relay-campaign")
-        in_flight: set[Future[list[RowResult]]] = set()
-        try:
-            for unit in self.units():
-                in_flight.add(pool.submit(work, unit, len(in_flight) + 1))
-                while len(in_flight) >= limiter.limit:
-                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        self.apply(fut.result())
-            while in_flight:
-                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    self.apply(fut.result())
-        finally:
-            # On an error, requests already running finish (and reach the store); queued ones are dropped.
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    # --- async -----------------------------------------------------------------------------
-    async def send_async(self, client: AsyncRelayClient) -> None:
-        failed = True
-        self.store.start_heartbeat()
-        try:
-            await asyncio.to_thread(self.claim, [READY, IN_DOUBT])
-            self.progress.total = self.scratch.count(READY) + self.scratch.count(IN_DOUBT)
-            while True:
-                wanted = self.in_doubt()
-                if wanted:
-                    self.settle(wanted, await areconcile(client, wanted, since=self.since()))
-                await self._send_units_async(client)
-                if not self.scratch.count(HELD):
-                    break
-                self.check_store()
-                await asyncio.sleep(self.wait_step())
-                await asyncio.to_thread(self.claim, [HELD])
-            failed = False
-        finally:
-            await asyncio.to_thread(self.finish, failed)
-
-    async def _send_units_async(self, client: AsyncRelayClient) -> None:
-        limiter = self.limiter(client)
-
-        async def work(unit: SendUnit, at_send: int) -> list[RowResult]:
-            await self.pacer.await_turn(unit.size)
-            if not await asyncio.to_thread(self.begin, unit):
-                return self.held(unit)
-            try:
-                started = time.monotonic()
-                results = await arun_unit(client, unit)
-                limiter.record(time.monotonic() - started, at_send)
-            except RelayAuthError:
-                await asyncio.to_thread(self.refused_auth, unit)
-                raise
-            await asyncio.to_thread(self.record, unit, results)
-            return results
-
-        in_flight: set[asyncio.Task[list[RowResult]]] = set()
-        try:
-            for unit in self.units():
-                in_flight.add(asyncio.ensure_future(work(unit, len(in_flight) + 1)))
-                while len(in_flight) >= limiter.limit:
-                    done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
-                        self.apply(task.result())
-            while in_flight:
-                done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    self.apply(task.result())
-        except asyncio.CancelledError:
-            for task in in_flight:
-                task.cancel()
-            raise
-        except BaseException:
-            # Let the requests already running finish so what they got accepted reaches the store.
-            if in_flight:
-                await asyncio.wait(in_flight)
-            raise
 
 def _resolve_dialect(dialect: str | Dialect | None) -> Dialect | None:
     if dialect is None:

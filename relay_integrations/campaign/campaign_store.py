@@ -22,6 +22,7 @@ heartbeat thread renews the run's leases while it lives. Lease expiry uses the w
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import threading
@@ -43,12 +44,14 @@ SCHEMA_VERSION = 1
 DEFAULT_LEASE_SECONDS = 30.0
 LEASE_ENV = "RELAY_CAMPAIGN_LEASE_SECONDS"
 CHUNK = 500
+CLAIM_CHUNK = 500  # rows per INSERT (11 parameters each: within SQLite's 32,766)
 
 CLAIMED = "claimed"
 SENDING = "sending"
 ACCEPTED = "accepted"
 
 _metadata = sa.MetaData()
+_TABLE = "relay_campaign_entries"
 
 schema_table = sa.Table(
     "relay_campaign_schema",
@@ -58,7 +61,7 @@ schema_table = sa.Table(
 )
 
 entries_table = sa.Table(
-    "relay_campaign_entries",
+    _TABLE,
     _metadata,
     sa.Column("relay_id", sa.String(64), primary_key=True),
     sa.Column("campaign_id", sa.String(512), primary_key=True),
@@ -109,7 +112,7 @@ class RelayIdentity:
             return f"login:{login}"
         return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
 
-    @property
+    @functools.cached_property
     def relay_id(self) -> str:
         material = "\x1f".join((self.dialect, self.base_url.rstrip("/"), self.account))
         return hashlib.sha256(material.encode()).hexdigest()[:32]
@@ -258,6 +261,7 @@ class CampaignStore:
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
         self.heartbeat_error: BaseException | None = None
+        self._bind_timestamp: Any = None
         self._local_lock: threading.Lock | contextlib.nullcontext[None] = (
             threading.Lock() if self.url.get_backend_name() == "sqlite" else contextlib.nullcontext())
 
@@ -387,25 +391,42 @@ class CampaignStore:
         t = entries_table.c
         return sa.and_(t.relay_id == relay.relay_id, t.campaign_id == campaign_id)
 
+    # --- the hot path: plain SQL on the driver ---------------------------------------------
+    # Every row of a campaign passes through claim, mark_sending and record_accepted. SQLAlchemy's
+    # per-row parameter processing costs more than SQLite's own work there, so these statements
+    # are written once per backend and executed on the driver (``exec_driver_sql``).
+    def _sql(self, text: str) -> str:
+        return text if self.is_sqlite else text.replace("?", "%s")
+
+    def _timestamp(self, value: datetime) -> Any:
+        if self._bind_timestamp is None:
+            self._bind_timestamp = entries_table.c.started_at.type.dialect_impl(
+                self._require().dialect).bind_processor(self._require().dialect) or (lambda v: v)
+        return self._bind_timestamp(value)
+
+    @staticmethod
+    def _marks(n: int) -> str:
+        return ",".join("?" * n)
+
     # --- lookups -------------------------------------------------------------------------
     def lookup(self, relay: RelayIdentity, campaign_id: str, keys: Sequence[str]) -> dict[str, Existing]:
         """The entries of ``keys`` that exist, by idempotency key."""
         if self._engine is None:
             return {}
-        t = entries_table.c
         found: dict[str, Existing] = {}
 
         def read(conn: sa.Connection) -> None:
             for start in range(0, len(keys), CHUNK):
                 chunk = list(keys[start:start + CHUNK])
-                rows = conn.execute(
-                    sa.select(t.idempotency_key, t.status, t.message_id, t.batch_id, t.lease_owner, t.lease_expires)
-                    .where(self._key(relay, campaign_id), t.idempotency_key.in_(chunk))
-                )
+                rows = conn.exec_driver_sql(self._sql(
+                    f"SELECT idempotency_key, status, message_id, batch_id, lease_owner, lease_expires FROM {_TABLE}"
+                    f" WHERE relay_id = ? AND campaign_id = ? AND idempotency_key IN ({self._marks(len(chunk))})"),
+                    (relay.relay_id, campaign_id, *chunk))
                 for r in rows:
                     found[r[0]] = Existing(*r)
 
-        self._run("read", read)
+        if keys:
+            self._run("read", read)
         return found
 
     def count(self, relay: RelayIdentity, campaign_id: str, status: str = ACCEPTED) -> int:
@@ -431,104 +452,115 @@ class CampaignStore:
 
         Missing rows are inserted as ``claimed`` by this run; existing ones are taken over when
         this run holds them or their lease expired, never when accepted. Returns what was taken,
-        with its status (``sending`` ones were handed to the relay by a run that died).
+        in the order of ``rows``, with its status (``sending`` ones were handed to the relay by a
+        run that died).
         """
-        t = entries_table.c
         now = time.time()
-        taken: list[Claim] = []
+        expires = now + self.lease_seconds
+        taken: dict[str, Claim] = {}
+        fixed = (relay.relay_id, campaign_id, relay.dialect, relay.base_url, relay.account, CLAIMED,
+                 self.owner, expires)
 
         def work(conn: sa.Connection) -> None:
-            keys = [k for k, _, _ in rows]
-            insert = self._insert_ignore()
-            conn.execute(insert, [
-                {"relay_id": relay.relay_id, "campaign_id": campaign_id, "idempotency_key": k,
-                 "dialect": relay.dialect, "base_url": relay.base_url, "account": relay.account,
-                 "status": CLAIMED, "address": a, "row": r, "lease_owner": self.owner,
-                 "lease_expires": now + self.lease_seconds}
-                for k, a, r in rows
-            ])
-            for start in range(0, len(keys), CHUNK):
-                chunk = keys[start:start + CHUNK]
-                result = conn.execute(
-                    entries_table.update()
-                    .where(self._key(relay, campaign_id), t.idempotency_key.in_(chunk), t.status != ACCEPTED,
-                           sa.or_(t.lease_owner == self.owner, t.lease_owner.is_(None), t.lease_expires < now))
-                    .values(lease_owner=self.owner, lease_expires=now + self.lease_seconds)
-                    .returning(t.idempotency_key, t.status, t.started_at)
-                )
-                taken.extend(Claim(k, s, _aware(st)) for k, s, st in result)
+            for start in range(0, len(rows), CLAIM_CHUNK):
+                chunk = rows[start:start + CLAIM_CHUNK]
+                # New rows: inserted as ours in one statement that says which it inserted.
+                values = ",".join(["(?,?,?,?,?,?,?,?,?,?,?)"] * len(chunk))
+                params: list[Any] = []
+                for key, address, row in chunk:
+                    params += (*fixed[:6], address, row, fixed[6], fixed[7], key)
+                inserted = conn.exec_driver_sql(self._sql(
+                    f'INSERT INTO {_TABLE} (relay_id, campaign_id, dialect, base_url, account, status, address, "row",'
+                    f" lease_owner, lease_expires, idempotency_key) VALUES {values}"
+                    " ON CONFLICT DO NOTHING RETURNING idempotency_key"), tuple(params))
+                for (key,) in inserted:
+                    taken[key] = Claim(key, CLAIMED, None)
+                # Rows that were there: taken over when ours or their lease expired, never when accepted.
+                others = [key for key, _, _ in chunk if key not in taken]
+                if not others:
+                    continue
+                result = conn.exec_driver_sql(self._sql(
+                    f"UPDATE {_TABLE} SET lease_owner = ?, lease_expires = ?"
+                    f" WHERE relay_id = ? AND campaign_id = ? AND idempotency_key IN ({self._marks(len(others))})"
+                    " AND status <> ? AND (lease_owner = ? OR lease_owner IS NULL OR lease_expires < ?)"
+                    " RETURNING idempotency_key, status, started_at"),
+                    (self.owner, expires, relay.relay_id, campaign_id, *others, ACCEPTED, self.owner, now))
+                started_at = entries_table.c.started_at.type.dialect_impl(conn.dialect).result_processor(
+                    conn.dialect, None)
+                for key, status, started in result:
+                    taken[key] = Claim(key, status, _aware(started_at(started) if started_at else started))
 
         if rows:
             self._run("claim rows in", work)
-        return taken
-
-    def _insert_ignore(self) -> Any:
-        if self.is_sqlite:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            return sqlite_insert(entries_table).on_conflict_do_nothing()
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(entries_table).on_conflict_do_nothing()
+        return [taken[key] for key, _, _ in rows if key in taken]
 
     def mark_sending(self, relay: RelayIdentity, campaign_id: str, keys: Collection[str]) -> set[str]:
         """Mark rows this run holds as handed to the relay (committed before the request).
 
         Returns the keys marked; a key missing from the answer lost its lease and must not be sent.
         """
-        t = entries_table.c
-        now = time.time()
-        started = _now_dt()
-        wanted = list(keys)
-        marked: set[str] = set()
+        if not keys:
+            return set()
+        return set(self._run("mark rows as sending in", self._mark_sending_work(relay, campaign_id, list(keys))))
 
-        def work(conn: sa.Connection) -> None:
-            for start in range(0, len(wanted), CHUNK):
-                result = conn.execute(
-                    entries_table.update()
-                    .where(self._key(relay, campaign_id), t.idempotency_key.in_(wanted[start:start + CHUNK]),
-                           t.lease_owner == self.owner, t.status != ACCEPTED)
-                    .values(status=SENDING, lease_expires=now + self.lease_seconds,
-                            started_at=sa.func.coalesce(t.started_at, started))
-                    .returning(t.idempotency_key)
-                )
+    def _mark_sending_work(self, relay: RelayIdentity, campaign_id: str, keys: list[str]) -> Any:
+        def work(conn: sa.Connection) -> set[str]:
+            marked: set[str] = set()
+            expires = time.time() + self.lease_seconds
+            started = self._timestamp(_now_dt())
+            for start in range(0, len(keys), CHUNK):
+                chunk = keys[start:start + CHUNK]
+                result = conn.exec_driver_sql(self._sql(
+                    f"UPDATE {_TABLE} SET status = ?, lease_expires = ?, started_at = COALESCE(started_at, ?)"
+                    f" WHERE relay_id = ? AND campaign_id = ? AND idempotency_key IN ({self._marks(len(chunk))})"
+                    " AND lease_owner = ? AND status <> ? RETURNING idempotency_key"),
+                    (SENDING, expires, started, relay.relay_id, campaign_id, *chunk, self.owner, ACCEPTED))
                 marked.update(k for (k,) in result)
+            return marked
 
-        if wanted:
-            self._run("mark rows as sending in", work)
-        return marked
+        return work
 
     def record_accepted(self, relay: RelayIdentity, campaign_id: str, accepted: Iterable[Accepted],
                         *, settled: Iterable[str] = ()) -> None:
         """Record accepted rows (one transaction); ``settled`` rows (refused) lose their entry."""
-        t = entries_table.c
-        now = _now_dt()
-        done = [
-            {"b_key": a.idempotency_key, "b_message_id": a.message_id, "b_batch_id": a.batch_id,
-             "b_address": a.address, "b_row": a.row}
-            for a in accepted
-        ]
-        dropped = list(settled)
-        statement = (
-            entries_table.update()
-            .where(t.relay_id == relay.relay_id, t.campaign_id == campaign_id,
-                   t.idempotency_key == sa.bindparam("b_key"))
-            .values(status=ACCEPTED, message_id=sa.bindparam("b_message_id"), batch_id=sa.bindparam("b_batch_id"),
-                    address=sa.func.coalesce(sa.bindparam("b_address", type_=sa.Text), t.address),
-                    row=sa.func.coalesce(sa.bindparam("b_row", type_=sa.Integer), t.row),
-                    accepted_at=now, lease_owner=None, lease_expires=None)
-        )
-
-        def work(conn: sa.Connection) -> None:
-            if done:
-                conn.execute(statement, done)
-            for start in range(0, len(dropped), CHUNK):
-                conn.execute(entries_table.delete().where(
-                    self._key(relay, campaign_id), t.idempotency_key.in_(dropped[start:start + CHUNK]),
-                    t.status != ACCEPTED, t.lease_owner == self.owner))
-
+        done, dropped = list(accepted), list(settled)
         if done or dropped:
-            self._run("record accepted rows in", work)
+            self._run("record accepted rows in", self._record_work(relay, campaign_id, done, dropped))
+
+    def _record_work(self, relay: RelayIdentity, campaign_id: str, accepted: list[Accepted], settled: list[str]) -> Any:
+        def work(conn: sa.Connection) -> None:
+            now = self._timestamp(_now_dt())
+            if accepted:
+                conn.exec_driver_sql(self._sql(
+                    f'UPDATE {_TABLE} SET status = ?, message_id = ?, batch_id = ?, address = COALESCE(?, address),'
+                    ' "row" = COALESCE(?, "row"), accepted_at = ?, lease_owner = NULL, lease_expires = NULL'
+                    " WHERE relay_id = ? AND campaign_id = ? AND idempotency_key = ?"),
+                    [(ACCEPTED, a.message_id, a.batch_id, a.address, a.row, now, relay.relay_id, campaign_id,
+                      a.idempotency_key) for a in accepted])
+            for start in range(0, len(settled), CHUNK):
+                chunk = settled[start:start + CHUNK]
+                conn.exec_driver_sql(self._sql(
+                    f"DELETE FROM {_TABLE} WHERE relay_id = ? AND campaign_id = ?"
+                    f" AND idempotency_key IN ({self._marks(len(chunk))}) AND status <> ? AND lease_owner = ?"),
+                    (relay.relay_id, campaign_id, *chunk, ACCEPTED, self.owner))
+
+        return work
+
+    def write_together(self, relay: RelayIdentity, campaign_id: str, marks: Sequence[Collection[str]],
+                       accepted: Iterable[Accepted], settled: Iterable[str] = ()) -> list[set[str]]:
+        """Several runs' worth of :meth:`mark_sending` and :meth:`record_accepted` in one transaction
+        (group commit); returns the keys marked for each entry of ``marks``."""
+        wanted = [list(m) for m in marks]
+        record = self._record_work(relay, campaign_id, list(accepted), list(settled))
+        mark = self._mark_sending_work(relay, campaign_id, [k for m in wanted for k in m])
+
+        def work(conn: sa.Connection) -> set[str]:
+            marked: set[str] = mark(conn) if any(wanted) else set()
+            record(conn)
+            return marked
+
+        marked = self._run("record sends in", work)
+        return [marked.intersection(m) for m in wanted]
 
     def renew(self) -> int:
         """Extend every lease this run holds; returns how many."""

@@ -70,6 +70,8 @@ class CampaignReport:
         ``state`` (one of the count names; ``ready`` in the report of a
         :class:`CampaignValidationError`: valid, not sent because other rows were bad), ``error``,
         ``segments``, ``idempotency_key``, ``batch_id`` (relaysms batch or coop bulk job).
+    :param concurrency: what the send pass chose: ``mode`` (``auto`` or ``fixed``), ``peak``
+        requests in flight, ``final`` limit (None for a dry run).
     """
 
     campaign_id: str
@@ -83,6 +85,7 @@ class CampaignReport:
     error_count: int = 0
     started_at: str | None = None
     finished_at: str | None = None
+    concurrency: dict[str, Any] | None = None
     _store: ScratchStore | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -141,6 +144,7 @@ class CampaignReport:
             "ledger_path": self.ledger_path,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            "concurrency": self.concurrency,
             "rows": rows,
             "rows_omitted": len(self.rows) - len(rows),
         }

@@ -16,7 +16,6 @@ per row. Errors the client gave up on become ``failed`` rows; authentication err
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -227,7 +226,8 @@ class Pacer:
         self._next = 0.0
         self._lock = threading.Lock()
 
-    def _reserve(self, count: int) -> float:
+    def delay_for(self, count: int) -> float:
+        """Seconds to wait before sending ``count`` messages (reserving their share of the rate)."""
         if not self.rate:
             return 0.0
         with self._lock:
@@ -235,15 +235,3 @@ class Pacer:
             start = max(now, self._next)
             self._next = start + count / self.rate
             return start - now
-
-    def wait(self, count: int) -> None:
-        delay = self._reserve(count)
-        if delay > 0:
-            time.sleep(delay)
-
-    async def await_turn(self, count: int) -> None:
-        delay = self._reserve(count)
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-

@@ -128,10 +128,13 @@ class ScratchStore:
         self.conn.commit()
 
     # --- send pass ----------------------------------------------------------------------
-    def iter_rows(self, states: Sequence[str], *, by_group: bool = False) -> Iterator[PlannedRow]:
-        """Rows in ``states``, in row order or grouped by content (``group_key``, then row), paged."""
+    def iter_rows(self, states: Sequence[str], *, by_group: bool = False,
+                  with_message: bool = True) -> Iterator[PlannedRow]:
+        """Rows in ``states``, in row order or grouped by content (``group_key``, then row), paged;
+        ``with_message=False`` leaves the message out (cheaper when only keys and states matter)."""
         marks = ",".join("?" * len(states))
-        cols = "row, address, state, error, segments, idempotency_key, group_key, message, message_id, batch_id"
+        body = "message" if with_message else "NULL"
+        cols = f"row, address, state, error, segments, idempotency_key, group_key, {body}, message_id, batch_id"
         last: tuple[Any, ...] = ("", -1) if by_group else (-1,)
         while True:
             if by_group:

@@ -204,24 +204,26 @@ def test_death_between_acceptance_and_ledger_commit_is_settled_from_the_relay(
     addresses = numbers(100)
     ledger_path = tmp_path / "ledger.sqlite"
     campaign_id = f"window-{dialect}"
-    original_record = CampaignStore.record_accepted
-    calls = 0
+    original_write = CampaignStore.write_together
+    records = 0
 
-    def record_then_die_on_the_second_batch(self: CampaignStore, *args: Any, **kwargs: Any) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
+    def record_then_die_on_the_second_batch(self: CampaignStore, relay: Any, campaign_id: str, marks: Any,
+                                            accepted: Any, settled: Any = ()) -> list[set[str]]:
+        nonlocal records
+        accepted = list(accepted)
+        records += bool(accepted)
+        if records == 2:
             raise Crash("died after the relay answered, before the ledger commit")
-        original_record(self, *args, **kwargs)
+        return original_write(self, relay, campaign_id, marks, accepted, settled)
 
     def campaign() -> Campaign:
         return Campaign("Hi {{ name }}", people(addresses), campaign_id=campaign_id, ledger_path=ledger_path,
                         batch_size=20, concurrency=1)
 
-    monkeypatch.setattr(CampaignStore, "record_accepted", record_then_die_on_the_second_batch)
+    monkeypatch.setattr(CampaignStore, "write_together", record_then_die_on_the_second_batch)
     with client_for(relay, dialect) as client, pytest.raises(Crash):
         campaign().send(client)
-    monkeypatch.setattr(CampaignStore, "record_accepted", original_record)
+    monkeypatch.setattr(CampaignStore, "write_together", original_write)
 
     with CampaignStore.open(ledger_path) as ledger, client_for(relay, dialect) as client:
         assert ledger.count(RelayIdentity.from_client(client), campaign_id) == 20

@@ -62,11 +62,11 @@ def test_pacer_spaces_requests_by_size(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [100.0]
     monkeypatch.setattr(senders.time, "monotonic", lambda: clock[0])
     pacer = Pacer(10)
-    assert pacer._reserve(5) == 0.0
-    assert pacer._reserve(5) == pytest.approx(0.5)  # the first five messages took half a second of allowance
+    assert pacer.delay_for(5) == 0.0
+    assert pacer.delay_for(5) == pytest.approx(0.5)  # the first five messages took half a second of allowance
     clock[0] += 2.0
-    assert pacer._reserve(1) == 0.0  # idle time is not saved up beyond now
-    assert Pacer(None)._reserve(1000) == 0.0
+    assert pacer.delay_for(1) == 0.0  # idle time is not saved up beyond now
+    assert Pacer(None).delay_for(1000) == 0.0
     with pytest.raises(ValueError, match="rate_limit"):
         Pacer(0)
 
