@@ -36,6 +36,7 @@ _TG_CHAT_ID = re.compile(r"^-?\d{1,20}$")
 _PLUS_DIGITS = re.compile(r"\+[1-9][0-9]{2,19}")
 _TOO_SHORT_FOR_PREFIX_STRIP = (ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
                                ValidationResult.INVALID_LENGTH)
+_POSSIBLE = (ValidationResult.IS_POSSIBLE, ValidationResult.IS_POSSIBLE_LOCAL_ONLY)
 # Distinct numbers whose outcome is remembered (duplicates, suppression lists); bounded memory.
 _PHONE_CACHE_SIZE = 4096
 
@@ -44,13 +45,14 @@ class AddressError(ValueError):
     """An address that cannot be used on the campaign's channel; the text says why."""
 
 
-def _parse_plus_digits(text: str) -> PhoneNumber | None:
-    """``phonenumbers.parse(text)`` for text that is ``+`` and ASCII digits, or None to use ``parse``.
+def _national_plus_digits(text: str) -> tuple[int, str, PhoneMetadata] | None:
+    """What ``phonenumbers.parse(text)`` finds in ``+`` and ASCII digits, or None to use ``parse``.
 
-    The same steps ``parse`` takes on that input (country code, national prefix, lengths, Italian
-    leading zero), through phonenumbers' own helpers, without its scan of free-form text. Every
-    input it is not sure about (unknown country code, odd lengths) goes back to ``parse``;
-    tests/campaign/test_campaign_addresses.py checks both agree.
+    ``(country code, national significant number, the country's metadata)``: the same steps
+    ``parse`` takes on that input (country code, national prefix, lengths), through phonenumbers'
+    own helpers, without its scan of free-form text. Every input it is not sure about (unknown
+    country code, odd lengths) goes back to ``parse``; tests/campaign/test_campaign_addresses.py
+    checks both agree.
     """
     country_code, national = _extract_country_code(text[1:])
     if country_code == 0:
@@ -65,6 +67,15 @@ def _parse_plus_digits(text: str) -> PhoneNumber | None:
         national = stripped
     if not 2 <= len(national) <= 17:
         return None
+    return country_code, national, metadata
+
+
+def _parse_plus_digits(text: str) -> PhoneNumber | None:
+    """``phonenumbers.parse(text)`` for text that is ``+`` and ASCII digits, or None to use ``parse``."""
+    found = _national_plus_digits(text)
+    if found is None:
+        return None
+    country_code, national, _ = found
     number = PhoneNumber(country_code=country_code)
     _set_italian_leading_zeros_for_phone_number(national, number)
     number.national_number = int(national)
@@ -74,6 +85,16 @@ def _parse_plus_digits(text: str) -> PhoneNumber | None:
 @lru_cache(maxsize=_PHONE_CACHE_SIZE)
 def _check_phone(text: str, region: str | None, number_check: NumberCheck) -> tuple[str | None, str | None]:
     """``(E.164, None)`` or ``(None, reason)`` for stripped ``text``; ``reason`` names it by ``{raw}``."""
+    if number_check == "possible" and _PLUS_DIGITS.fullmatch(text):
+        found = _national_plus_digits(text)
+        if found is not None:
+            # is_possible_number and format_number(E164) on the number parse would build, without
+            # building it: its national significant number (leading zeros included) is ``national``
+            # itself, and "possible" is a length test against the country's metadata.
+            country_code, national, metadata = found
+            if _test_number_length(national, metadata) in _POSSIBLE:
+                return f"+{country_code}{national}", None
+            return None, "{raw} is not a possible phone number"
     number = _parse_plus_digits(text) if _PLUS_DIGITS.fullmatch(text) else None
     if number is None:
         try:
