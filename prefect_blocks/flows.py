@@ -25,14 +25,15 @@ from prefect.cache_policies import NO_CACHE
 
 from prefect_blocks.artifacts import artifact_key as campaign_artifact_key
 from prefect_blocks.credentials import RelayCredentials, RelayWebhookInbox
-from prefect_blocks.tasks import poll_until_settled, send_campaign
+from prefect_blocks.tasks import send_campaign
 from relay_integrations.dialects import get_dialect
+from relay_integrations.message_waiter import MessageWaiter
 from relay_integrations.models import InboundQuery, MessageState, StatusReport, WebhookEvent
+from relay_integrations.replies import summarize_replies
 from relay_integrations.tracking import CampaignRef, CampaignWaiter, TrackingStatus
+from relay_integrations.waiting import as_utc
 from relay_integrations.webhooks.inbox import EventFilter
 
-# Replies that ask to stop messages, as carriers and regulators know them (compared trimmed, upper case).
-OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "OPT-OUT"})
 MAX_LISTED = 50
 _SENT_STATES = ("accepted", "already_sent")
 
@@ -115,9 +116,10 @@ def wait_for_campaign_delivery(
                 CampaignWaiter(campaign, location=location, target=wanted) as waiter:
             summary = summarize_tracking(waiter.wait(client, timeout=timeout, poll_interval=poll_interval))
     else:
+        ids_waiter = MessageWaiter(list(message_ids), wanted, log=get_run_logger())
         with credentials.get_client() as client:
-            reports, pending = poll_until_settled(client, list(message_ids), wanted, timeout, poll_interval)
-        summary = summarize_delivery(reports, pending, wanted)
+            verdict = ids_waiter.wait(client, timeout=timeout, poll_interval=poll_interval)
+        summary = summarize_delivery(ids_waiter.reports, verdict.pending, wanted)
     get_run_logger().info("Delivery: %s%s", summary["by_state"],
                           "" if summary["complete"] else f", {summary['not_settled_count']} not settled in time")
     return summary
@@ -126,29 +128,9 @@ def wait_for_campaign_delivery(
 # --- replies -----------------------------------------------------------------------------------
 
 
-def summarize_replies(replies: Iterable[Mapping[str, Any]], addresses: set[str], source: str) -> dict[str, Any]:
-    """Count replies (``{sender, text}``) from the campaign's addresses; opt-outs by keyword."""
-    counted = [r for r in replies if r.get("sender") in addresses]
-    repliers = {r["sender"] for r in counted}
-    opt_outs = sorted({r["sender"] for r in counted if str(r.get("text") or "").strip().upper() in OPT_OUT_KEYWORDS})
-    return {
-        "source": source,
-        "replies": len(counted),
-        "repliers": len(repliers),
-        "reply_rate": round(len(repliers) / len(addresses), 4) if addresses else 0.0,
-        "opt_outs": opt_outs[:MAX_LISTED],
-        "opt_out_count": len(opt_outs),
-        "latest": [{"sender": r["sender"], "text": r.get("text")} for r in counted[-10:]],
-    }
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def _parse_time(value: Any) -> datetime | None:
     try:
-        return _aware(datetime.fromisoformat(str(value).replace("Z", "+00:00"))) if value else None
+        return as_utc(str(value)) if value else None
     except ValueError:
         return None
 

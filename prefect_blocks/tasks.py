@@ -29,9 +29,6 @@ is a local SQLite file, and a retry that may run elsewhere reconciles against th
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -62,15 +59,11 @@ from prefect_blocks.credentials import (
 from relay_integrations.campaign import Campaign, CampaignReport, CampaignValidationError
 from relay_integrations.campaign.campaign_store import CampaignStore, StoreLocation, display_url
 from relay_integrations.campaign.single import send_once
-from relay_integrations.client import AsyncRelayClient, RelayClient
+from relay_integrations.client import RelayClient
 from relay_integrations.dialects import get_dialect
-from relay_integrations.errors import (
-    RelayAuthError,
-    RelayError,
-    RelayInsufficientBalanceError,
-    RelayValidationError,
-    UnsupportedOperationError,
-)
+from relay_integrations.errors import RelayError
+from relay_integrations.idempotency import single_send_key
+from relay_integrations.message_waiter import MessageWaiter
 from relay_integrations.models import (
     InboundQuery,
     InboundStats,
@@ -80,18 +73,11 @@ from relay_integrations.models import (
     StatusReport,
     WebhookEvent,
 )
+from relay_integrations.retry_policy import could_send_twice, worth_retrying
 from relay_integrations.tracking import CampaignRef, CampaignWaiter, RelayIdentity, TrackingStatus, campaign_result
+from relay_integrations.waiting import has_reached
 from relay_integrations.webhooks.inbox import EventFilter, WebhookInbox
 
-# Errors that another attempt cannot fix: bad input, bad credentials, no money, no such feature.
-_PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
-    RelayValidationError,
-    RelayAuthError,
-    RelayInsufficientBalanceError,
-    UnsupportedOperationError,
-    ValueError,
-    TypeError,
-)
 SEND_RETRIES = 2
 SEND_RETRY_DELAYS: list[float] = [1.0, 10.0]
 
@@ -125,7 +111,7 @@ def retry_transient_failures(task: Task[..., Any], task_run: TaskRun, state: Sta
     # The engine hands over Failed(data=<exception>); read it instead of calling state.result(),
     # which is a coroutine in async tasks.
     error = state.data
-    return not isinstance(error, _PERMANENT_ERRORS) and getattr(error, "retry_safe", True) is not False
+    return not isinstance(error, BaseException) or worth_retrying(error)
 
 
 def relay_dedupes(credentials: RelayCredentials) -> bool:
@@ -135,7 +121,8 @@ def relay_dedupes(credentials: RelayCredentials) -> bool:
 
 def _outcome_unknown(credentials: RelayCredentials, error: RelayError) -> SendOutcomeUnknownError | None:
     """The error to raise instead of ``error`` when a task retry could send the message twice."""
-    if not error.maybe_sent or relay_dedupes(credentials):
+    # A flow-run retry looks the message up first; a task retry does not, hence retry_looks_first=False.
+    if not could_send_twice(error, relay_dedupes=relay_dedupes(credentials), retry_looks_first=False):
         return None
     return SendOutcomeUnknownError(
         f"{credentials.dialect} may have taken the message ({error}); not retried because this relay cannot "
@@ -193,24 +180,19 @@ def _send_once(credentials: RelayCredentials, client: RelayClient, message: Outb
 # --- idempotency -------------------------------------------------------------------------------
 
 
-def run_scoped_idempotency_key(*parts: str) -> str | None:
+def run_scoped_idempotency_key(*parts: str, message: OutboundMessage | None = None) -> str | None:
     """A key stable across retries of the calling task run and of its flow run, ``None`` outside a task.
 
     Built from the flow run id, the task's key and its dynamic key (its position among the flow's
-    calls of that task) -- all of which a task retry and a flow retry keep -- and ``parts``.
+    calls of that task) -- all of which a task retry and a flow retry keep -- ``parts`` and
+    ``message`` (its content, so different messages from one task call get different keys).
     """
     context = TaskRunContext.get()
     if context is None:
         return None
     task_run = context.task_run
     scope = str(task_run.flow_run_id) if task_run.flow_run_id else str(task_run.id)
-    seed = "\x1f".join([scope, task_run.task_key, task_run.dynamic_key, *parts])
-    return "pf-" + hashlib.sha256(seed.encode()).hexdigest()[:32]
-
-
-def _message_fingerprint(message: OutboundMessage) -> str:
-    content = message.model_dump(mode="json", exclude={"idempotency_key", "bot_token"}, by_alias=True)
-    return json.dumps(content, sort_keys=True, default=str)
+    return single_send_key("prefect", scope, task_run.task_key, task_run.dynamic_key, *parts, message=message)
 
 
 def _build_message(
@@ -230,7 +212,7 @@ def _build_message(
         data["sender"] = sender
     message = OutboundMessage.model_validate(data)
     if idempotency_key is None:
-        idempotency_key = message.idempotency_key or run_scoped_idempotency_key(_message_fingerprint(message))
+        idempotency_key = message.idempotency_key or run_scoped_idempotency_key(message=message)
     return message.model_copy(update={"idempotency_key": idempotency_key})
 
 
@@ -356,17 +338,6 @@ def get_message_status(credentials: RelayCredentials, message_id: str) -> Status
 # --- wait_for_message_status -------------------------------------------------------------------
 
 
-def _reached(report: StatusReport, wanted: MessageState) -> bool:
-    """``wanted`` or a later successful state (``delivered`` satisfies a wait for ``sent``)."""
-    if report.state == wanted:
-        return True
-    return report.state not in (MessageState.FAILED, MessageState.CANCELLED) and report.state.rank > wanted.rank
-
-
-def _settled(report: StatusReport, wanted: MessageState) -> bool:
-    return _reached(report, wanted) or report.state.is_final
-
-
 def _ids(message_id: str | Sequence[str] | Mapping[str, Any]) -> list[str]:
     if isinstance(message_id, Mapping):
         raise ValueError("message_id: a dict must be a campaign result (with campaign_id and its store)")
@@ -376,69 +347,24 @@ def _ids(message_id: str | Sequence[str] | Mapping[str, Any]) -> list[str]:
     return ids
 
 
-def poll_until_settled(
-    client: RelayClient, message_ids: Sequence[str], wanted: MessageState, wait_seconds: float, poll_interval: float
-) -> tuple[dict[str, StatusReport], list[str]]:
-    """Poll each message until it reaches ``wanted`` or a final state, or ``wait_seconds`` pass.
-
-    :return: the last report of every message polled, and the ids still not settled (empty unless timed out).
-    """
-    reports: dict[str, StatusReport] = {}
-    pending = list(dict.fromkeys(message_ids))
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        for one in pending:
-            reports[one] = client.get_status(one)
-        pending = [i for i in pending if not _settled(reports[i], wanted)]
-        remaining = deadline - time.monotonic()
-        if not pending or remaining <= 0:
-            return reports, pending
-        time.sleep(min(poll_interval, remaining))
-
-
-async def apoll_until_settled(
-    client: AsyncRelayClient, message_ids: Sequence[str], wanted: MessageState, wait_seconds: float,
-    poll_interval: float, concurrency: int = 8,
-) -> tuple[dict[str, StatusReport], list[str]]:
-    """Async twin of :func:`poll_until_settled`, ``concurrency`` status requests at once."""
-    reports: dict[str, StatusReport] = {}
-    pending = list(dict.fromkeys(message_ids))
-    limiter = anyio.CapacityLimiter(max(1, concurrency))
-    deadline = time.monotonic() + wait_seconds
-
-    async def poll(one: str) -> None:
-        async with limiter:
-            reports[one] = await client.get_status(one)
-
-    while True:
-        async with anyio.create_task_group() as group:
-            for one in pending:
-                group.start_soon(poll, one)
-        pending = [i for i in pending if not _settled(reports[i], wanted)]
-        remaining = deadline - time.monotonic()
-        if not pending or remaining <= 0:
-            return reports, pending
-        await anyio.sleep(min(poll_interval, remaining))
-
-
-def _finish_wait(
-    ids: list[str], reports: dict[str, StatusReport], wanted: MessageState, single: bool, raise_on_failure: bool
-) -> StatusReport | list[StatusReport]:
+def _finish_wait(ids: list[str], waiter: MessageWaiter, single: bool, raise_on_failure: bool,
+                 timeout: float) -> StatusReport | list[StatusReport]:
+    """The wait's result, or its error: a time-out listing what did not settle, or the failures."""
+    wanted, reports = waiter.target, waiter.reports
+    verdict = waiter.verdict()
+    if not verdict.done:
+        pending = verdict.pending
+        states = ", ".join(f"{i}: {reports[i].state.value if i in reports else 'unknown'}" for i in pending[:10])
+        more = f" and {len(pending) - 10} more" if len(pending) > 10 else ""
+        raise TimeoutError(f"{len(pending)} message(s) not {wanted.value} within {timeout:g}s ({states}{more})")
     ordered = [reports[i] for i in ids]
-    failed = [r for r in ordered if not _reached(r, wanted)]
+    failed = [r for r in ordered if not has_reached(r.state, wanted)]
     if failed and raise_on_failure:
         raise MessageNotDeliveredError(failed, wanted)
     get_run_logger().info(
         "%d of %d message(s) reached %s", len(ordered) - len(failed), len(ordered), wanted.value
     )
     return ordered[0] if single else ordered
-
-
-def _timeout_error(pending: Sequence[str], reports: Mapping[str, StatusReport], wanted: MessageState,
-                   timeout: float) -> TimeoutError:
-    states = ", ".join(f"{i}: {reports[i].state.value if i in reports else 'unknown'}" for i in list(pending)[:10])
-    more = f" and {len(pending) - 10} more" if len(pending) > 10 else ""
-    return TimeoutError(f"{len(pending)} message(s) not {wanted.value} within {timeout:g}s ({states}{more})")
 
 
 class CampaignNotDeliveredError(RuntimeError):
@@ -488,11 +414,10 @@ async def await_for_message_status(
                 status = await waiter.await_done(client, timeout=timeout, poll_interval=poll_interval)
         return _campaign_outcome(status, timeout, raise_on_failure)
     ids = _ids(message_id)
+    ids_waiter = MessageWaiter(ids, wanted, concurrency=concurrency, log=get_run_logger())
     async with credentials.get_async_client() as client:
-        reports, pending = await apoll_until_settled(client, ids, wanted, timeout, poll_interval, concurrency)
-    if pending:
-        raise _timeout_error(pending, reports, wanted, timeout)
-    return _finish_wait(ids, reports, wanted, isinstance(message_id, str), raise_on_failure)
+        await ids_waiter.await_over(client, timeout=timeout, poll_interval=poll_interval)
+    return _finish_wait(ids, ids_waiter, isinstance(message_id, str), raise_on_failure, timeout)
 
 
 @async_dispatch(await_for_message_status)
@@ -532,11 +457,10 @@ def wait_for_message_status(
             status = waiter.wait(client, timeout=timeout, poll_interval=poll_interval)
         return _campaign_outcome(status, timeout, raise_on_failure)
     ids = _ids(message_id)
+    ids_waiter = MessageWaiter(ids, wanted, log=get_run_logger())
     with credentials.get_client() as client:
-        reports, pending = poll_until_settled(client, ids, wanted, timeout, poll_interval)
-    if pending:
-        raise _timeout_error(pending, reports, wanted, timeout)
-    return _finish_wait(ids, reports, wanted, isinstance(message_id, str), raise_on_failure)
+        ids_waiter.wait(client, timeout=timeout, poll_interval=poll_interval)
+    return _finish_wait(ids, ids_waiter, isinstance(message_id, str), raise_on_failure, timeout)
 
 
 # --- query_inbound_stats -----------------------------------------------------------------------

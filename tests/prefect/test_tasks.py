@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -87,7 +88,7 @@ def test_idempotency_key_is_derived_from_the_run(relay: ReferenceRelayProcess) -
         return [send_message(credentials, to=to, text="same text"), send_message(credentials, to=to, text="same text")]
 
     first, second = twice()
-    assert first.idempotency_key and first.idempotency_key.startswith("pf-")
+    assert first.idempotency_key and uuid.UUID(first.idempotency_key).version == 5  # idempotency.derive_key
     assert first.idempotency_key != second.idempotency_key
     stored = [m for m in sim_messages(relay, "phonerelay") if m["to"] == to]
     assert sorted(m["idempotency_key"] for m in stored) == sorted([first.idempotency_key, second.idempotency_key])
