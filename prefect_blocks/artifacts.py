@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -19,10 +19,6 @@ from prefect.artifacts import (
     acreate_progress_artifact,
     acreate_table_artifact,
     aupdate_progress_artifact,
-    create_markdown_artifact,
-    create_progress_artifact,
-    create_table_artifact,
-    update_progress_artifact,
 )
 
 from relay_integrations.campaign import CampaignProgress
@@ -72,9 +68,8 @@ def _percent(progress: CampaignProgress) -> float:
 class CampaignProgressArtifact:
     """A progress artifact fed by a campaign's ``progress`` callback.
 
-    The sync path updates the artifact from the callback itself (throttled); the async path only
-    records the latest snapshot there, and :meth:`apump` pushes it from the event loop, because the
-    callback also runs in a worker thread during validation.
+    The callback (:meth:`record`) only remembers the latest snapshot, because it also runs in a
+    worker thread during validation; :meth:`apush` updates the artifact from the event loop.
 
     :param key: the artifact key.
     :param campaign_name: the campaign id the user gave, shown in the description.
@@ -93,15 +88,9 @@ class CampaignProgressArtifact:
 
     # --- callback ------------------------------------------------------------------------------
     def record(self, progress: CampaignProgress) -> None:
-        """The async path's campaign callback: remember the latest snapshot."""
+        """The campaign's progress callback: remember the latest snapshot."""
         with self._lock:
             self._latest = CampaignProgress(**vars(progress))
-
-    def __call__(self, progress: CampaignProgress) -> None:
-        """The sync path's campaign callback: record, then update the artifact when due."""
-        self.record(progress)
-        if progress.phase == "done" or time.monotonic() - self._last_push >= PROGRESS_UPDATE_INTERVAL:
-            self.push()
 
     def _pending(self) -> tuple[float, str] | None:
         with self._lock:
@@ -122,26 +111,7 @@ class CampaignProgressArtifact:
             elif self._latest.phase != "done":
                 self._latest = CampaignProgress(**{**vars(self._latest), "phase": "done"})
 
-    # --- sync ----------------------------------------------------------------------------------
-    def create(self, description: str) -> None:
-        self.artifact_id = cast(UUID, create_progress_artifact(progress=0.0, key=self.key, description=description,
-                                                               _sync=True))  # type: ignore[call-arg]
-
-    def push(self) -> None:
-        state = self._pending()
-        if state is None or self.artifact_id is None:
-            return
-        update_progress_artifact(self.artifact_id, progress=state[0], description=state[1],
-                                 _sync=True)  # type: ignore[call-arg]
-        self._pushed, self._last_push = state, time.monotonic()
-        self.updates += 1
-
-    def finish(self, dry_run: bool = False) -> None:
-        """The campaign returned: show 100 % and the final counts."""
-        self._mark_finished(dry_run)
-        self.push()
-
-    # --- async ---------------------------------------------------------------------------------
+    # --- pushing ---------------------------------------------------------------------------------
     async def acreate(self, description: str) -> None:
         self.artifact_id = await acreate_progress_artifact(progress=0.0, key=self.key, description=description)
 
@@ -154,7 +124,7 @@ class CampaignProgressArtifact:
         self.updates += 1
 
     async def afinish(self, dry_run: bool = False) -> None:
-        """The campaign returned: show 100 % and the final counts (async)."""
+        """The campaign returned: show 100 % and the final counts."""
         self._mark_finished(dry_run)
         await self.apush()
 
@@ -201,33 +171,16 @@ def validation_table(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
     return [{"row": e.get("row"), "field": e.get("field"), "message": e.get("message")} for e in errors]
 
 
-def create_report_artifacts(key: str, report: Mapping[str, Any]) -> None:
-    """The ``<key>-report`` table and ``<key>-summary`` markdown artifacts of a report dict."""
-    create_table_artifact(table=report_table(report.get("rows", [])), key=f"{key}-report",
-                          description=f"Campaign {report.get('campaign_id')}: one row per recipient",
-                          _sync=True)  # type: ignore[call-arg]
-    create_markdown_artifact(markdown=report_markdown(report), key=f"{key}-summary",
-                             description=f"Campaign {report.get('campaign_id')}: summary",
-                             _sync=True)  # type: ignore[call-arg]
-
-
 async def acreate_report_artifacts(key: str, report: Mapping[str, Any]) -> None:
-    """Async twin of :func:`create_report_artifacts`."""
+    """The ``<key>-report`` table and ``<key>-summary`` markdown artifacts of a report dict."""
     await acreate_table_artifact(table=report_table(report.get("rows", [])), key=f"{key}-report",
                                  description=f"Campaign {report.get('campaign_id')}: one row per recipient")
     await acreate_markdown_artifact(markdown=report_markdown(report), key=f"{key}-summary",
                                     description=f"Campaign {report.get('campaign_id')}: summary")
 
 
-def create_validation_artifact(key: str, campaign_id: str, errors: Sequence[Mapping[str, Any]]) -> None:
-    """The ``<key>-validation-errors`` table: every listed row-level error."""
-    create_table_artifact(table=validation_table(errors), key=f"{key}-validation-errors",
-                          description=f"Campaign {campaign_id}: rows refused before sending (nothing was sent)",
-                          _sync=True)  # type: ignore[call-arg]
-
-
 async def acreate_validation_artifact(key: str, campaign_id: str, errors: Sequence[Mapping[str, Any]]) -> None:
-    """Async twin of :func:`create_validation_artifact`."""
+    """The ``<key>-validation-errors`` table: every listed row-level error."""
     await acreate_table_artifact(table=validation_table(errors), key=f"{key}-validation-errors",
                                  description=f"Campaign {campaign_id}: rows refused before sending "
                                              "(nothing was sent)")

@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from prefect._internal.compatibility.async_dispatch import async_dispatch
 from prefect.events import emit_event
@@ -238,8 +238,9 @@ def run_event_bridge(
     opened, owned = _open(inbox)
     try:
         while True:
-            new_cursor = cast("int | None", forward_webhook_events(opened, after=cursor, match=match,
-                                                                   _sync=True))  # type: ignore[call-arg]
+            # The sync implementation itself, whatever the calling thread runs (no private ``_sync``).
+            forward = forward_webhook_events.__wrapped__  # type: ignore[attr-defined]
+            new_cursor: int | None = forward(opened, after=cursor, match=match)
             if new_cursor != cursor:
                 logger.info("forwarded webhook events up to cursor %s", new_cursor)
                 cursor = new_cursor

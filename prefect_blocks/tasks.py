@@ -34,8 +34,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 import anyio
-from prefect import get_run_logger, task
-from prefect._internal.compatibility.async_dispatch import async_dispatch
+from prefect import get_run_logger
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import FlowRunContext, TaskRunContext
@@ -46,8 +45,6 @@ from prefect_blocks.artifacts import (
     CampaignProgressArtifact,
     acreate_report_artifacts,
     acreate_validation_artifact,
-    create_report_artifacts,
-    create_validation_artifact,
 )
 from prefect_blocks.artifacts import artifact_key as campaign_artifact_key
 from prefect_blocks.credentials import (
@@ -56,6 +53,7 @@ from prefect_blocks.credentials import (
     aresolve_ledger_reference,
     resolve_ledger_reference,
 )
+from prefect_blocks.task_pairs import task_pair
 from relay_integrations.campaign import Campaign, CampaignReport, CampaignValidationError
 from relay_integrations.campaign.campaign_store import CampaignStore, StoreLocation, display_url
 from relay_integrations.campaign.single import send_once
@@ -112,6 +110,15 @@ def retry_transient_failures(task: Task[..., Any], task_run: TaskRun, state: Sta
     # which is a coroutine in async tasks.
     error = state.data
     return not isinstance(error, BaseException) or worth_retrying(error)
+
+
+# The send tasks' options: retried on transient failures only (see retry_transient_failures).
+_SEND_TASK_OPTIONS: dict[str, Any] = {
+    "cache_policy": NO_CACHE,
+    "retries": SEND_RETRIES,
+    "retry_delay_seconds": SEND_RETRY_DELAYS,
+    "retry_condition_fn": retry_transient_failures,
+}
 
 
 def relay_dedupes(credentials: RelayCredentials) -> bool:
@@ -228,42 +235,7 @@ def _log_receipt(receipt: SendReceipt) -> None:
 # --- send_message ------------------------------------------------------------------------------
 
 
-@task(
-    cache_policy=NO_CACHE,
-    retries=SEND_RETRIES,
-    retry_delay_seconds=SEND_RETRY_DELAYS,
-    retry_condition_fn=retry_transient_failures,
-)
-async def asend_message(
-    credentials: RelayCredentials,
-    to: str | list[str] | None = None,
-    text: str | None = None,
-    channel: str = "sms",
-    subject: str | None = None,
-    sender: str | None = None,
-    idempotency_key: str | None = None,
-    options: dict[str, Any] | None = None,
-    ledger: str | None = None,
-) -> SendReceipt:
-    """Send one message through a relay (async twin of :func:`send_message`)."""
-    message = _build_message(to, text, channel, subject, sender, idempotency_key, options)
-    location = await _aledger_for(credentials, ledger)
-    # The store and the reconciler are synchronous; a worker thread keeps the event loop free.
-    with credentials.get_client() as client:
-        receipt = await anyio.to_thread.run_sync(_send_once, credentials, client, message, location,
-                                                 _earlier_try_since(), get_run_logger())
-    _log_receipt(receipt)
-    return receipt
-
-
-@async_dispatch(asend_message)
-@task(
-    cache_policy=NO_CACHE,
-    retries=SEND_RETRIES,
-    retry_delay_seconds=SEND_RETRY_DELAYS,
-    retry_condition_fn=retry_transient_failures,
-)
-def send_message(
+async def _send_message(
     credentials: RelayCredentials,
     to: str | list[str] | None = None,
     text: str | None = None,
@@ -305,34 +277,35 @@ def send_message(
         ```
     """
     message = _build_message(to, text, channel, subject, sender, idempotency_key, options)
-    location = _ledger_for(credentials, ledger)
+    location = await _aledger_for(credentials, ledger)
+    # The store and the reconciler are synchronous; a worker thread keeps the event loop free.
     with credentials.get_client() as client:
-        receipt = _send_once(credentials, client, message, location, _earlier_try_since(), get_run_logger())
+        receipt = await anyio.to_thread.run_sync(_send_once, credentials, client, message, location,
+                                                 _earlier_try_since(), get_run_logger())
     _log_receipt(receipt)
     return receipt
+
+
+asend_message, send_message = task_pair(_send_message, name="send_message", **_SEND_TASK_OPTIONS)
 
 
 # --- get_message_status ------------------------------------------------------------------------
 
 
-@task(cache_policy=NO_CACHE)
-async def aget_message_status(credentials: RelayCredentials, message_id: str) -> StatusReport:
-    """The message's state as the relay reports it now (async twin of :func:`get_message_status`)."""
-    async with credentials.get_async_client() as client:
-        return await client.get_status(message_id)
-
-
-@async_dispatch(aget_message_status)
-@task(cache_policy=NO_CACHE)
-def get_message_status(credentials: RelayCredentials, message_id: str) -> StatusReport:
+async def _get_message_status(credentials: RelayCredentials, message_id: str) -> StatusReport:
     """The message's state as the relay reports it now.
 
     :param credentials: the relay that took the message.
     :param message_id: the id from the send receipt.
     :return: the status report (``state``, per-recipient states, timeline where the relay has one).
     """
-    with credentials.get_client() as client:
-        return client.get_status(message_id)
+    async with credentials.get_async_client() as client:
+        return await client.get_status(message_id)
+
+
+aget_message_status, get_message_status = task_pair(
+    _get_message_status, name="get_message_status", cache_policy=NO_CACHE
+)
 
 
 # --- wait_for_message_status -------------------------------------------------------------------
@@ -392,41 +365,11 @@ def _campaign_outcome(status: TrackingStatus, timeout: float, raise_on_failure: 
     return result
 
 
-@task(cache_policy=NO_CACHE)
-async def await_for_message_status(
+async def _wait_for_message_status(
     credentials: RelayCredentials,
     message_id: str | list[str] | dict[str, Any],
     state: MessageState = MessageState.DELIVERED,
     timeout: float = 300.0,  # noqa: ASYNC109 -- same parameters as the sync twin, which a deployment exposes
-    poll_interval: float = 2.0,
-    raise_on_failure: bool = True,
-    concurrency: int = 8,
-) -> StatusReport | list[StatusReport] | dict[str, Any]:
-    """Poll until messages reach ``state`` (async twin of :func:`wait_for_message_status`)."""
-    wanted = MessageState(state)
-    campaign = CampaignRef.from_value(message_id)
-    if campaign is not None:
-        async with credentials.get_async_client() as client:
-            location = await credentials.atracking_location(campaign.store)
-            waiter = await anyio.to_thread.run_sync(
-                lambda: CampaignWaiter(campaign, location=location, target=wanted))
-            with waiter:
-                status = await waiter.await_done(client, timeout=timeout, poll_interval=poll_interval)
-        return _campaign_outcome(status, timeout, raise_on_failure)
-    ids = _ids(message_id)
-    ids_waiter = MessageWaiter(ids, wanted, concurrency=concurrency, log=get_run_logger())
-    async with credentials.get_async_client() as client:
-        await ids_waiter.await_over(client, timeout=timeout, poll_interval=poll_interval)
-    return _finish_wait(ids, ids_waiter, isinstance(message_id, str), raise_on_failure, timeout)
-
-
-@async_dispatch(await_for_message_status)
-@task(cache_policy=NO_CACHE)
-def wait_for_message_status(
-    credentials: RelayCredentials,
-    message_id: str | list[str] | dict[str, Any],
-    state: MessageState = MessageState.DELIVERED,
-    timeout: float = 300.0,
     poll_interval: float = 2.0,
     raise_on_failure: bool = True,
     concurrency: int = 8,
@@ -447,20 +390,26 @@ def wait_for_message_status(
     :param concurrency: status requests in flight at once (async twin only).
     :raises TimeoutError: some message had not settled in time; the error lists them.
     """
-    del concurrency  # the sync twin polls one message after the other
     wanted = MessageState(state)
     campaign = CampaignRef.from_value(message_id)
     if campaign is not None:
-        location = credentials.tracking_location(campaign.store)
-        with credentials.get_client() as client, \
-                CampaignWaiter(campaign, location=location, target=wanted) as waiter:
-            status = waiter.wait(client, timeout=timeout, poll_interval=poll_interval)
+        async with credentials.get_async_client() as client:
+            location = await credentials.atracking_location(campaign.store)
+            waiter = await anyio.to_thread.run_sync(
+                lambda: CampaignWaiter(campaign, location=location, target=wanted))
+            with waiter:
+                status = await waiter.await_done(client, timeout=timeout, poll_interval=poll_interval)
         return _campaign_outcome(status, timeout, raise_on_failure)
     ids = _ids(message_id)
-    ids_waiter = MessageWaiter(ids, wanted, log=get_run_logger())
-    with credentials.get_client() as client:
-        ids_waiter.wait(client, timeout=timeout, poll_interval=poll_interval)
+    ids_waiter = MessageWaiter(ids, wanted, concurrency=concurrency, log=get_run_logger())
+    async with credentials.get_async_client() as client:
+        await ids_waiter.await_over(client, timeout=timeout, poll_interval=poll_interval)
     return _finish_wait(ids, ids_waiter, isinstance(message_id, str), raise_on_failure, timeout)
+
+
+await_for_message_status, wait_for_message_status = task_pair(
+    _wait_for_message_status, name="wait_for_message_status", cache_policy=NO_CACHE
+)
 
 
 # --- query_inbound_stats -----------------------------------------------------------------------
@@ -472,18 +421,7 @@ def _inbound_query(query: InboundQuery | Mapping[str, Any] | None) -> InboundQue
     return InboundQuery.model_validate(dict(query))
 
 
-@task(cache_policy=NO_CACHE)
-async def aquery_inbound_stats(
-    credentials: RelayCredentials, query: InboundQuery | dict[str, Any] | None = None
-) -> InboundStats:
-    """Inbound traffic statistics (async twin of :func:`query_inbound_stats`)."""
-    async with credentials.get_async_client() as client:
-        return await client.inbound_stats(_inbound_query(query))
-
-
-@async_dispatch(aquery_inbound_stats)
-@task(cache_policy=NO_CACHE)
-def query_inbound_stats(
+async def _query_inbound_stats(
     credentials: RelayCredentials, query: InboundQuery | dict[str, Any] | None = None
 ) -> InboundStats:
     """Inbound traffic statistics: messages and calls received, replies, top contacts.
@@ -493,8 +431,13 @@ def query_inbound_stats(
     :param query: filters as the relay's doc names them (``range``, ``channels``, ``event_types``,
         ``tags``, ``source_contains``, ``limit``...).
     """
-    with credentials.get_client() as client:
-        return client.inbound_stats(_inbound_query(query))
+    async with credentials.get_async_client() as client:
+        return await client.inbound_stats(_inbound_query(query))
+
+
+aquery_inbound_stats, query_inbound_stats = task_pair(
+    _query_inbound_stats, name="query_inbound_stats", cache_policy=NO_CACHE
+)
 
 
 # --- wait_for_webhook_event --------------------------------------------------------------------
@@ -527,8 +470,7 @@ def _event_filter(
     return EventFilter.coerce(match, **{k: v for k, v in given.items() if v is not None})
 
 
-@task(cache_policy=NO_CACHE)
-async def await_for_webhook_event(
+async def _wait_for_webhook_event(
     inbox: RelayWebhookInbox | str,
     match: dict[str, Any] | None = None,
     dialect: str | None = None,
@@ -541,32 +483,6 @@ async def await_for_webhook_event(
     text_contains: str | None = None,
     after: int | None = None,
     timeout: float = 300.0,  # noqa: ASYNC109 -- same parameters as the sync twin, which a deployment exposes
-    poll_interval: float = 1.0,
-) -> WebhookEvent:
-    """Wait for a matching webhook event (async twin of :func:`wait_for_webhook_event`)."""
-    wanted = _event_filter(match, dialect, kind, event_type, message_id, state, sender, recipient, text_contains,
-                           after)
-    with _open_inbox(inbox) as opened:
-        event = await opened.await_for(wanted, timeout=timeout, poll_interval=poll_interval)
-    get_run_logger().info("Webhook event %s (%s) matched %s", event.event_id, event.event_type, wanted.describe())
-    return event
-
-
-@async_dispatch(await_for_webhook_event)
-@task(cache_policy=NO_CACHE)
-def wait_for_webhook_event(
-    inbox: RelayWebhookInbox | str,
-    match: dict[str, Any] | None = None,
-    dialect: str | None = None,
-    kind: str | None = None,
-    event_type: str | None = None,
-    message_id: str | None = None,
-    state: MessageState | None = None,
-    sender: str | None = None,
-    recipient: str | None = None,
-    text_contains: str | None = None,
-    after: int | None = None,
-    timeout: float = 300.0,
     poll_interval: float = 1.0,
 ) -> WebhookEvent:
     """Wait until the webhook inbox holds an event matching every filter given.
@@ -588,9 +504,14 @@ def wait_for_webhook_event(
     wanted = _event_filter(match, dialect, kind, event_type, message_id, state, sender, recipient, text_contains,
                            after)
     with _open_inbox(inbox) as opened:
-        event = opened.wait_for(wanted, timeout=timeout, poll_interval=poll_interval)
+        event = await opened.await_for(wanted, timeout=timeout, poll_interval=poll_interval)
     get_run_logger().info("Webhook event %s (%s) matched %s", event.event_id, event.event_type, wanted.describe())
     return event
+
+
+await_for_webhook_event, wait_for_webhook_event = task_pair(
+    _wait_for_webhook_event, name="wait_for_webhook_event", cache_policy=NO_CACHE
+)
 
 
 # --- send_campaign -----------------------------------------------------------------------------
@@ -703,79 +624,7 @@ def _check_sent(result: dict[str, Any], fail_on_send_errors: bool, retry_safe: b
     return result
 
 
-@task(
-    cache_policy=NO_CACHE,
-    retries=SEND_RETRIES,
-    retry_delay_seconds=SEND_RETRY_DELAYS,
-    retry_condition_fn=retry_transient_failures,
-)
-async def asend_campaign(
-    credentials: RelayCredentials,
-    template: str,
-    recipients: list[dict[str, Any]] | str,
-    campaign_id: str,
-    channel: str = "sms",
-    address_field: str = "phone",
-    fields: dict[str, Any] | None = None,
-    default_region: str | None = None,
-    skip_invalid: bool = False,
-    suppression: list[str] | None = None,
-    dry_run: bool = False,
-    idempotency_scope: IdempotencyScope = "flow-run",
-    concurrency: int = 8,
-    rate_limit: float | None = None,
-    ledger: str | None = None,
-    ledger_path: str | None = None,
-    fail_on_send_errors: bool = True,
-    artifact_key: str | None = None,
-    max_rows: int | None = None,
-) -> dict[str, Any]:
-    """Send a templated campaign (async twin of :func:`send_campaign`)."""
-    key = campaign_artifact_key(campaign_id, artifact_key)
-    bar = CampaignProgressArtifact(f"{key}-progress", campaign_id)
-    location = await _aledger_for(credentials, ledger or ledger_path)
-    campaign = _make_campaign(template, recipients, campaign_id, idempotency_scope, channel, address_field, fields,
-                              default_region, skip_invalid, suppression, concurrency, rate_limit, location,
-                              bar.record)
-    earlier = _earlier_try_since() if _is_local(location) else None
-    await bar.acreate(f"Campaign {campaign_id}: starting")
-
-    async def pump() -> None:
-        # The campaign's callback only records (it also runs in a worker thread); this pushes.
-        while True:
-            await bar.apush()
-            await anyio.sleep(PROGRESS_UPDATE_INTERVAL)
-
-    outcome: CampaignReport | Exception
-    async with credentials.get_async_client() as client, anyio.create_task_group() as group:
-        relay = RelayIdentity.from_client(client)
-        group.start_soon(pump)
-        try:
-            outcome = await campaign.asend(client, dry_run=dry_run, earlier_try_since=earlier)
-        except Exception as exc:  # re-raised below, outside the task group, unwrapped
-            outcome = exc
-        group.cancel_scope.cancel()
-    if isinstance(outcome, CampaignValidationError):
-        await acreate_validation_artifact(key, campaign_id, outcome.errors)
-    if isinstance(outcome, Exception):
-        raise outcome
-    report = outcome
-    await bar.afinish(dry_run)
-    result = _report_dict(report, campaign_id, idempotency_scope, max_rows, relay,
-                          credentials.tracking_reference(ledger or ledger_path))
-    await acreate_report_artifacts(key, result)
-    _log_campaign(result)
-    return _check_sent(result, fail_on_send_errors, True)
-
-
-@async_dispatch(asend_campaign)
-@task(
-    cache_policy=NO_CACHE,
-    retries=SEND_RETRIES,
-    retry_delay_seconds=SEND_RETRY_DELAYS,
-    retry_condition_fn=retry_transient_failures,
-)
-def send_campaign(
+async def _send_campaign(
     credentials: RelayCredentials,
     template: str,
     recipients: list[dict[str, Any]] | str,
@@ -840,21 +689,39 @@ def send_campaign(
     """
     key = campaign_artifact_key(campaign_id, artifact_key)
     bar = CampaignProgressArtifact(f"{key}-progress", campaign_id)
-    location = _ledger_for(credentials, ledger or ledger_path)
+    location = await _aledger_for(credentials, ledger or ledger_path)
     campaign = _make_campaign(template, recipients, campaign_id, idempotency_scope, channel, address_field, fields,
-                              default_region, skip_invalid, suppression, concurrency, rate_limit, location, bar)
+                              default_region, skip_invalid, suppression, concurrency, rate_limit, location,
+                              bar.record)
     earlier = _earlier_try_since() if _is_local(location) else None
-    bar.create(f"Campaign {campaign_id}: starting")
-    with credentials.get_client() as client:
+    await bar.acreate(f"Campaign {campaign_id}: starting")
+
+    async def pump() -> None:
+        # The campaign's callback only records (it also runs in a worker thread); this pushes.
+        while True:
+            await bar.apush()
+            await anyio.sleep(PROGRESS_UPDATE_INTERVAL)
+
+    outcome: CampaignReport | Exception
+    async with credentials.get_async_client() as client, anyio.create_task_group() as group:
         relay = RelayIdentity.from_client(client)
+        group.start_soon(pump)
         try:
-            report = campaign.send(client, dry_run=dry_run, earlier_try_since=earlier)
-        except CampaignValidationError as exc:
-            create_validation_artifact(key, campaign_id, exc.errors)
-            raise
-    bar.finish(dry_run)
+            outcome = await campaign.asend(client, dry_run=dry_run, earlier_try_since=earlier)
+        except Exception as exc:  # re-raised below, outside the task group, unwrapped
+            outcome = exc
+        group.cancel_scope.cancel()
+    if isinstance(outcome, CampaignValidationError):
+        await acreate_validation_artifact(key, campaign_id, outcome.errors)
+    if isinstance(outcome, Exception):
+        raise outcome
+    report = outcome
+    await bar.afinish(dry_run)
     result = _report_dict(report, campaign_id, idempotency_scope, max_rows, relay,
                           credentials.tracking_reference(ledger or ledger_path))
-    create_report_artifacts(key, result)
+    await acreate_report_artifacts(key, result)
     _log_campaign(result)
     return _check_sent(result, fail_on_send_errors, True)
+
+
+asend_campaign, send_campaign = task_pair(_send_campaign, name="send_campaign", **_SEND_TASK_OPTIONS)
