@@ -44,7 +44,7 @@ def _user_agent() -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _default_ssl_context() -> ssl.SSLContext:
+def default_ssl_context() -> ssl.SSLContext:
     """One verifying context for every client: building one costs ~0.1 s, a client should not."""
     return httpx.create_ssl_context()
 
@@ -112,7 +112,7 @@ class _ClientBase:
         # Room for the adaptive campaign limit's ceiling; kept alive so a campaign does not reconnect.
         self._limits = limits or httpx.Limits(max_connections=64, max_keepalive_connections=64)
         self._headers = {"User-Agent": user_agent or _user_agent(), "Accept": "application/json"}
-        self._verify: ssl.SSLContext | bool = _default_ssl_context() if verify is True else verify
+        self._verify: ssl.SSLContext | bool = default_ssl_context() if verify is True else verify
         self._open(transport)
 
     def _open(self, transport: Any) -> None:
