@@ -4,7 +4,7 @@ AIRFLOW_VENV := .venvs/airflow
 PREFECT_VENV := .venvs/prefect
 PYTEST_ARGS ?=
 
-.PHONY: test test-airflow test-prefect lint venvs demo bench clean
+.PHONY: test test-airflow test-prefect lint venvs demo bench clean unasync
 
 venvs: $(AIRFLOW_VENV)/.installed $(PREFECT_VENV)/.installed
 
@@ -39,6 +39,10 @@ test: venvs
 	$(MAKE) --no-print-directory test-airflow || status=1; \
 	$(MAKE) --no-print-directory test-prefect || status=1; \
 	exit $$status
+
+# The sync client is generated from the async one; run after editing relay_integrations/_async/.
+unasync: $(AIRFLOW_VENV)/.installed
+	$(AIRFLOW_VENV)/bin/python scripts/generate_sync.py
 
 demo: venvs
 	$(AIRFLOW_VENV)/bin/python examples/demo.py

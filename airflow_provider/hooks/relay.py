@@ -8,6 +8,7 @@ never turned into a header or a request field.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -282,8 +283,13 @@ class RelayHook(BaseHook):
         return self.inbox_for(self.settings)
 
     async def aget_webhook_inbox(self) -> WebhookInbox:
-        """The connection's webhook inbox, with the connection read by the async APIs."""
-        return self.inbox_for(await self.aget_settings())
+        """The connection's webhook inbox, with the connection read by the async APIs.
+
+        Opened in a worker thread: a local inbox opens its database (and creates its tables) there,
+        never on the triggerer's event loop.
+        """
+        settings = await self.aget_settings()
+        return await asyncio.to_thread(self.inbox_for, settings)
 
     def test_connection(self) -> tuple[bool, str]:
         """Used by the UI's Test button: the relay answers its health endpoint and accepts the key."""

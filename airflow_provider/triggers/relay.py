@@ -117,7 +117,8 @@ class RelayMessageStatusTrigger(BaseTrigger):
             assert ref is not None
             hook = RelayHook(self.relay_conn_id)
             settings = await hook.aget_settings()
-            inbox = RelayHook.inbox_for(settings) if settings.webhook_inbox_url else None
+            # Opened in a worker thread: a local inbox creates its tables when opened.
+            inbox = await asyncio.to_thread(RelayHook.inbox_for, settings) if settings.webhook_inbox_url else None
             location = await atracking_store_url(ref.store)
             waiter = await asyncio.to_thread(CampaignWaiter, ref, location=location, target=self.target_state,
                                              inbox=inbox)
@@ -184,7 +185,7 @@ class RelayWebhookTrigger(BaseTrigger):
             since: datetime | None = as_utc(self.received_after)
             wanted = EventFilter.coerce(self.match)
             inbox = await RelayHook(self.relay_conn_id).aget_webhook_inbox()
-            with inbox:
+            async with inbox:
                 while True:
                     try:
                         events = await inbox.aquery(wanted)

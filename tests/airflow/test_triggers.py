@@ -298,3 +298,30 @@ def test_status_sensor_pokes_a_campaign(relay: ReferenceRelayProcess, smsgate_co
     strict = RelayMessageStatusSensor(task_id="wait2", message_ids=result["campaign"], relay_conn_id="relay_trig")
     with pytest.raises(RelayMessageFailedError, match="1 message"):
         strict.poke({})
+
+
+@pytest.mark.anyio
+async def test_webhook_trigger_opens_a_local_inbox_off_the_event_loop(
+    smsgate_conn: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a local inbox creates its tables (DDL, file I/O): never on the triggerer's loop."""
+    import threading
+
+    store = EventStore(smsgate_conn)
+    try:
+        store.add([_inbound("off-loop", "+15550104000", "hello", datetime.now(timezone.utc))])
+    finally:
+        store.close()
+    loop_thread = threading.get_ident()
+    schema_threads: list[int] = []
+    create_schema = EventStore._create_schema
+
+    def recording(self: EventStore) -> None:
+        schema_threads.append(threading.get_ident())
+        create_schema(self)
+
+    monkeypatch.setattr(EventStore, "_create_schema", recording)
+    event = await _first_event(RelayWebhookTrigger(match={"sender": "+15550104000"}, relay_conn_id="relay_trig",
+                                                   poll_interval=0.05))
+    assert event["status"] == "success"
+    assert schema_threads and loop_thread not in schema_threads

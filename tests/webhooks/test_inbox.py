@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import anyio
 import httpx
@@ -209,3 +210,26 @@ def test_remote_message_state_pages_past_one_thousand_events(receiver: ServedRec
     store.close()
     remote = WebhookInbox.remote(receiver.base_url, API_KEY)
     assert remote.message_state("co-many") is MessageState.DELIVERED
+
+
+def test_remote_inbox_reuses_one_async_client_per_event_loop(receiver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A triggerer polls every few seconds: one HTTP client (and TLS setup) per loop, not one per poll."""
+    created: list[httpx.AsyncClient] = []
+
+    class CountingAsyncClient(httpx.AsyncClient):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            created.append(self)
+
+    monkeypatch.setattr(httpx, "AsyncClient", CountingAsyncClient)
+
+    async def poll_five_times() -> None:
+        async with WebhookInbox.remote(receiver.base_url, API_KEY) as inbox:
+            for _ in range(5):
+                await inbox.aquery(limit=1)
+        assert created[-1].is_closed  # closed with the inbox
+
+    anyio.run(poll_five_times)
+    assert len(created) == 1
+    anyio.run(poll_five_times)  # a second event loop gets a client of its own
+    assert len(created) == 2
