@@ -39,6 +39,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 from prefect._internal.compatibility.async_dispatch import async_dispatch
 from prefect.events import emit_event
 from prefect.events.clients import get_events_client
@@ -137,7 +138,8 @@ async def aforward_webhook_events(
     Each emit is awaited on the events websocket, so when this returns every event is with Prefect.
     """
     _check_emitting()
-    opened, owned = _open(inbox)
+    # Opened in a worker thread: a local inbox creates its tables when opened.
+    opened, owned = await anyio.to_thread.run_sync(_open, inbox)
     cursor = after
     try:
         async with get_events_client() as client:
@@ -152,7 +154,7 @@ async def aforward_webhook_events(
                 page = page.model_copy(update={"after": cursor})
     finally:
         if owned:
-            opened.close()
+            await opened.aclose()
 
 
 @async_dispatch(aforward_webhook_events)

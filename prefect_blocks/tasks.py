@@ -503,7 +503,8 @@ async def _wait_for_webhook_event(
     """
     wanted = _event_filter(match, dialect, kind, event_type, message_id, state, sender, recipient, text_contains,
                            after)
-    with _open_inbox(inbox) as opened:
+    # Opened in a worker thread: a local inbox creates its tables when opened.
+    async with await anyio.to_thread.run_sync(_open_inbox, inbox) as opened:
         event = await opened.await_for(wanted, timeout=timeout, poll_interval=poll_interval)
     get_run_logger().info("Webhook event %s (%s) matched %s", event.event_id, event.event_type, wanted.describe())
     return event

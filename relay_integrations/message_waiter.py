@@ -19,7 +19,7 @@ import anyio
 
 from relay_integrations.dialects.coop import bulk_job_message_ids
 from relay_integrations.models import MessageState, StatusReport
-from relay_integrations.polling import apoll_until, poll_until
+from relay_integrations.polling import Log, apoll_until, poll_until
 from relay_integrations.retry_policy import is_transient
 from relay_integrations.waiting import StatusVerdict, is_settled, judge_states
 
@@ -48,7 +48,7 @@ class MessageWaiter:
         batch_ids: Iterable[str] = (),
         fail_fast: bool = False,
         concurrency: int = STATUS_CONCURRENCY,
-        log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+        log: Log | None = None,
     ) -> None:
         self.message_ids = list(dict.fromkeys(message_ids))
         self.batch_ids = list(dict.fromkeys(batch_ids))

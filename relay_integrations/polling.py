@@ -11,13 +11,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 
 from relay_integrations.retry_policy import is_transient
 
 T = TypeVar("T")
+
+
+class Log(Protocol):
+    """What a wait logs to: a ``logging.Logger``, an Airflow task's ``self.log``, Prefect's run logger."""
+
+    def info(self, msg: str, /, *args: Any) -> Any: ...
+
+    def warning(self, msg: str, /, *args: Any) -> Any: ...
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +48,7 @@ def poll_until(
     *,
     timeout: float | None,
     interval: float,
-    log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    log: Log | None = None,
 ) -> T | None:
     """Call ``ask`` until ``done(answer)`` or ``timeout`` seconds passed (``None``: no limit).
 
@@ -73,7 +81,7 @@ async def apoll_until(
     # Not anyio.fail_after: a round in flight finishes and its answer is returned, never cut off mid-way.
     timeout: float | None,  # noqa: ASYNC109
     interval: float,
-    log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    log: Log | None = None,
 ) -> T | None:
     """:func:`poll_until` on an event loop."""
     deadline = _deadline(timeout)
