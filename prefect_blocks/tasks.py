@@ -387,7 +387,7 @@ async def _wait_for_message_status(
     :param poll_interval: seconds between polls of the messages not settled yet.
     :param raise_on_failure: raise :class:`MessageNotDeliveredError` when a message ends failed
         or cancelled; otherwise return its report like the others.
-    :param concurrency: status requests in flight at once (async twin only).
+    :param concurrency: status requests in flight at once.
     :raises TimeoutError: some message had not settled in time; the error lists them.
     """
     wanted = MessageState(state)
@@ -575,7 +575,7 @@ def _make_campaign(
     default_region: str | None,
     skip_invalid: bool,
     suppression: list[str] | None,
-    concurrency: int,
+    concurrency: int | Literal["auto"],
     rate_limit: float | None,
     ledger: StoreLocation | None,
     progress: Any,
@@ -638,7 +638,7 @@ async def _send_campaign(
     suppression: list[str] | None = None,
     dry_run: bool = False,
     idempotency_scope: IdempotencyScope = "flow-run",
-    concurrency: int = 8,
+    concurrency: int | Literal["auto"] = "auto",
     rate_limit: float | None = None,
     ledger: str | None = None,
     ledger_path: str | None = None,
@@ -669,7 +669,8 @@ async def _send_campaign(
     :param idempotency_scope: ``flow-run`` (default): retries of the task or of the flow run never
         send twice, a new flow run sends again; ``campaign``: the campaign id alone decides, so it
         is sent once whichever run sends it.
-    :param concurrency: requests in flight at once.
+    :param concurrency: requests in flight at once: ``"auto"`` (default) adapts to the relay, from
+        one request up to 64, backing off when it slows down or answers 429/503; a number is fixed.
     :param rate_limit: at most this many messages per second.
     :param ledger: the campaign's ledger: a database URL every worker shares
         (``postgresql://...``), an SQLite path, or a saved ``sqlalchemy-connector/NAME`` or

@@ -97,7 +97,8 @@ class RelayCampaignOperator(BaseOperator):
         then, on relays that cannot refuse a repeat (relaysms, coop), a retry (``try_number > 1``)
         looks every planned row up on the relay before sending, and a warning is logged when the
         executor may run the retry on another machine. (templated)
-    :param concurrency: Sends in flight.
+    :param concurrency: Sends in flight: ``"auto"`` (default) adapts to the relay (from one request up
+        to 64, backing off when it slows down or answers 429/503); a number is fixed.
     :param rate_limit: At most this many sends per second.
     :param dry_run: Validate and report what would be sent, send nothing.
     :param max_report_rows: Rows kept in the returned report (problem rows first); ``None`` keeps all.
@@ -142,7 +143,7 @@ class RelayCampaignOperator(BaseOperator):
         ledger: str | None = None,
         ledger_path: str | None = None,
         ledger_conn_id: str | None = None,
-        concurrency: int = 8,
+        concurrency: int | Literal["auto"] = "auto",
         rate_limit: float | None = None,
         dry_run: bool = False,
         max_report_rows: int | None = 100,
