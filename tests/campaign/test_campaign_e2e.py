@@ -144,6 +144,43 @@ async def test_async_campaign(relay: ReferenceRelayProcess, dialect: str, tmp_pa
     assert messages_per_address(relay, dialect, addresses) == {a: 1 for a in addresses}
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("dialect", ["phonerelay", "relaysms"])
+async def test_async_campaign_keeps_the_ledger_off_the_event_loop(
+    relay: ReferenceRelayProcess, dialect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every ledger call of an async campaign runs in a worker thread: a commit (an fsync, a round trip
+    to PostgreSQL) on the loop would stall every other task of the flow or triggerer."""
+    import threading
+
+    loop_thread = threading.get_ident()
+    called_on: dict[str, set[int]] = {}
+
+    def recorded(owner: type, name: str) -> Any:
+        method = getattr(owner, name)
+
+        def record(self: Any, *args: Any, **kwargs: Any) -> Any:
+            called_on.setdefault(f"{owner.__name__}.{name}", set()).add(threading.get_ident())
+            return method(self, *args, **kwargs)
+
+        return record
+
+    # The ledger only: the scratch file of planned rows is a private spool written without a journal
+    # or fsync (page-cache writes), read and written from the loop a page at a time.
+    for name in ("__init__", "lookup", "claim", "mark_sending", "record_accepted", "write_together", "release"):
+        if hasattr(CampaignStore, name):
+            monkeypatch.setattr(CampaignStore, name, recorded(CampaignStore, name))
+    addresses = numbers(30)
+    campaign = Campaign("Hi {{ name }}", people(addresses), campaign_id=f"off-loop-{dialect}",
+                        ledger_path=tmp_path / "ledger.sqlite", batch_size=10, concurrency=3)
+    async with async_client_for(relay, dialect) as client:
+        report = await campaign.asend(client)
+    assert report.counts["accepted"] == 30
+    assert called_on, "the campaign wrote no ledger"
+    on_loop = sorted(name for name, threads in called_on.items() if loop_thread in threads)
+    assert on_loop == [], f"ledger calls on the event loop: {on_loop}"
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_nothing_is_sent_when_a_row_is_bad(relay: ReferenceRelayProcess, dialect: str, tmp_path: Path) -> None:
     addresses = numbers(20)
