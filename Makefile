@@ -49,7 +49,9 @@ unasync: $(AIRFLOW_VENV)/.installed
 demo: venvs
 	$(AIRFLOW_VENV)/bin/python examples/demo.py
 
+# The Airflow figure's baseline is mapped HttpOperator tasks (apache-airflow-providers-http).
 bench: venvs
+	$(AIRFLOW_VENV)/bin/pip install -q apache-airflow-providers-http
 	$(AIRFLOW_VENV)/bin/python bench/run.py
 
 clean:

@@ -17,6 +17,9 @@ bench/server_throughput.py         reference relay accepted messages/s, single a
                                    vs a bare FastAPI echo and raw SQLite
 bench/webhooks_throughput.py       webhook receiver verified events/s vs an echo endpoint
 bench/airflow_mapped.py            one RelayCampaignOperator vs mapped HttpOperator tasks
+bench/concurrency_latency.py       ``relay campaign`` (CLI start-up included) vs a sequential httpx
+                                   loop on loopback and through a latency proxy (10 and 50 ms each
+                                   way), with the concurrency the campaign chose
 bench/tracking_rounds.py           campaign tracking: relay requests in a poll round for 100,000
                                    recipients vs per-message GETs; XCom, trigger kwargs and wait
                                    result sizes for 1,000,000 recipients vs the id-list XCom
@@ -89,6 +92,7 @@ STEPS = [
     Step("webhooks", "webhooks_throughput.py", ["--events", "2000"], ["--events", "3000"], ["--events", "300"], 1200),
     Step("airflow", "airflow_mapped.py", ["--recipients", "500"], ["--recipients", "500"], ["--recipients", "10"],
          3600),
+    Step("latency", "concurrency_latency.py", [], [], ["--quick", "--delays", "0", "0.01"], 1800),
     Step("tracking", "tracking_rounds.py", ["--n", "100000"], ["--n", "100000"],
          ["--n", "2000", "--size-recipients", "20000", "--baseline-sample", "100"], 3600),
 ]
@@ -168,6 +172,17 @@ def server_figures(out: str) -> list[Figure]:
             continue
         figures.append(Figure(f"relay {last_what}, msg/s" if what else "", last_rate, "msg/s", row["baseline"],
                               number(row["baseline/s"])))
+    return figures
+
+
+def latency_figures(out: str) -> list[Figure]:
+    """``relay campaign`` (the CLI, start-up included) against a sequential loop, per route."""
+    figures = []
+    for row in table_rows(out, "figure"):
+        if not row.get("baseline value"):
+            continue  # the relay's own ceiling: a reference, not a comparison
+        figures.append(Figure(row["figure"], number(row["value"].split()[0]), "msg/s", row["baseline"],
+                              number(row["baseline value"].split()[0])))
     return figures
 
 
@@ -322,6 +337,7 @@ def main() -> int:
         "campaign": lambda: campaign_figures(outputs["campaign"], outputs.get("dryrun-baseline")),
         "server": lambda: server_figures(outputs["server"]),
         "webhooks": lambda: webhook_figures(outputs["webhooks"]),
+        "latency": lambda: latency_figures(outputs["latency"]),
         "airflow": lambda: airflow_figures(outputs["airflow"]),
         "tracking": lambda: tracking_figures(outputs["tracking"]),
     }
