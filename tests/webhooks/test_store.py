@@ -181,3 +181,41 @@ def test_store_url_errors_never_show_the_password() -> None:
     assert "hunter2-pw" not in str(info.value) and "***" in str(info.value)
     with pytest.raises(StoreError, match="unsupported"):
         EventStore("mysql://u:hunter2-pw@127.0.0.1/db")
+
+
+def _open_files(path: Path) -> int:
+    """How many of this process's file descriptors point at the SQLite file (or its WAL)."""
+    import os
+
+    fds = Path("/proc/self/fd")
+    names = {str(path), f"{path}-wal"}
+    count = 0
+    for fd in fds.iterdir():
+        try:
+            if os.readlink(fd) in names:
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files through /proc")
+def test_close_closes_the_connections_every_thread_read_through(tmp_path: Path) -> None:
+    """A trigger or receiver reads from many threads; close() from one must release them all."""
+    db = tmp_path / "inbox.db"
+    store = EventStore(db)
+    barrier = threading.Barrier(4)
+
+    def read() -> None:
+        barrier.wait(timeout=30)  # four readers at once: four pooled connections
+        store.query(EventQuery(limit=5))
+        barrier.wait(timeout=30)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert _open_files(db) >= 2
+    store.close()
+    assert _open_files(db) == 0
