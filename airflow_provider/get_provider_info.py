@@ -86,8 +86,8 @@ def get_provider_info() -> dict[str, Any]:
                     "webhook_inbox_api_key": {
                         "label": "Webhook inbox API key",
                         "description": (
-                            "The webhook receiver's API key (relay webhooks serve --api-key). "
-                            "Empty: the relay's API key is used."
+                            "The webhook receiver's API key (relay webhooks serve --api-key); "
+                            "required when the inbox is a receiver URL. The relay's key is never sent to it."
                         ),
                         "schema": {"type": ["string", "null"], "format": "password"},
                     },

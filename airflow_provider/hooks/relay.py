@@ -273,7 +273,14 @@ class RelayHook(BaseHook):
                 settings.conn_id, "extra.webhook_inbox_url", "required to wait for webhook events"
             )
         if location.startswith(("http://", "https://")):
-            return WebhookInbox.remote(location, settings.webhook_inbox_api_key or settings.api_key)
+            # The receiver has a key of its own; the relay's key never leaves for another service.
+            if not settings.webhook_inbox_api_key:
+                raise RelayConnectionConfigError(
+                    settings.conn_id, "extra.webhook_inbox_api_key",
+                    "required with a receiver URL in webhook_inbox_url (the receiver's --api-key; "
+                    "the relay's API key is never sent to it)",
+                )
+            return WebhookInbox.remote(location, settings.webhook_inbox_api_key)
         if is_database_url(location):
             return WebhookInbox(location)
         return WebhookInbox(Path(location).expanduser())

@@ -262,3 +262,17 @@ async def test_async_client_reads_the_connection_with_async_apis(
         answer = await client.health()
     assert answer["ok"] is True
     assert _RecordingRelay.seen[-1]["authorization"] == f"Bearer {API_KEY}"
+
+
+def test_the_relay_key_is_never_sent_to_the_webhook_receiver(
+    monkeypatch: pytest.MonkeyPatch, recording_relay: str
+) -> None:
+    """A receiver URL without its own key is refused by name; it never gets the relay's key instead."""
+    hook = _hook_from_env(monkeypatch, json.dumps({
+        "conn_type": "relay", "host": "http://127.0.0.1:1/coop", "password": API_KEY,
+        "extra": {"dialect": "coop", "webhook_inbox_url": recording_relay}}))
+    with pytest.raises(RelayConnectionConfigError) as caught:
+        hook.get_webhook_inbox().query(limit=1)
+    assert caught.value.field == "extra.webhook_inbox_api_key"
+    assert API_KEY not in str(caught.value)
+    assert not any(API_KEY in value for request in _RecordingRelay.seen for value in request.values())
