@@ -114,6 +114,11 @@ def relaysms_url_tokens(secrets: SecretsConfig | str | None, explicit: Sequence[
     return tuple(dict.fromkeys(tokens))
 
 
+# The same answer whichever check failed (missing header, stale timestamp, wrong signature or
+# secret): the reason goes to our log only, so a caller cannot probe which part it got right.
+UNVERIFIED = "signature verification failed"
+
+
 def _error(status: int, message: str, *, field: str | None = None) -> JSONResponse:
     content: dict[str, str] = {"error": message}
     if field:
@@ -272,7 +277,7 @@ class WebhookReceiver:
             delivery_id = self.verify(dialect, body, headers)
         except SignatureError as exc:
             logger.warning("rejected %s webhook: %s", dialect, exc)
-            return _error(401, f"signature verification failed: {exc}")
+            return _error(401, UNVERIFIED)
         return await self._accept(dialect, body, headers, delivery_id)
 
     async def receive_relaysms_secret_url(self, request: Request) -> JSONResponse:
@@ -298,7 +303,7 @@ class WebhookReceiver:
                 delivery_id = self.verify("relaysms", body, headers)
             except SignatureError as exc:
                 logger.warning("rejected relaysms webhook at the secret URL: %s", exc)
-                return _error(401, f"signature verification failed: {exc}")
+                return _error(401, UNVERIFIED)
         return await self._accept("relaysms", body, headers, delivery_id)
 
     async def _accept(self, dialect: str, body: bytes, headers: Mapping[str, str],
