@@ -144,3 +144,22 @@ def test_notifier_renders_its_fields_from_the_callback_context() -> None:
     assert (message.to, message.channel, notifier.relay_conn_id) == ("+15550002222", "wa", "relay_ops")
     assert message.idempotency_key == RelayNotifier(text=message.text or "").build_message(context).idempotency_key
     assert message.idempotency_key != notifier.build_message(_context(try_number=3)).idempotency_key
+
+
+def test_a_naive_dag_run_start_is_utc_on_a_worker_in_any_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow stores UTC; a worker's own zone (here UTC+9) must not move when a retry looks for earlier
+    sends. Operators, sensors and Prefect tasks read naive times through one rule (waiting.as_utc)."""
+    import time
+    from datetime import datetime, timezone
+
+    from airflow_provider.retries import first_try_began
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        naive = datetime(2026, 12, 3, 8, 0, 0)
+        began = first_try_began({"dag_run": SimpleNamespace(start_date=naive)})
+        assert began == datetime(2026, 12, 3, 8, 0, 0, tzinfo=timezone.utc)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
