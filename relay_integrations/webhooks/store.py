@@ -212,6 +212,12 @@ class EventStore:
         self.backend = self.url.get_backend_name()
         self.db_path = Path(self.url.database or "") if self.backend == "sqlite" else None
         self._where = self.url.render_as_string(hide_password=True)
+        # Built once: each write passes its values as parameters, so SQLAlchemy compiles and caches
+        # one statement per table instead of building (and cache-keying) one per event.
+        self._event_insert = (self._insert_stmt(events_table).on_conflict_do_nothing()
+                              .returning(events_table.c.cursor))
+        self._delivery_insert = (self._insert_stmt(deliveries_table).on_conflict_do_nothing()
+                                 .returning(deliveries_table.c.delivery_id))
         try:
             self._writer, self._reader = self._engines()
             self._create_schema()
@@ -352,17 +358,13 @@ class EventStore:
     ) -> StoreResult:
         if delivery_id is not None and rows:
             first = rows[0][0]
-            stmt = self._insert_stmt(deliveries_table).values(
-                dialect=first.dialect, delivery_id=delivery_id, received_at=now.isoformat()
-            ).on_conflict_do_nothing().returning(deliveries_table.c.delivery_id)
-            if conn.execute(stmt).first() is None:
+            seen = {"dialect": first.dialect, "delivery_id": delivery_id, "received_at": now.isoformat()}
+            if conn.execute(self._delivery_insert, seen).first() is None:
                 return StoreResult(stored=[], duplicates=len(rows))
         stored: list[WebhookEvent] = []
         duplicates = 0
         for ev, values in rows:
-            stmt = (self._insert_stmt(events_table).values(**values).on_conflict_do_nothing()
-                    .returning(events_table.c.cursor))
-            cursor = conn.execute(stmt).scalar()
+            cursor = conn.execute(self._event_insert, values).scalar()
             if cursor is None:
                 duplicates += 1
             else:
