@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from prefect.blocks.abstract import CredentialsBlock
 from prefect.blocks.core import Block
-from pydantic import Field, HttpUrl, SecretStr
+from pydantic import Field, HttpUrl, SecretStr, model_validator
 from sqlalchemy.engine import URL, make_url
 
 from relay_integrations.campaign.campaign_store import StoreLocation, hide_password
 from relay_integrations.client import AsyncRelayClient, RelayClient
+from relay_integrations.settings import DialectName, RelaySettings, SettingsError
 from relay_integrations.webhooks.inbox import WebhookInbox
 
 DOCUMENTATION_URL = "https://github.com/relay-integrations/relay-integrations#prefect-blocks"
-
-DialectName = Literal["phonerelay", "relaysms", "coop", "smsgate"]
-
 
 class RelayCredentials(CredentialsBlock):
     """
@@ -147,25 +145,34 @@ class RelayCredentials(CredentialsBlock):
             return await self.aledger_location()
         return await aresolve_ledger_reference(store) if _is_block_reference(store) else None
 
-    def _client_kwargs(self) -> dict[str, object]:
-        return {
-            "base_url": self.base_url,
-            "dialect": self.dialect,
-            "api_key": self.api_key.get_secret_value(),
-            "login": self.login,
-            "phone_id": self.phone_id,
-            "sender": self.sender,
-            "timeout": self.timeout,
-            "max_retries": self.max_retries,
-        }
+    @model_validator(mode="after")
+    def _check_with_the_core_rules(self) -> RelayCredentials:
+        # The rules every adapter shares (relay_integrations.settings): a bad base URL fails when the
+        # block is saved, not when a flow first sends.
+        self.settings()
+        return self
+
+    def settings(self) -> RelaySettings:
+        """The block as the core's :class:`~relay_integrations.settings.RelaySettings`.
+
+        :raises ValueError: a field breaks a rule; the message names it and never holds the key.
+        """
+        try:
+            return RelaySettings.from_values({
+                "base_url": self.base_url, "dialect": self.dialect, "api_key": self.api_key, "login": self.login,
+                "phone_id": self.phone_id, "sender": self.sender, "timeout": self.timeout,
+                "max_retries": self.max_retries,
+            })
+        except SettingsError as exc:
+            raise ValueError(str(exc)) from None
 
     def get_client(self) -> RelayClient:
         """A synchronous client for the relay; use it as a context manager so its connections close."""
-        return RelayClient(**self._client_kwargs())  # type: ignore[arg-type]
+        return self.settings().client()
 
     def get_async_client(self) -> AsyncRelayClient:
         """An asynchronous client for the relay; use it with ``async with``."""
-        return AsyncRelayClient(**self._client_kwargs())  # type: ignore[arg-type]
+        return self.settings().async_client()
 
 
 #: A campaign reference's store when the ledger URL (with its password) is the credentials block's own.

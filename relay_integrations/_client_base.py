@@ -30,6 +30,7 @@ from relay_integrations.errors import (
     RelayUnavailableError,
     error_for_status,
 )
+from relay_integrations.settings import check_base_url
 
 logger = logging.getLogger("relay_integrations.client")
 
@@ -51,13 +52,11 @@ def default_ssl_context() -> ssl.SSLContext:
 
 def _normalise_base_url(base_url: str, dialect: Dialect) -> str:
     """The relay's root URL: trailing slashes and the doc's base path (``/api/v1``...) removed."""
-    url = str(base_url).strip()
+    try:
+        url = check_base_url(base_url)
+    except ValueError as exc:
+        raise ValueError(f"base_url {exc}") from None
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("base_url must be an absolute http(s) URL, e.g. http://127.0.0.1:8080/phonerelay")
-    if "@" in parts.netloc:
-        # Not echoed back: the user-info part is a credential.
-        raise ValueError("base_url must not contain credentials; pass api_key= (and login= for smsgate)")
     path = parts.path.rstrip("/")
     base_path = (dialect.base_path or "").rstrip("/")
     if base_path and path.endswith(base_path):

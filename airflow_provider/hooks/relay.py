@@ -19,7 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from airflow.sdk import BaseHook
 
-from relay_integrations.dialects import DIALECT_NAMES
+from relay_integrations.settings import RelaySettings as CoreRelaySettings
+from relay_integrations.settings import SettingsError
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -40,35 +41,80 @@ class RelayConnectionConfigError(ValueError):
         self.problem = problem
 
 
+# Core setting -> the connection field a user fixes.
+_CONNECTION_FIELDS = {
+    "base_url": "host", "api_key": "password", "login": "login", "dialect": "extra.dialect",
+    "phone_id": "extra.phone_id", "sender": "extra.sender", "timeout": "extra.timeout",
+    "max_retries": "extra.max_retries", "webhook_inbox": "extra.webhook_inbox_url",
+    "webhook_inbox_api_key": "extra.webhook_inbox_api_key",
+}
+
+
 @dataclass(frozen=True)
 class RelaySettings:
-    """Everything a client needs, read from one Airflow connection. The key never shows in the repr."""
+    """One Airflow connection read as :class:`relay_integrations.settings.RelaySettings` (validated
+    there, as the Prefect block and the CLI are), with the Airflow-only parts around it. The keys
+    never show in the repr."""
 
     conn_id: str
-    base_url: str
-    dialect: str
-    api_key: str = field(repr=False)
-    login: str | None = None
-    phone_id: str | None = None
-    sender: str | None = None
-    timeout: float = 10.0
-    max_retries: int = 3
-    webhook_inbox_url: str | None = None
-    webhook_inbox_api_key: str | None = field(default=None, repr=False)
+    relay: CoreRelaySettings = field(repr=False)
     ledger_conn_id: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.relay.base_url
+
+    @property
+    def dialect(self) -> str:
+        return self.relay.dialect
+
+    @property
+    def api_key(self) -> str:
+        return self.relay.api_key.get_secret_value()
+
+    @property
+    def login(self) -> str | None:
+        return self.relay.login
+
+    @property
+    def phone_id(self) -> str | None:
+        return self.relay.phone_id
+
+    @property
+    def sender(self) -> str | None:
+        return self.relay.sender
+
+    @property
+    def timeout(self) -> float:
+        return self.relay.timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self.relay.max_retries
+
+    @property
+    def webhook_inbox_url(self) -> str | None:
+        return self.relay.webhook_inbox
+
+    @property
+    def webhook_inbox_api_key(self) -> str | None:
+        key = self.relay.webhook_inbox_api_key
+        return key.get_secret_value() if key is not None else None
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :class:`~relay_integrations.client.RelayClient` and its async twin."""
-        return {
-            "base_url": self.base_url,
-            "dialect": self.dialect,
-            "api_key": self.api_key,
-            "login": self.login,
-            "phone_id": self.phone_id,
-            "sender": self.sender,
-            "timeout": self.timeout,
-            "max_retries": self.max_retries,
-        }
+        return self.relay.client_kwargs()
+
+    def with_overrides(self, **overrides: Any) -> RelaySettings:
+        """The same connection with some client settings replaced (validated like the rest)."""
+        return replace(self, relay=_validated(self.conn_id, {**dict(self.relay), **overrides}))
+
+
+def _validated(conn_id: str, values: Mapping[str, Any]) -> CoreRelaySettings:
+    try:
+        return CoreRelaySettings.from_values(values)
+    except SettingsError as exc:
+        raise RelayConnectionConfigError(conn_id, _CONNECTION_FIELDS.get(exc.field, exc.field), exc.problem) from None
 
 
 def base_url_from_connection(conn: Connection) -> str:
@@ -102,37 +148,6 @@ def base_url_from_connection(conn: Connection) -> str:
     return urlunsplit((parts.scheme, netloc, path, "", ""))
 
 
-def _as_float(conn_id: str, name: str, value: Any, default: float) -> float:
-    if value is None or value == "":
-        return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise RelayConnectionConfigError(conn_id, name, f"expected a number, got {value!r}") from None
-    if number <= 0:
-        raise RelayConnectionConfigError(conn_id, name, f"must be positive, got {value!r}")
-    return number
-
-
-def _as_int(conn_id: str, name: str, value: Any, default: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise RelayConnectionConfigError(conn_id, name, f"expected an integer, got {value!r}") from None
-    if number < 0:
-        raise RelayConnectionConfigError(conn_id, name, f"must not be negative, got {value!r}")
-    return number
-
-
-def _as_str(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
 def settings_from_connection(conn: Connection, extras: Mapping[str, Any]) -> RelaySettings:
     """Read a ``relay`` connection; ``extras`` is its decoded ``extra`` (read sync or async by the caller).
 
@@ -146,30 +161,15 @@ def settings_from_connection(conn: Connection, extras: Mapping[str, Any]) -> Rel
             value = extras.get(f"extra__relay__{name}")
         return value
 
-    dialect = _as_str(extra("dialect"))
-    if dialect is None:
-        raise RelayConnectionConfigError(conn.conn_id, "extra.dialect", f"required, one of {', '.join(DIALECT_NAMES)}")
-    if dialect not in DIALECT_NAMES:
-        raise RelayConnectionConfigError(
-            conn.conn_id, "extra.dialect", f"unknown dialect {dialect!r}; expected one of {', '.join(DIALECT_NAMES)}"
-        )
-    api_key = conn.password or ""
-    if not api_key:
-        raise RelayConnectionConfigError(conn.conn_id, "password", "the relay's API key is required")
-    return RelaySettings(
-        conn_id=conn.conn_id,
-        base_url=base_url_from_connection(conn),
-        dialect=dialect,
-        api_key=api_key,
-        login=_as_str(conn.login),
-        phone_id=_as_str(extra("phone_id")),
-        sender=_as_str(extra("sender")),
-        timeout=_as_float(conn.conn_id, "extra.timeout", extra("timeout"), 10.0),
-        max_retries=_as_int(conn.conn_id, "extra.max_retries", extra("max_retries"), 3),
-        webhook_inbox_url=_as_str(extra("webhook_inbox_url")),
-        webhook_inbox_api_key=_as_str(extra("webhook_inbox_api_key")),
-        ledger_conn_id=_as_str(extra("ledger_conn_id")),
-    )
+    values = {
+        "base_url": base_url_from_connection(conn), "api_key": conn.password, "login": conn.login,
+        "dialect": extra("dialect"), "phone_id": extra("phone_id"), "sender": extra("sender"),
+        "timeout": extra("timeout"), "max_retries": extra("max_retries"),
+        "webhook_inbox": extra("webhook_inbox_url"), "webhook_inbox_api_key": extra("webhook_inbox_api_key"),
+    }
+    ledger = extra("ledger_conn_id")
+    return RelaySettings(conn_id=conn.conn_id, relay=_validated(conn.conn_id, values),
+                         ledger_conn_id=str(ledger).strip() or None if ledger is not None else None)
 
 
 def _decode_extra(conn: Connection) -> dict[str, Any]:
@@ -217,7 +217,7 @@ class RelayHook(BaseHook):
             overrides["timeout"] = self.timeout
         if self.max_retries is not None:
             overrides["max_retries"] = self.max_retries
-        return replace(settings, **overrides) if overrides else settings
+        return settings.with_overrides(**overrides) if overrides else settings
 
     @cached_property
     def settings(self) -> RelaySettings:
@@ -249,16 +249,12 @@ class RelayHook(BaseHook):
 
     def get_client(self) -> RelayClient:
         """A new :class:`~relay_integrations.client.RelayClient`; use it as a context manager."""
-        from relay_integrations.client import RelayClient
-
-        return RelayClient(**self.settings.client_kwargs())
+        return self.settings.relay.client()
 
     async def aget_async_client(self) -> AsyncRelayClient:
         """A new :class:`~relay_integrations.client.AsyncRelayClient`; use it with ``async with``."""
-        from relay_integrations.client import AsyncRelayClient
-
         settings = await self.aget_settings()
-        return AsyncRelayClient(**settings.client_kwargs())
+        return settings.relay.async_client()
 
     @staticmethod
     def inbox_for(settings: RelaySettings) -> WebhookInbox:

@@ -125,30 +125,33 @@ class _UsageError(Exception):
     pass
 
 
-def _setting(args: argparse.Namespace, name: str, *, required: bool = False) -> str | None:
-    value = getattr(args, name, None) or os.environ.get(_ENV[name]) or None
-    if required and not value:
-        flag = "--" + name.replace("_", "-")
-        raise _UsageError(f"{flag} (or ${_ENV[name]}) is required")
-    return value
+def _setting(args: argparse.Namespace, name: str) -> str | None:
+    """A connection flag, or its ``RELAY_*`` variable (for messages; the client validates them)."""
+    from pydantic import SecretStr
+
+    from relay_integrations.environment import RelayEnvironment
+
+    value = RelayEnvironment().merged({name: getattr(args, name, None)}).get(name)
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return None if value is None else str(value)
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from relay_integrations.client import RelayClient
+    """The relay client from the connection flags, each falling back to its ``RELAY_*`` variable;
+    validated by the settings model the Airflow connection and the Prefect block use too."""
+    from relay_integrations.environment import RelayEnvironment
+    from relay_integrations.settings import RelaySettings, SettingsError
 
-    dialect = _setting(args, "dialect", required=True)
-    if dialect not in DIALECT_NAMES:
-        raise _UsageError(f"unknown dialect {dialect!r}; expected one of {', '.join(DIALECT_NAMES)}")
-    return RelayClient(
-        _setting(args, "base_url", required=True) or "",
-        dialect,
-        _setting(args, "api_key", required=True) or "",
-        login=_setting(args, "login"),
-        sender=_setting(args, "sender"),
-        phone_id=_setting(args, "phone_id"),
-        timeout=args.timeout,
-        max_retries=args.max_retries,
-    )
+    flags = {name: getattr(args, name, None) for name in _ENV}
+    values = RelayEnvironment().merged(flags)
+    values.update(timeout=args.timeout, max_retries=args.max_retries)
+    try:
+        return RelaySettings.from_values(values).client()
+    except SettingsError as exc:
+        flag = "--" + exc.field.replace("_", "-")
+        where = f"{flag} (or ${_ENV[exc.field]})" if exc.field in _ENV else flag
+        raise _UsageError(f"{where}: {exc.problem}") from None
 
 
 def _print_json(value: Any, out: IO[str] | None = None) -> None:
