@@ -298,20 +298,32 @@ class EventStore:
         """Store several deliveries in one transaction (one fsync), committed when this returns.
 
         Each delivery is de-duplicated as if stored alone, in order, so a duplicate inside the same
-        batch is caught too, and runs in a savepoint: a delivery that fails is rolled back alone and
-        gets a :class:`StoreResult` with ``error`` set. Returns one result per delivery.
+        batch is caught too; a delivery the database refuses is rolled back alone (the batch is then
+        written again with a savepoint per delivery) and gets a :class:`StoreResult` with ``error``
+        set. Returns one result per delivery.
 
         :raises sqlalchemy.exc.SQLAlchemyError: the whole transaction failed (nothing committed).
         """
         now = datetime.now(timezone.utc)
         prepared = [(self._rows(events, now), delivery_id) for events, delivery_id in deliveries]
+        # Deliveries almost never fail alone (duplicates are no error), so the batch is first written
+        # without a savepoint per delivery; only if the database refuses one is it written again with
+        # them, so the refused delivery is rolled back alone.
+        isolate = len(prepared) == 1
         for attempt in range(5):
             try:
                 with self._write_lock, self._writer.begin() as conn:
                     if self.backend == "postgresql":
                         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
-                    return [self._insert_isolated(conn, rows, delivery_id, now) for rows, delivery_id in prepared]
-            except OperationalError as exc:
+                    if isolate:
+                        return [self._insert_isolated(conn, rows, delivery_id, now) for rows, delivery_id in prepared]
+                    return [self._insert(conn, rows, delivery_id, now) for rows, delivery_id in prepared]
+            except DBAPIError as exc:
+                if not isinstance(exc, OperationalError):
+                    if isolate:
+                        raise
+                    isolate = True  # nothing committed: write the batch again, one savepoint per delivery
+                    continue
                 # A lost connection or a serialization failure: nothing was committed, so trying the
                 # whole batch again cannot store anything twice.
                 if attempt == 4:
