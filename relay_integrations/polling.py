@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import anyio
 
@@ -30,16 +30,50 @@ class Log(Protocol):
 logger = logging.getLogger(__name__)
 
 
-def _deadline(timeout: float | None) -> float | None:
-    return None if timeout is None else time.monotonic() + timeout
+class Rounds(Generic[T]):
+    """The loop's decisions, free of I/O: after each round, stop or pause how long.
+
+    The two loops below only perform: ask, hand the outcome to :meth:`after`, sleep.
+    """
+
+    def __init__(self, done: Callable[[T], bool], timeout: float | None, interval: float, log: Log | None) -> None:
+        self.done = done
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.interval = interval
+        self.log = log or logger
+        #: The last answer (``None`` if no round answered).
+        self.answer: T | None = None
+
+    def after(self, outcome: tuple[T | None, Exception | None]) -> float | None:
+        """Seconds to pause before the next round, or ``None`` when the wait is over (done or out of
+        time). A transient relay error counts as a round without an answer; any other is raised."""
+        answer, error = outcome
+        if error is not None:
+            if not is_transient(error):
+                raise error
+            self.log.warning("Relay busy or unreachable, still waiting: %s", error)
+        else:
+            self.answer = answer
+            if self.done(cast(T, answer)):
+                return None
+        if self.deadline is None:
+            return self.interval
+        remaining = self.deadline - time.monotonic()
+        return None if remaining <= 0 else min(self.interval, remaining)
 
 
-def _pause(deadline: float | None, interval: float) -> float | None:
-    """Seconds to sleep before the next round, or ``None`` when time is up."""
-    if deadline is None:
-        return interval
-    remaining = deadline - time.monotonic()
-    return None if remaining <= 0 else min(interval, remaining)
+def _outcome(ask: Callable[[], T]) -> tuple[T | None, Exception | None]:
+    try:
+        return ask(), None
+    except Exception as error:
+        return None, error
+
+
+async def _aoutcome(ask: Callable[[], Awaitable[T]]) -> tuple[T | None, Exception | None]:
+    try:
+        return await ask(), None
+    except Exception as error:
+        return None, error
 
 
 def poll_until(
@@ -56,22 +90,10 @@ def poll_until(
 
     :return: the last answer (check ``done`` for a time-out), ``None`` if no round answered.
     """
-    deadline = _deadline(timeout)
-    answer: T | None = None
-    while True:
-        try:
-            answer = ask()
-        except Exception as error:
-            if not is_transient(error):
-                raise
-            (log or logger).warning("Relay busy or unreachable, still waiting: %s", error)
-        else:
-            if done(answer):
-                return answer
-        pause = _pause(deadline, interval)
-        if pause is None:
-            return answer
+    rounds = Rounds(done, timeout, interval, log)
+    while (pause := rounds.after(_outcome(ask))) is not None:
         time.sleep(pause)
+    return rounds.answer
 
 
 async def apoll_until(
@@ -84,19 +106,8 @@ async def apoll_until(
     log: Log | None = None,
 ) -> T | None:
     """:func:`poll_until` on an event loop."""
-    deadline = _deadline(timeout)
-    answer: T | None = None
-    while True:
-        try:
-            answer = await ask()
-        except Exception as error:
-            if not is_transient(error):
-                raise
-            (log or logger).warning("Relay busy or unreachable, still waiting: %s", error)
-        else:
-            if done(answer):
-                return answer
-        pause = _pause(deadline, interval)
-        if pause is None:
-            return answer
+    rounds = Rounds(done, timeout, interval, log)
+    # A poll, not a wait for an event: the relay is asked again after each pause.
+    while (pause := rounds.after(await _aoutcome(ask))) is not None:  # noqa: ASYNC110
         await anyio.sleep(pause)
+    return rounds.answer
