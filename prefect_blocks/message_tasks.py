@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from prefect import get_run_logger
@@ -234,7 +234,7 @@ async def _wait_for_message_status(
     timeout: float = 300.0,  # noqa: ASYNC109 -- same parameters as the sync twin, which a deployment exposes
     poll_interval: float = 2.0,
     raise_on_failure: bool = True,
-    concurrency: int = 8,
+    concurrency: int | Literal["auto"] = "auto",
 ) -> StatusReport | list[StatusReport] | dict[str, Any]:
     """Poll the relay until one or many messages reach ``state`` (or a later successful one).
 
@@ -249,7 +249,8 @@ async def _wait_for_message_status(
     :param poll_interval: seconds between polls of the messages not settled yet.
     :param raise_on_failure: raise :class:`MessageNotDeliveredError` when a message ends failed
         or cancelled; otherwise return its report like the others.
-    :param concurrency: status requests in flight at once.
+    :param concurrency: status requests in flight at once: ``"auto"`` (default) adapts like a
+        campaign's sends; a number is fixed.
     :raises TimeoutError: some message had not settled in time; the error lists them.
     """
     wanted = MessageState(state)

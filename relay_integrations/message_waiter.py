@@ -12,12 +12,15 @@ which reads its messages from the campaign store and asks the relay's aggregate 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Literal
 
 import anyio
 
+from relay_integrations.concurrency import concurrency_limiter
 from relay_integrations.dialects.coop import bulk_job_message_ids
+from relay_integrations.errors import RelayRateLimitError, RelayUnavailableError
 from relay_integrations.models import MessageState, StatusReport
 from relay_integrations.polling import Log, apoll_until, poll_until
 from relay_integrations.retry_policy import is_transient
@@ -25,8 +28,9 @@ from relay_integrations.waiting import StatusVerdict, is_settled, judge_states
 
 logger = logging.getLogger(__name__)
 
-#: Status requests in flight at once on an async client (async httpx slows down past ~8 on two cores).
-STATUS_CONCURRENCY = 8
+#: Status requests in flight at once on an async client: adaptive by default, as a campaign's sends
+#: (one request at first, more while the relay's round trip holds, fewer on 429/503).
+STATUS_CONCURRENCY: int | Literal["auto"] = "auto"
 
 
 class MessageWaiter:
@@ -36,7 +40,8 @@ class MessageWaiter:
     :param target: the state to wait for (``delivered`` also satisfies ``sent``).
     :param batch_ids: bulk jobs (coop) whose messages are watched once the relay lists them.
     :param fail_fast: the wait is over as soon as one message failed or was cancelled.
-    :param concurrency: status requests in flight at once (async rounds).
+    :param concurrency: status requests in flight at once (async rounds): ``"auto"`` adapts (the
+        campaign's limiter, kept across rounds), a number is fixed.
     :param log: where to say that the relay was busy (a task's logger).
     """
 
@@ -47,14 +52,14 @@ class MessageWaiter:
         *,
         batch_ids: Iterable[str] = (),
         fail_fast: bool = False,
-        concurrency: int = STATUS_CONCURRENCY,
+        concurrency: int | Literal["auto"] = STATUS_CONCURRENCY,
         log: Log | None = None,
     ) -> None:
         self.message_ids = list(dict.fromkeys(message_ids))
         self.batch_ids = list(dict.fromkeys(batch_ids))
         self.target = MessageState(target)
         self.fail_fast = fail_fast
-        self.concurrency = max(1, concurrency)
+        self.limiter = concurrency_limiter(concurrency)
         self.log = log or logger
         #: The latest report of every message asked about.
         self.reports: dict[str, StatusReport] = {}
@@ -114,23 +119,40 @@ class MessageWaiter:
     # --- async ---------------------------------------------------------------------------------
     async def apoll(self, client: Any) -> StatusVerdict:
         """One round with an async client, ``concurrency`` requests in flight."""
-        limiter = anyio.CapacityLimiter(self.concurrency)
+        in_flight = 0
+        slots = anyio.Condition()
         # Errors are collected, not raised inside the task group (which would wrap them in a group):
         # the round finishes, then the first one that is not transient is raised as itself.
         errors: list[Exception] = []
 
+        async def limited(call: Callable[[], Awaitable[Any]]) -> Any:
+            nonlocal in_flight
+            async with slots:
+                while in_flight >= self.limiter.limit:
+                    await slots.wait()
+                in_flight += 1
+                at_send = in_flight
+            started, overloaded = time.monotonic(), False
+            try:
+                return await call()
+            except (RelayRateLimitError, RelayUnavailableError):
+                overloaded = True
+                raise
+            finally:
+                self.limiter.record(time.monotonic() - started, at_send, overloaded=overloaded)
+                async with slots:
+                    in_flight -= 1
+                    slots.notify_all()
+
         async def list_job(batch_id: str) -> None:
             try:
-                async with limiter:
-                    answer = await client.bulk_results(batch_id)
-                self._list_job(batch_id, answer)
+                self._list_job(batch_id, await limited(lambda: client.bulk_results(batch_id)))
             except Exception as error:
                 errors.append(error)
 
         async def ask(message_id: str) -> None:
             try:
-                async with limiter:
-                    self.reports[message_id] = await client.get_status(message_id)
+                self.reports[message_id] = await limited(lambda: client.get_status(message_id))
             except Exception as error:
                 errors.append(error)
 

@@ -52,3 +52,27 @@ def test_other_errors_end_the_wait() -> None:
 
 def test_a_time_out_returns_the_last_answer() -> None:
     assert _both([1, 2, 2, 2, 2, 2, 2, 2], timeout=0) == [1, 1]
+
+
+def test_the_async_message_waiter_adapts_its_status_requests(relay: Any) -> None:
+    """``concurrency="auto"`` (the default): the campaign's adaptive limiter paces the status requests."""
+    from relay_integrations import AsyncRelayClient, OutboundMessage, RelayClient
+    from relay_integrations.concurrency import AdaptiveConcurrency
+    from relay_integrations.message_waiter import MessageWaiter
+    from relay_integrations.models import MessageState
+
+    kwargs = {"base_url": relay.url("phonerelay"), "dialect": "phonerelay", "api_key": relay.api_key,
+              "phone_id": "phone_main"}
+    with RelayClient(**kwargs) as client:
+        ids = [client.send(OutboundMessage(to=f"+1555777{i:04d}", text="status pacing")).message_id
+               for i in range(1, 41)]
+    waiter = MessageWaiter(ids, MessageState.SENT)
+    assert isinstance(waiter.limiter, AdaptiveConcurrency)
+
+    async def wait() -> Any:
+        async with AsyncRelayClient(**kwargs) as aclient:
+            return await waiter.await_over(aclient, timeout=120, poll_interval=0.05)
+
+    verdict = anyio.run(wait)
+    assert verdict.done and not verdict.failed
+    assert set(waiter.reports) == set(ids)
