@@ -120,23 +120,38 @@ Steps = Generator[Step, Any, T]
 
 
 # --- drivers ------------------------------------------------------------------------------
+#: What the last step gave: its answer, or the error it raised.
+Outcome = tuple[Any, "BaseException | None"]
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The steps are over; ``value`` is what they returned."""
+
+    value: Any
+
+
+def advance(steps: Steps[Any], outcome: Outcome) -> Step | Finished:
+    """Hand the last step's outcome to the core; its next step, or :class:`Finished`."""
+    answer, error = outcome
+    try:
+        return steps.throw(error) if error is not None else steps.send(answer)
+    except StopIteration as stop:
+        return Finished(stop.value)
+
+
 def drive(steps: Steps[T], client: Any, *, workers: int = DEFAULT_MAXIMUM) -> T:
     """Run ``steps`` with a sync client: here, and branches in a pool of ``workers`` threads."""
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="relay-campaign")
 
     def run(steps: Steps[Any]) -> Any:
-        answer: Any = None
-        error: BaseException | None = None
-        while True:
+        outcome: Outcome = (None, None)
+        while not isinstance(step := advance(steps, outcome), Finished):
             try:
-                step = steps.throw(error) if error is not None else steps.send(answer)
-            except StopIteration as stop:
-                return stop.value
-            answer, error = None, None
-            try:
-                answer = perform(step)
+                outcome = (perform(step), None)
             except BaseException as exc:  # handed to the core, which decides (and usually re-raises)
-                error = exc
+                outcome = (None, exc)
+        return step.value
 
     def perform(step: Step) -> Any:
         if isinstance(step, Blocking):
@@ -168,20 +183,14 @@ async def adrive(steps: Steps[T], client: Any) -> T:
 
     async def run(steps: Steps[Any]) -> Any:
         nonlocal cancelled
-        answer: Any = None
-        error: BaseException | None = None
-        while True:
+        outcome: Outcome = (None, None)
+        while not isinstance(step := advance(steps, outcome), Finished):
             try:
-                step = steps.throw(error) if error is not None else steps.send(answer)
-            except StopIteration as stop:
-                return stop.value
-            answer, error = None, None
-            try:
-                answer = await perform(step)
-            except asyncio.CancelledError as exc:
-                cancelled, error = True, exc
+                outcome = (await perform(step), None)
             except BaseException as exc:
-                error = exc
+                cancelled = cancelled or isinstance(exc, asyncio.CancelledError)
+                outcome = (None, exc)
+        return step.value
 
     async def perform(step: Step) -> Any:
         if isinstance(step, Blocking):
