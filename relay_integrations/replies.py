@@ -2,7 +2,8 @@
 
 Opt-out keywords are the ones carriers and regulators expect a bulk sender to honour (CTIA's STOP,
 STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, plus OPTOUT), compared trimmed and in any case: a reply of
-``" stop "`` opts out, ``"stop it"`` does not.
+``" stop "`` opts out, ``"stop it"`` does not. START and UNSTOP opt back in. The suppression list
+built from them is :mod:`relay_integrations.campaign.suppression`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 OPT_OUT_KEYWORDS: frozenset[str] = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT"})
+#: Replies that lift an earlier opt-out (CTIA's START and UNSTOP).
+OPT_IN_KEYWORDS: frozenset[str] = frozenset({"START", "UNSTOP"})
 
 #: Addresses listed in a summary; the counts cover every one.
 MAX_LISTED = 50
@@ -21,6 +24,11 @@ LATEST_SHOWN = 10
 def is_opt_out(text: str | None) -> bool:
     """Whether a reply asks to stop messages: exactly an opt-out keyword, trimmed, in any case."""
     return bool(text) and str(text).strip().upper() in OPT_OUT_KEYWORDS
+
+
+def is_opt_in(text: str | None) -> bool:
+    """Whether a reply lifts an earlier opt-out: exactly START or UNSTOP, trimmed, in any case."""
+    return bool(text) and str(text).strip().upper() in OPT_IN_KEYWORDS
 
 
 def summarize_replies(

@@ -19,6 +19,17 @@ settings.register_profile("relay", deadline=None)
 settings.load_profile("relay")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_suppression_list(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every campaign and send of the suite (and the processes it starts) reads one private suppression
+    list, never the user's own in ~/.cache."""
+    path = tmp_path_factory.mktemp("suppression") / "suppressions.sqlite"
+    patch = pytest.MonkeyPatch()
+    patch.setenv("RELAY_SUPPRESSION_STORE", str(path))
+    yield path
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceRelayProcess]:
     """One reference relay process for the session (fast delivery, no injected failures).

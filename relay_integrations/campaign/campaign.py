@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, time, timezone
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
@@ -39,6 +40,7 @@ from relay_integrations.campaign.ledger import default_ledger_path
 from relay_integrations.campaign.recipients import RecipientSource, RowReadError, open_recipients
 from relay_integrations.campaign.report import (
     ALREADY_SENT,
+    DEFERRED,
     DUPLICATE,
     IN_DOUBT,
     INVALID,
@@ -53,8 +55,17 @@ from relay_integrations.campaign.report import (
 )
 from relay_integrations.campaign.segments import count_segments
 from relay_integrations.campaign.send_pass import LOOKUP_CHUNK, Blocking, SendPass, Steps, _chunks, adrive, drive
+from relay_integrations.campaign.send_window import (
+    SendWindow,
+    SendWindowError,
+    iso,
+    parse_moment,
+    zone,
+    zones_for_number,
+)
 from relay_integrations.campaign.senders import Pacer, SendUnit, Strategy, choose_strategy, key_to_uuid, plan_units
 from relay_integrations.campaign.store import PlannedRow, RowResult, ScratchStore
+from relay_integrations.campaign.suppression import Suppression, SuppressionList, suppression_location
 from relay_integrations.campaign.templates import FieldError, MessageTemplates, load_template_source
 from relay_integrations.concurrency import concurrency_limiter
 from relay_integrations.dialects.base import Dialect
@@ -65,7 +76,9 @@ if TYPE_CHECKING:
 
 SEGMENTED_CHANNELS = frozenset({"sms"})
 # Message fields a campaign sets itself; the rest of OutboundMessage may come from ``fields``.
-_RESERVED_FIELDS = frozenset({"to", "text", "channel", "idempotency_key"})
+_RESERVED_FIELDS = frozenset({"to", "text", "channel", "idempotency_key", "schedule_at"})
+# Left out of a message's idempotency key: moving a send later must not make it a new message.
+_NOT_CONTENT = frozenset({"to", "metadata", "schedule_at"})
 _PROGRESS_EVERY_ROWS = 1000
 
 ProgressCallback = Callable[[CampaignProgress], None]
@@ -102,7 +115,27 @@ class Campaign:
     :param skip_invalid: send the good rows when some are bad (the bad ones are reported);
         by default any bad row stops the campaign before the first send.
     :param dedupe: send once per address (the first row wins; later rows are reported ``duplicate``).
-    :param suppression: addresses that must not be messaged (opt-outs); compared after normalising.
+    :param suppression: addresses that must not be messaged, in addition to the relay account's
+        suppression list; compared after normalising.
+    :param honour_opt_outs: skip the addresses on the relay account's suppression list (opt-outs from
+        replies, entries added by hand; see :mod:`~relay_integrations.campaign.suppression`); they are
+        reported ``suppressed`` with when and why. ``False`` sends to them anyway.
+    :param suppression_store: where that list is (an SQLite path or a database URL); default
+        :func:`~relay_integrations.campaign.suppression.suppression_location`.
+    :param send_window: quiet hours: only send between these local times of the recipient, e.g.
+        ``("08:00", "21:00")`` (a start after the end spans midnight). Rows outside it are reported
+        ``deferred`` with ``not_before``, the first moment they may go; the report's ``next_run_at``
+        says when to run the campaign again (a re-run sends each of them once).
+    :param timezone_field: the row field holding the recipient's IANA time zone (``Europe/Paris``);
+        without it a phone number's zones come from phonenumbers (a number spanning several zones
+        gets the narrowest common window), anything else uses ``default_timezone``.
+    :param default_timezone: the zone for recipients whose zone is unknown (default ``UTC``).
+    :param send_at: send no earlier than this moment (a datetime, or ISO 8601 text; without an
+        offset it is read in ``default_timezone``); a row's ``send_at_field`` overrides it. smsgate
+        is handed the time (its ``scheduleAt``) and holds the message itself; for other relays the
+        rows are ``deferred`` like rows outside the send window.
+    :param send_at_field: the row field holding a row's own ``send_at``.
+    :param clock: returns the current time (aware); for tests and back-fills. Default: the system clock.
     :param ledger: the campaign store: an SQLite file path or a SQLAlchemy URL such as
         ``postgresql://user:pass@host:5432/db`` (shared by every worker that may run or retry the
         campaign); default: an SQLite file per campaign, see
@@ -142,6 +175,14 @@ class Campaign:
         rate_limit: float | None = None,
         progress: ProgressCallback | None = None,
         batch_size: int | None = None,
+        honour_opt_outs: bool = True,
+        suppression_store: StoreLocation | None = None,
+        send_window: SendWindow | Sequence[str | time] | str | None = None,
+        timezone_field: str = "timezone",
+        default_timezone: str = "UTC",
+        send_at: datetime | str | None = None,
+        send_at_field: str = "send_at",
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         if not campaign_id or not str(campaign_id).strip():
             raise ValueError("campaign_id must be a non-empty string")
@@ -176,6 +217,17 @@ class Campaign:
         self.suppression = frozenset(
             normalize_suppressed(s, channel, default_region=default_region) for s in suppression if str(s).strip()
         )
+        self.honour_opt_outs = honour_opt_outs
+        self.suppression_store = suppression_store
+        self.send_window = SendWindow.parse(send_window) if send_window is not None else None
+        self.timezone_field = timezone_field
+        self.default_timezone: ZoneInfo = zone(default_timezone, "default_timezone")
+        self.send_at = parse_moment(send_at, self.default_timezone, "send_at") if send_at not in (None, "") else None
+        self.send_at_field = send_at_field
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        # Per run: the moment rows are judged at, and the account's suppression list.
+        self._judged_at = self.clock()
+        self._opted_out: Mapping[str, Suppression] = {}
 
     @property
     def ledger_path(self) -> str:
@@ -220,8 +272,10 @@ class Campaign:
             )
         except AddressError as exc:
             errors.append(FieldError(self.address_field, str(exc), number))
-        if address is not None and address in self.suppression:
-            return PlannedRow(number, address, SUPPRESSED), [], {}
+        if address is not None and (address in self.suppression or address in self._opted_out):
+            entry = self._opted_out.get(address)
+            reason = entry.describe() if entry is not None else "in the campaign's suppression list"
+            return PlannedRow(number, address, SUPPRESSED, reason=reason), [], {}
         values, render_errors = self.templates.render(item, number)
         errors.extend(render_errors)
         text = values.get("text")
@@ -244,6 +298,7 @@ class Campaign:
                 for err in exc.errors():
                     field = str(err["loc"][0]) if err["loc"] else "message"
                     errors.append(FieldError(field, err["msg"], number))
+        not_before, schedule_at, when = self._timing(item, address, number, dialect, errors)
         shown = str(raw_address) if address is None and raw_address is not None else address
         if errors:
             summary = "; ".join(f"{e.field}: {e.message}" for e in errors)
@@ -251,14 +306,82 @@ class Campaign:
         assert address is not None
         if self.dedupe and not first_time_seen(address):
             return PlannedRow(number, address, DUPLICATE, segments=segments), [], values
-        content = _canonical({k: v for k, v in message.items() if k not in ("to", "metadata")})
+        content = _canonical({k: v for k, v in message.items() if k not in _NOT_CONTENT})
         key = key_to_uuid("\x1f".join((self.campaign_id, address, content)))
+        if not_before is not None:
+            return PlannedRow(number, address, DEFERRED, segments=segments, idempotency_key=key, reason=when,
+                              not_before=iso(not_before)), [], values
         message["metadata"] = {**dict(values.get("metadata") or {}), "campaign_id": self.campaign_id,
                                "idempotency_key": key}
         message["idempotency_key"] = key
+        group = content
+        if schedule_at is not None:  # one smsgate message per moment: recipients grouped only with their own
+            message["schedule_at"] = schedule_at
+            group += iso(schedule_at)
         planned = PlannedRow(number, address, READY, segments=segments, idempotency_key=key,
-                             group_key=hashlib.sha256(content.encode()).hexdigest()[:32], message=message)
+                             group_key=hashlib.sha256(group.encode()).hexdigest()[:32], message=message,
+                             reason=when)
         return planned, [], values
+
+    # --- when a row may go --------------------------------------------------------------
+    def _timing(self, item: Mapping[str, Any], address: str | None, number: int, dialect: Dialect | None,
+                errors: list[FieldError]) -> tuple[datetime | None, datetime | None, str | None]:
+        """``(not_before, schedule_at, reason)``: a deferred row's first allowed moment, or for a row
+        the relay schedules itself (smsgate) the moment to hand it; ``(None, None, None)``: send now."""
+        send_at = self.send_at
+        raw = item.get(self.send_at_field)
+        if raw not in (None, ""):
+            try:
+                send_at = parse_moment(raw, self.default_timezone, self.send_at_field)
+            except SendWindowError as exc:
+                errors.append(FieldError(exc.field, exc.problem, number))
+                return None, None, None
+        if send_at is None and self.send_window is None:
+            return None, None, None
+        now = self._judged_at
+        start = send_at if send_at is not None and send_at > now else now
+        earliest = start
+        zones: tuple[ZoneInfo, ...] = ()
+        if self.send_window is not None:
+            zones = self._zones(item, address, number, errors)
+            if not zones:
+                return None, None, None
+            found = self.send_window.earliest(start, zones)
+            if found is None:
+                names = ", ".join(z.key for z in zones)
+                errors.append(FieldError(self.timezone_field, f"{address} may be in {names}: no moment is inside "
+                                         f"the send window {self.send_window} in all of them; give the row a "
+                                         f"{self.timezone_field}", number))
+                return None, None, None
+            earliest = found
+        if earliest <= now:
+            return None, None, None
+        parts = []
+        if start > now:
+            parts.append(f"scheduled for {iso(start)}")
+        if earliest > start:
+            names = ", ".join(z.key for z in zones[:3]) + (f" and {len(zones) - 3} more" if len(zones) > 3 else "")
+            parts.append(f"outside the send window {self.send_window} in {names}")
+        reason = "; ".join(parts)
+        if start > now and dialect is not None and dialect.capabilities.scheduled_send:
+            return None, earliest, f"{reason}; handed to {dialect.name} to send at {iso(earliest)}"
+        return earliest, None, reason
+
+    def _zones(self, item: Mapping[str, Any], address: str | None, number: int,
+               errors: list[FieldError]) -> tuple[ZoneInfo, ...]:
+        """The recipient's zones: the row's field, else the number's, else the default zone."""
+        raw = item.get(self.timezone_field)
+        if raw not in (None, ""):
+            try:
+                return (zone(str(raw), self.timezone_field),)
+            except SendWindowError as exc:
+                errors.append(FieldError(exc.field, exc.problem, number))
+                return ()
+        if address is not None and address.startswith("+"):
+            names = zones_for_number(address)
+            if names:
+                return tuple(zone(n) for n in names)
+        return (self.default_timezone,)
 
     def _template_errors(self, dialect: Dialect | None) -> list[dict[str, Any]]:
         errors = [e.as_dict() for e in self.templates.errors]
@@ -313,8 +436,8 @@ class Campaign:
         try:
             counts = {
                 "total": store.count(), "valid": store.count(READY), "invalid": store.count(INVALID),
-                "suppressed": store.count(SUPPRESSED), "duplicate": store.count(DUPLICATE),
-                "already_sent": 0, "segments": store.segment_total([READY]),
+                "suppressed": store.count(SUPPRESSED), "deferred": store.count(DEFERRED),
+                "duplicate": store.count(DUPLICATE), "already_sent": 0, "segments": store.segment_total([READY]),
             }
             return ValidationReport(self.campaign_id, counts, store.errors(MAX_LISTED_ERRORS), store.error_count(),
                                     dialect=resolved.name if resolved else None)
@@ -325,6 +448,7 @@ class Campaign:
     def _plan(self, dialect: Dialect | None, *, keep_messages: bool = True) -> ScratchStore:
         """The validation pass; ``keep_messages=False`` (dry runs) stores outcomes, not message bodies."""
         store = ScratchStore()
+        self._judged_at = self.clock().astimezone(timezone.utc)  # one moment for every row of the run
         try:
             progress = CampaignProgress(self.campaign_id, "validating", None)
             for number, item in self.source:
@@ -335,7 +459,7 @@ class Campaign:
                     planned.message = None
                 store.add(planned, [(e.field, e.message) for e in errors])
                 progress.processed += 1
-                if planned.state in (INVALID, SUPPRESSED, DUPLICATE, ALREADY_SENT):
+                if planned.state in (INVALID, SUPPRESSED, DEFERRED, DUPLICATE, ALREADY_SENT):
                     setattr(progress, planned.state, getattr(progress, planned.state) + 1)
                 if self.progress and progress.processed % _PROGRESS_EVERY_ROWS == 0:
                     self.progress(progress)
@@ -356,6 +480,7 @@ class Campaign:
         if template_errors:
             raise CampaignValidationError(template_errors)
         started = _now()
+        self._opted_out = self._load_opt_outs(relay, dry_run) if relay is not None and self.honour_opt_outs else {}
         scratch = self._plan(dialect, keep_messages=not dry_run and dialect is not None)
         try:
             if relay is not None:
@@ -373,12 +498,29 @@ class Campaign:
             raise
         return scratch, started
 
+    def _load_opt_outs(self, relay: RelayIdentity, dry_run: bool) -> dict[str, Suppression]:
+        """The relay account's suppression list, by address (it fits in memory: one entry per opt-out).
+
+        A list that cannot be read stops the campaign before the first send: sending to people who
+        asked to stop is worse than sending late."""
+        location = suppression_location(self.suppression_store, self.ledger)
+        with SuppressionList.open(location, relay, read_only=dry_run, channel=self.channel,
+                                  default_region=self.default_region) as listed:
+            return {entry.address: entry for entry in listed.entries()}
+
     def _look_up(self, scratch: ScratchStore, store: CampaignStore, relay: RelayIdentity, *,
                  check_all: bool = False) -> None:
         """Rows the store knows: accepted ones are ``already_sent``, ones handed over before are in doubt.
 
         ``check_all``: rows the store does not know are in doubt too (a retry after a try elsewhere).
+        A deferred row the store has as accepted (sent by an earlier run) is ``already_sent`` too.
         """
+        for chunk in _chunks(scratch.iter_rows([DEFERRED], with_message=False), LOOKUP_CHUNK):
+            found = store.lookup(relay, self.campaign_id, [p.idempotency_key or "" for p in chunk])
+            sent = [RowResult(p.row, ALREADY_SENT, message_id=entry.message_id, batch_id=entry.batch_id)
+                    for p in chunk if (entry := found.get(p.idempotency_key or "")) and entry.status == ENTRY_ACCEPTED]
+            if sent:
+                scratch.set_results(sent)
         for chunk in _chunks(scratch.iter_rows([READY], with_message=False), LOOKUP_CHUNK):
             found = store.lookup(relay, self.campaign_id, [p.idempotency_key or "" for p in chunk])
             results: list[RowResult] = []
@@ -416,7 +558,7 @@ class Campaign:
         return CampaignProgress(
             self.campaign_id, "sending", store.count(READY),
             already_sent=store.count(ALREADY_SENT), invalid=store.count(INVALID),
-            suppressed=store.count(SUPPRESSED), duplicate=store.count(DUPLICATE),
+            suppressed=store.count(SUPPRESSED), duplicate=store.count(DUPLICATE), deferred=store.count(DEFERRED),
         )
 
     def _finish(self, progress: CampaignProgress) -> None:

@@ -85,6 +85,26 @@ entries_table = sa.Table(
     sa.Index("relay_campaign_entries_message", "relay_id", "campaign_id", "message_id"),
 )
 
+# The suppression list (see :mod:`relay_integrations.campaign.suppression`): one row per relay
+# account and address. A lifted entry stays, unsuppressed, so a late copy of an older STOP cannot
+# bring it back (``changed_at`` orders the changes).
+suppressions_table = sa.Table(
+    "relay_suppressions",
+    _metadata,
+    sa.Column("relay_id", sa.String(64), primary_key=True),
+    sa.Column("address", sa.String(320), primary_key=True),
+    sa.Column("suppressed", sa.Boolean, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("event_id", sa.String(256)),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("dialect", sa.String(32), nullable=False),
+    sa.Column("base_url", sa.Text, nullable=False),
+    sa.Column("account", sa.String(128), nullable=False),
+    sa.Column("confirmation", sa.String(16)),
+    sa.Column("confirmation_id", sa.String(256)),
+)
+
 
 class CampaignStoreError(RuntimeError):
     """The campaign store cannot be opened, read or written; names the store, never its password."""

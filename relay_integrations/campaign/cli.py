@@ -1,4 +1,5 @@
-"""``relay campaign``, ``relay send`` and ``relay status``: the campaign and client from a shell.
+"""``relay campaign``, ``relay send``, ``relay status`` and ``relay suppression``: the campaign and
+client from a shell.
 
 Connection options fall back to ``RELAY_BASE_URL``, ``RELAY_DIALECT``, ``RELAY_API_KEY``
 (and ``RELAY_LOGIN``, ``RELAY_SENDER``, ``RELAY_PHONE_ID``); prefer the environment for the API
@@ -44,6 +45,16 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--phone-id", help=f"Default phonerelay phone_id (or ${_ENV['phone_id']}).")
     group.add_argument("--timeout", type=float, default=10.0, help="Read timeout in seconds (default 10).")
     group.add_argument("--max-retries", type=int, default=3, help="Retries on transient errors (default 3).")
+
+
+def _opt_out_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("opt-outs")
+    group.add_argument("--no-opt-outs", action="store_true",
+                       help="Send to addresses on the relay account's suppression list too (by default they are "
+                            "skipped and reported 'suppressed').")
+    group.add_argument("--suppression-store", metavar="PATH_OR_URL",
+                       help="Where that list is: an SQLite file or a database URL (default $RELAY_SUPPRESSION_STORE, "
+                            "else a PostgreSQL --ledger, else the user cache's suppressions.sqlite).")
 
 
 def _concurrency(value: str) -> int | str:
@@ -97,6 +108,19 @@ def register(subparsers: Any) -> None:
     campaign.add_argument("--lease-seconds", type=float, default=None,
                           help="How long a run's claim on its rows holds without renewal (default 30, or "
                                "$RELAY_CAMPAIGN_LEASE_SECONDS).")
+    _opt_out_options(campaign)
+    timing = campaign.add_argument_group("when to send")
+    timing.add_argument("--send-window", metavar="HH:MM-HH:MM",
+                        help="Quiet hours: send only between these local times of each recipient, e.g. 08:00-21:00. "
+                             "Rows outside it are 'deferred'; the report's next_run_at says when to run again.")
+    timing.add_argument("--timezone-field", default="timezone",
+                        help="Row field with the recipient's IANA time zone (default timezone); without it a "
+                             "number's zones come from the number.")
+    timing.add_argument("--default-timezone", default="UTC", help="Zone of recipients with none known (default UTC).")
+    timing.add_argument("--send-at", metavar="ISO_TIME",
+                        help="Send no earlier than this (e.g. 2026-12-24T09:00:00+01:00); a row's send_at field "
+                             "overrides it. smsgate holds the messages itself (scheduleAt); other relays' rows are "
+                             "deferred.")
     campaign.add_argument("--max-rows", type=int, default=None,
                           help="Print at most this many report rows (problems first).")
     campaign.add_argument("--no-progress", action="store_true", help="No progress bar on stderr.")
@@ -111,7 +135,35 @@ def register(subparsers: Any) -> None:
     send.add_argument("--subject", help="Subject, for channels that have one (email).")
     send.add_argument("--title", help="Title, for channels that have one (push notifications).")
     send.add_argument("--idempotency-key", help="Reuse to make a retried send safe (where the relay supports it).")
+    _opt_out_options(send)
     send.set_defaults(func=_send)
+
+    suppression = subparsers.add_parser(
+        "suppression", help="List and change the relay account's suppression list (opt-outs).",
+        description="The addresses campaigns and single sends to this relay account skip: opt-outs from replies "
+        "(recorded by `relay webhooks serve --opt-outs`) and entries added by hand. Results are JSON.")
+    actions = suppression.add_subparsers(dest="suppression_command", required=True)
+    listing = actions.add_parser("list", help="Print every entry: address, source, since, reason.")
+    add = actions.add_parser("add", help="Suppress addresses by hand (a START reply never lifts these).")
+    add.add_argument("addresses", nargs="+", metavar="ADDRESS")
+    add.add_argument("--note", help="Why (kept with the entry).")
+    remove = actions.add_parser("remove", help="Lift the entries of addresses (by hand or from replies).")
+    remove.add_argument("addresses", nargs="+", metavar="ADDRESS")
+    replies = actions.add_parser(
+        "import-replies", help="Record the STOP/START replies already stored in a webhook inbox.",
+        description="For replies a receiver stored without --opt-outs: reads the inbox's inbound events of the "
+        "relay's dialect and records them, in order; safe to repeat.")
+    replies.add_argument("--inbox", required=True, metavar="PATH_OR_URL",
+                         help="The receiver's event store (SQLite file or database URL) or its URL.")
+    replies.add_argument("--inbox-api-key",
+                         help="The receiver's API key, for a receiver URL (or $RELAY_WEBHOOKS_API_KEY).")
+    for sub in (listing, add, remove, replies):
+        _connection_options(sub)
+        sub.add_argument("--suppression-store", metavar="PATH_OR_URL",
+                         help="Where the list is: an SQLite file or a database URL (default $RELAY_SUPPRESSION_STORE, "
+                              "else the user cache's suppressions.sqlite).")
+        sub.add_argument("--default-region", help="Country code for numbers without + (e.g. US).")
+    suppression.set_defaults(func=_suppression)
 
     status = subparsers.add_parser("status", help="Print a message's status as JSON.")
     _connection_options(status)
@@ -260,7 +312,9 @@ def _campaign(args: argparse.Namespace) -> int:
             suppression=_read_suppression(args.suppression),
             ledger=args.ledger or os.environ.get("RELAY_CAMPAIGN_LEDGER") or None,
             lease_seconds=args.lease_seconds, concurrency=args.concurrency, rate_limit=args.rate_limit, progress=bar,
-            batch_size=args.batch_size,
+            batch_size=args.batch_size, honour_opt_outs=not args.no_opt_outs,
+            suppression_store=args.suppression_store or None, send_window=args.send_window or None,
+            timezone_field=args.timezone_field, default_timezone=args.default_timezone, send_at=args.send_at or None,
         )
         client = _client(args)
     except (_UsageError, ValueError, FileNotFoundError) as exc:
@@ -290,6 +344,11 @@ def _campaign(args: argparse.Namespace) -> int:
                      "sends only the rest)", EXIT_RELAY)
     _print_json(report.to_dict(args.max_rows))
     counts = report.counts
+    if counts.get("suppressed"):
+        sys.stderr.write(f"relay: {counts['suppressed']} recipient(s) suppressed (opted out or listed); not sent\n")
+    if report.next_run_at:
+        sys.stderr.write(f"relay: {counts['deferred']} row(s) deferred (send window or send_at); run again at "
+                         f"{report.next_run_at} with the same --campaign-id to send them\n")
     if counts["total"] and counts["invalid"] == counts["total"]:
         return _fail(f"every one of the {counts['total']} rows is invalid; nothing was sent (see \"rows\")",
                      EXIT_INVALID)
@@ -309,11 +368,24 @@ def _send(args: argparse.Namespace) -> int:
         )
     except (_UsageError, ValueError) as exc:
         return _fail(str(exc), EXIT_INVALID)
+    from relay_integrations.campaign.campaign_store import CampaignStoreError
+    from relay_integrations.campaign.single import suppressed_result, without_opt_outs
+
     try:
         with client:
+            if not args.no_opt_outs:
+                kept, entries = without_opt_outs(client, message, suppression_store=args.suppression_store or None)
+                for entry in entries:
+                    sys.stderr.write(f"relay: not sending to {entry.address}: {entry.describe()}\n")
+                if kept is None:
+                    _print_json(suppressed_result(message, entries))
+                    return EXIT_OK
+                message = kept
             receipt = client.send(message)
     except RelayError as exc:
         return _relay_failure(exc, args)
+    except CampaignStoreError as exc:
+        return _fail(f"{exc} (nothing was sent: the suppression list could not be read)", EXIT_RELAY)
     _print_json(receipt.model_dump(mode="json"))
     return EXIT_OK
 
@@ -332,3 +404,65 @@ def _status(args: argparse.Namespace) -> int:
         return _relay_failure(exc, args)
     _print_json(report.model_dump(mode="json"))
     return EXIT_OK
+
+
+def _suppression(args: argparse.Namespace) -> int:
+    from relay_integrations.campaign.campaign_store import CampaignStoreError, RelayIdentity
+    from relay_integrations.campaign.suppression import SuppressionList
+    from relay_integrations.errors import RelayError
+
+    try:
+        with _client(args) as client:  # names the account; no request is made
+            relay = RelayIdentity.from_client(client)
+    except (_UsageError, ValueError) as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    command = args.suppression_command
+    try:
+        with SuppressionList.open(args.suppression_store or None, relay, read_only=command == "list",
+                                  default_region=args.default_region) as listed:
+            if command == "list":
+                entries = [e.as_dict() for e in listed.entries()]
+                _print_json({"relay": {"dialect": relay.dialect, "base_url": relay.base_url},
+                             "store": listed.store.url_for_display, "count": len(entries), "entries": entries})
+            elif command == "add":
+                added = listed.add(args.addresses, note=args.note)
+                _print_json({"added": added, "already_listed": len(args.addresses) - added})
+            elif command == "remove":
+                lifted = listed.remove(args.addresses)
+                _print_json({"removed": lifted, "not_listed": len(args.addresses) - lifted})
+            else:
+                _print_json(_import_replies(args, listed))
+    except _UsageError as exc:
+        return _fail(str(exc), EXIT_INVALID)
+    except CampaignStoreError as exc:
+        return _fail(str(exc), EXIT_RELAY)
+    except RelayError as exc:
+        return _relay_failure(exc, args)
+    return EXIT_OK
+
+
+def _import_replies(args: argparse.Namespace, listed: Any) -> dict[str, int]:
+    """Apply an inbox's inbound events of the relay's dialect to the list, oldest first, a page at a time."""
+    from relay_integrations.webhooks import WebhookInbox
+
+    api_key = args.inbox_api_key or os.environ.get("RELAY_WEBHOOKS_API_KEY")
+    if args.inbox.startswith(("http://", "https://")):
+        if not api_key:
+            raise _UsageError("--inbox-api-key (or $RELAY_WEBHOOKS_API_KEY): required for a receiver URL")
+        inbox = WebhookInbox.remote(args.inbox, api_key)
+    else:
+        inbox = WebhookInbox(args.inbox)
+    read = opted_out = opted_in = 0
+    after = 0
+    with inbox:
+        while True:
+            page = inbox.query({"dialect": listed.relay.dialect, "kind": "inbound", "after": after, "limit": 1000})
+            if not page:
+                break
+            read += len(page)
+            for change in listed.apply_replies(page):
+                if change.changed:
+                    opted_out += change.suppressed
+                    opted_in += not change.suppressed
+            after = max(e.cursor or 0 for e in page)
+    return {"inbound_read": read, "opted_out": opted_out, "opted_in": opted_in}

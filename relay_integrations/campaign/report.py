@@ -15,13 +15,14 @@ ACCEPTED = "accepted"
 ALREADY_SENT = "already_sent"
 INVALID = "invalid"
 SUPPRESSED = "suppressed"
+DEFERRED = "deferred"  # outside its send window, or scheduled later: a re-run from not_before sends it
 DUPLICATE = "duplicate"
 FAILED = "failed"
 WOULD_SEND = "would_send"
 READY = "ready"  # internal: validated, not yet sent
 IN_DOUBT = "in_doubt"  # internal: an earlier run handed it to the relay and died before the answer
 
-COUNT_KEYS = ("total", ACCEPTED, ALREADY_SENT, INVALID, SUPPRESSED, DUPLICATE, FAILED, WOULD_SEND)
+COUNT_KEYS = ("total", ACCEPTED, ALREADY_SENT, INVALID, SUPPRESSED, DEFERRED, DUPLICATE, FAILED, WOULD_SEND)
 
 # How many validation errors an exception or a report lists in full; all of them stay in the rows.
 MAX_LISTED_ERRORS = 1000
@@ -48,6 +49,7 @@ class CampaignProgress:
     invalid: int = 0
     suppressed: int = 0
     duplicate: int = 0
+    deferred: int = 0
 
     @property
     def fraction(self) -> float | None:
@@ -72,6 +74,9 @@ class CampaignReport:
         ``segments``, ``idempotency_key``, ``batch_id`` (relaysms batch or coop bulk job).
     :param concurrency: what the send pass chose: ``mode`` (``auto`` or ``fixed``), ``peak``
         requests in flight, ``final`` limit (None for a dry run).
+    :param next_run_at: when deferred rows (``state`` ``deferred``, each with its ``not_before``) may
+        first go: run the campaign again then (ISO 8601, UTC); None when nothing is deferred. A
+        ``suppressed`` or ``deferred`` row says why in ``reason``.
     """
 
     campaign_id: str
@@ -86,6 +91,7 @@ class CampaignReport:
     started_at: str | None = None
     finished_at: str | None = None
     concurrency: dict[str, Any] | None = None
+    next_run_at: str | None = None
     _store: ScratchStore | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -102,6 +108,7 @@ class CampaignReport:
             rows=ReportRows(store),
             errors=store.errors(MAX_LISTED_ERRORS),
             error_count=store.error_count(),
+            next_run_at=store.earliest_not_before(DEFERRED),
             _store=store,
             **kwargs,
         )
@@ -145,6 +152,7 @@ class CampaignReport:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "concurrency": self.concurrency,
+            "next_run_at": self.next_run_at,
             "rows": rows,
             "rows_omitted": len(self.rows) - len(rows),
         }
@@ -179,7 +187,7 @@ class CampaignReport:
 class ValidationReport:
     """What :meth:`Campaign.validate` found; it raises nothing.
 
-    :param counts: ``total``, ``valid`` (would be sent), ``invalid``, ``suppressed``, ``duplicate``,
+    :param counts: ``total``, ``valid`` (would be sent), ``invalid``, ``suppressed``, ``deferred``, ``duplicate``,
         ``already_sent`` (0 unless a ledger was consulted) and ``segments``.
     :param errors: ``{row, field, message}`` for the first :data:`MAX_LISTED_ERRORS` problems; ``row``
         is None for a problem with the template itself.

@@ -21,8 +21,42 @@ from relay_integrations.campaign.campaign_store import (
     RelayIdentity,
 )
 from relay_integrations.campaign.reconcile import Wanted, reconcile
+from relay_integrations.campaign.suppression import Suppression, SuppressionList, suppression_location
 from relay_integrations.errors import RelayError
 from relay_integrations.models import MessageState, OutboundMessage, SendReceipt
+
+
+def without_opt_outs(client: Any, message: OutboundMessage, *, suppression_store: Any = None,
+                     ledger: Any = None) -> tuple[OutboundMessage | None, list[Suppression]]:
+    """``message`` without the recipients on the relay account's suppression list, and their entries.
+
+    The message is None when every recipient is on the list (send nothing). Where the list is:
+    :func:`~relay_integrations.campaign.suppression.suppression_location` (``ledger``: the send's
+    shared campaign store, if any). A list that cannot be read raises ``CampaignStoreError``: better
+    not to send than to message someone who asked to stop.
+    """
+    recipients = message.recipients
+    if not recipients:
+        return message, []
+    relay = RelayIdentity.from_client(client)
+    with SuppressionList.open(suppression_location(suppression_store, ledger), relay, read_only=True,
+                              channel=message.channel) as listed:
+        by_address = {a: listed.normalize(a) for a in recipients}
+        found = listed.lookup(by_address.values())
+    if not found:
+        return message, []
+    kept = [a for a in recipients if by_address[a] not in found]
+    entries = [found[n] for n in dict.fromkeys(by_address[a] for a in recipients if by_address[a] in found)]
+    if not kept:
+        return None, entries
+    to: str | list[str] = kept[0] if isinstance(message.to, str) else kept
+    return message.model_copy(update={"to": to}), entries
+
+
+def suppressed_result(message: OutboundMessage, entries: list[Suppression]) -> dict[str, Any]:
+    """What a single send reports when every recipient opted out: nothing was sent, and why."""
+    return {"state": "suppressed", "message_id": None, "recipients": message.recipients,
+            "idempotency_key": message.idempotency_key, "suppressed": [e.as_dict() for e in entries]}
 
 
 class UncheckedSendError(RelayError):

@@ -27,13 +27,16 @@ CREATE TABLE rows (
     group_key TEXT,
     message BLOB,
     message_id TEXT,
-    batch_id TEXT
+    batch_id TEXT,
+    reason TEXT,
+    not_before TEXT
 );
 CREATE TABLE errors (row INTEGER, field TEXT NOT NULL, message TEXT NOT NULL);
 CREATE TABLE seen (address TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
-REPORT_COLUMNS = ("row", "address", "message_id", "state", "error", "segments", "idempotency_key", "batch_id")
+REPORT_COLUMNS = ("row", "address", "message_id", "state", "error", "segments", "idempotency_key", "batch_id",
+                  "reason", "not_before")
 PAGE_SIZE = 1000
 
 
@@ -51,6 +54,10 @@ class PlannedRow:
     message: dict[str, Any] | None = None
     message_id: str | None = None
     batch_id: str | None = None
+    # Why a row is not sent in this run (suppressed, deferred), and for deferred rows the earliest
+    # moment it may go (ISO 8601, UTC).
+    reason: str | None = None
+    not_before: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,8 @@ class ScratchStore:
         message = pickle.dumps(planned.message, protocol=pickle.HIGHEST_PROTOCOL) if planned.message else None
         self._pending.append(
             (planned.row, planned.address, planned.state, planned.error, planned.segments,
-             planned.idempotency_key, planned.group_key, message, planned.message_id, planned.batch_id)
+             planned.idempotency_key, planned.group_key, message, planned.message_id, planned.batch_id,
+             planned.reason, planned.not_before)
         )
         self._pending_errors.extend((planned.row, field, text) for field, text in errors)
         if len(self._pending) >= PAGE_SIZE:
@@ -114,7 +122,7 @@ class ScratchStore:
 
     def flush(self) -> None:
         if self._pending:
-            self.conn.executemany("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self._pending)
+            self.conn.executemany("INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self._pending)
             self._pending.clear()
         if self._pending_errors:
             self.conn.executemany("INSERT INTO errors VALUES (?, ?, ?)", self._pending_errors)
@@ -153,7 +161,9 @@ class ScratchStore:
 
     def set_results(self, results: Sequence[RowResult]) -> None:
         self.conn.executemany(
-            "UPDATE rows SET state = ?, message_id = ?, batch_id = ?, error = ? WHERE row = ?",
+            # A deferred row (it has a not_before) that gets a result is deferred no more.
+            "UPDATE rows SET state = ?, message_id = ?, batch_id = ?, error = ?,"
+            " reason = CASE WHEN not_before IS NULL THEN reason END, not_before = NULL WHERE row = ?",
             [(r.state, r.message_id, r.batch_id, r.error, r.row) for r in results],
         )
         self.conn.commit()
@@ -182,6 +192,11 @@ class ScratchStore:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [{"row": r, "field": f, "message": m} for r, f, m in self.conn.execute(sql)]
+
+    def earliest_not_before(self, state: str) -> str | None:
+        """The earliest ``not_before`` of the rows in ``state`` (ISO 8601, UTC), or None."""
+        (value,) = self.conn.execute("SELECT MIN(not_before) FROM rows WHERE state = ?", (state,)).fetchone()
+        return str(value) if value is not None else None
 
     def error_count(self) -> int:
         (n,) = self.conn.execute("SELECT COUNT(*) FROM errors").fetchone()

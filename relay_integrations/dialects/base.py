@@ -37,6 +37,8 @@ class Capabilities:
         in one message (smsgate), ``none`` = one message per request (phonerelay).
     :param client_idempotency_keys: the relay de-duplicates on a key the client chooses, so a
         send can be retried safely.
+    :param scheduled_send: the relay holds a message until a time the client gives (smsgate
+        ``scheduleAt``), so a campaign's ``send_at`` can be handed to it.
     """
 
     channels: frozenset[str]
@@ -48,6 +50,7 @@ class Capabilities:
     inbound_stats: bool = False
     max_text_length: int | None = None
     max_attachments: int = 0
+    scheduled_send: bool = False
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,7 @@ class SmsGateDialect(Dialect):
         webhooks=True,
         webhook_scheme="smsgate",
         inbound_stats=False,
+        scheduled_send=True,
     )
     endpoints: ClassVar[Mapping[str, Endpoint]] = ENDPOINTS
 

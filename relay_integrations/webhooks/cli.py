@@ -59,6 +59,18 @@ def register(subparsers: Any) -> None:
     )
     serve.add_argument("--api-key", default=None, help=f"Bearer key for GET /events (or ${API_KEY_ENV}).")
     serve.add_argument("--max-body-bytes", type=int, default=None, help="Larger deliveries get 413 (default 1 MiB).")
+    opt = serve.add_argument_group(
+        "opt-outs",
+        "Record inbound STOP/UNSUBSCRIBE/... replies (and START/UNSTOP) in the relay account's suppression list, "
+        "which campaigns and single sends honour. The account is the relay's: $RELAY_BASE_URL, $RELAY_DIALECT, "
+        "$RELAY_API_KEY (and $RELAY_LOGIN, $RELAY_SENDER, $RELAY_PHONE_ID), as for `relay campaign`.")
+    opt.add_argument("--opt-outs", action="store_true", help="Record opt-outs from replies.")
+    opt.add_argument("--suppression-store", metavar="PATH_OR_URL", default=None,
+                     help="Where the suppression list is: an SQLite file or a database URL (default "
+                          "$RELAY_SUPPRESSION_STORE, else the user cache's suppressions.sqlite).")
+    opt.add_argument("--opt-out-reply", metavar="TEXT", default=None,
+                     help="Answer each new opt-out once with this text, e.g. 'You are unsubscribed. Reply START "
+                          "to resubscribe.'")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=_serve)
 
@@ -96,10 +108,31 @@ def _secrets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _opt_outs(args: argparse.Namespace) -> Any:
+    """The opt-out recorder for the relay account named by the ``RELAY_*`` variables."""
+    from relay_integrations.campaign.campaign_store import RelayIdentity
+    from relay_integrations.campaign.suppression import SuppressionList
+    from relay_integrations.environment import RelayEnvironment
+    from relay_integrations.settings import RelaySettings, SettingsError
+    from relay_integrations.webhooks.opt_outs import OptOutRecorder
+
+    try:
+        settings = RelaySettings.from_values(RelayEnvironment().merged({}))
+    except SettingsError as exc:
+        variable = "RELAY_" + exc.field.upper()
+        raise ValueError(f"--opt-outs needs the relay account: ${variable}: {exc.problem}") from None
+    with settings.client() as client:  # the identity campaigns see: the client's base URL and account
+        relay = RelayIdentity.from_client(client)
+    suppressions = SuppressionList.open(args.suppression_store, relay)
+    return OptOutRecorder(suppressions, confirmation=args.opt_out_reply,
+                          client_factory=settings.async_client if args.opt_out_reply else None)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import logging
 
     from relay_integrations._uvicorn import run as run_uvicorn
+    from relay_integrations.campaign.campaign_store import CampaignStoreError
     from relay_integrations.webhooks.receiver import DEFAULT_MAX_BODY_BYTES, create_receiver_app
     from relay_integrations.webhooks.store import StoreError
 
@@ -108,14 +141,16 @@ def _serve(args: argparse.Namespace) -> int:
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     tokens = list(args.relaysms_token) + os.environ.get(RELAYSMS_TOKEN_ENV, "").split()
     try:
+        opt_outs = _opt_outs(args) if args.opt_outs or args.opt_out_reply else None
         app = create_receiver_app(
             args.db,
             parse_secret_args(secret_values),
             api_key,
             max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
             relaysms_tokens=tokens,
+            opt_outs=opt_outs,
         )
-    except (ValueError, StoreError) as exc:
+    except (ValueError, StoreError, CampaignStoreError) as exc:
         print(f"relay webhooks serve: {exc}", file=sys.stderr)
         return 2
     run_uvicorn(app, host=args.host, port=args.port, log_level=args.log_level)

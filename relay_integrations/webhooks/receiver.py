@@ -24,7 +24,9 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
@@ -50,6 +52,9 @@ from relay_integrations.webhooks.bounds import BoundError, check_events, parse_b
 from relay_integrations.webhooks.inbox import EventFilter
 from relay_integrations.webhooks.openapi import openapi_document
 from relay_integrations.webhooks.store import EventStore, StoreError, StoreResult
+
+if TYPE_CHECKING:
+    from relay_integrations.webhooks.opt_outs import OptOutRecorder
 
 logger = logging.getLogger("relay_integrations.webhooks")
 
@@ -233,6 +238,7 @@ class WebhookReceiver:
     :param max_body_bytes: larger deliveries get 413.
     :param tolerance: seconds a signed timestamp may be off, both ways.
     :param relaysms_tokens: tokens that open the relaysms secret URL ``/webhooks/relaysms/<token>``.
+    :param opt_outs: records inbound STOP/START replies in a suppression list (and confirms opt-outs).
     """
 
     def __init__(
@@ -244,8 +250,10 @@ class WebhookReceiver:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         tolerance: int = DEFAULT_TOLERANCE_SECONDS,
         relaysms_tokens: Sequence[str] = (),
+        opt_outs: OptOutRecorder | None = None,
     ) -> None:
         self.store = store
+        self.opt_outs = opt_outs
         self._commit = _GroupCommit(store)
         self._secrets = {name: tuple(values) for name, values in secrets.items()}
         self._api_key = api_key
@@ -332,6 +340,14 @@ class WebhookReceiver:
         except Exception as exc:  # nothing of this delivery stored; the sender retries
             logger.error("could not store %s webhook: %s", dialect, type(exc).__name__)
             return _error(500, "could not store the delivery; retry later")
+        if self.opt_outs is not None and self.opt_outs.wants(events):
+            # Every event of the delivery, duplicates included: a delivery answered 500 below comes
+            # again, and then its events are duplicates whose opt-outs must still be recorded.
+            try:
+                await self.opt_outs.record(events)
+            except Exception as exc:
+                logger.error("could not record the opt-outs of a %s webhook: %s", dialect, type(exc).__name__)
+                return _error(500, "could not record the delivery's opt-outs; retry later")
         for event in result.stored:
             logger.info("stored %s webhook event %s", dialect, event.event_id)
         if result.duplicates:
@@ -382,6 +398,7 @@ def create_receiver_app(
     tolerance: int = DEFAULT_TOLERANCE_SECONDS,
     synchronous: str = "FULL",
     relaysms_tokens: Sequence[str] = (),
+    opt_outs: OptOutRecorder | None = None,
 ) -> Starlette:
     """The webhook receiver as an ASGI app.
 
@@ -397,6 +414,8 @@ def create_receiver_app(
     :param synchronous: SQLite ``synchronous`` for writes (``FULL``: acknowledged events survive power loss).
     :param relaysms_tokens: tokens of the relaysms secret URL ``/webhooks/relaysms/<token>``, in
         addition to the one derived from each master secret.
+    :param opt_outs: records inbound STOP/START replies of one relay account in its suppression list
+        (see :class:`~relay_integrations.webhooks.opt_outs.OptOutRecorder`).
     """
     receiver = WebhookReceiver(
         EventStore(db_path, synchronous=synchronous),
@@ -405,6 +424,7 @@ def create_receiver_app(
         max_body_bytes=max_body_bytes,
         tolerance=tolerance,
         relaysms_tokens=relaysms_url_tokens(secrets, relaysms_tokens),
+        opt_outs=opt_outs,
     )
     return build_app(receiver)
 
@@ -418,7 +438,19 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 def build_app(receiver: WebhookReceiver) -> Starlette:
     """The ASGI app around an existing :class:`WebhookReceiver`."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if receiver.opt_outs is not None:
+            await receiver.opt_outs.resume()
+        try:
+            yield
+        finally:
+            if receiver.opt_outs is not None:
+                await receiver.opt_outs.aclose()
+
     app = Starlette(
+        lifespan=lifespan,
         exception_handlers={404: _http_error, 405: _http_error},
         routes=[
             Route("/webhooks/relaysms/{token}", receiver.receive_relaysms_secret_url, methods=["POST"]),

@@ -52,7 +52,7 @@ def test_every_bad_row_is_reported_with_row_number_and_field(tmp_path: Path) -> 
 def test_validate_reports_without_raising() -> None:
     report = make().validate()
     assert not report.ok
-    assert report.counts == {"total": 7, "valid": 3, "invalid": 3, "suppressed": 0, "duplicate": 1,
+    assert report.counts == {"total": 7, "valid": 3, "invalid": 3, "suppressed": 0, "deferred": 0, "duplicate": 1,
                              "already_sent": 0, "segments": 3}
     assert [e["row"] for e in report.errors] == [2, 3, 7]
     assert json.loads(json.dumps(report.to_dict()))["error_count"] == 3
