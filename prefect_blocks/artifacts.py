@@ -25,7 +25,7 @@ from relay_integrations.campaign import CampaignProgress
 
 _KEY_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 # Report columns shown in the table artifact, in this order (the idempotency key is noise there).
-REPORT_COLUMNS = ("row", "address", "state", "message_id", "segments", "error")
+REPORT_COLUMNS = ("row", "address", "state", "message_id", "segments", "error", "reason", "not_before")
 # Seconds between two progress artifact updates, so a fast campaign does not flood the API.
 PROGRESS_UPDATE_INTERVAL = 0.5
 MAX_LISTED_PROBLEMS = 20
@@ -151,6 +151,13 @@ def report_markdown(report: Mapping[str, Any]) -> str:
     ]
     lines += [f"| {name.replace('_', ' ')} | {value} |" for name, value in counts.items() if name != "segments"]
     lines += ["", f"SMS segments sent: **{counts.get('segments', 0)}**.", ""]
+    if counts.get("suppressed"):
+        lines += [f"**{counts['suppressed']}** recipient(s) were not messaged because they are on the suppression "
+                  "list (opted out, or listed by hand); each row's `reason` says since when and why.", ""]
+    if report.get("next_run_at"):
+        lines += [f"**{counts.get('deferred', 0)}** row(s) are deferred (outside the send window, or scheduled "
+                  f"later): the first may go at **{report['next_run_at']}**. Run the campaign again then; "
+                  "rows already sent are not sent again.", ""]
     problems = [r for r in report.get("rows", []) if r.get("state") in ("failed", "invalid")]
     if problems:
         lines += ["## Problems", "", "| row | address | state | error |", "|---:|---|---|---|"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 import anyio
@@ -94,6 +95,7 @@ def _make_campaign(
     rate_limit: float | None,
     ledger: StoreLocation | None,
     progress: Any,
+    timing: Mapping[str, Any] | None = None,
 ) -> Campaign:
     if not campaign_id or not campaign_id.strip():
         raise ValueError("campaign_id: give the campaign a name (part of every idempotency key)")
@@ -111,6 +113,7 @@ def _make_campaign(
         concurrency=concurrency,
         rate_limit=rate_limit,
         progress=progress,
+        **dict(timing or {}),
     )
 
 
@@ -160,6 +163,13 @@ async def _send_campaign(
     fail_on_send_errors: bool = True,
     artifact_key: str | None = None,
     max_rows: int | None = None,
+    honour_opt_outs: bool = True,
+    suppression_store: str | None = None,
+    send_window: tuple[str, str] | list[str] | str | None = None,
+    timezone_field: str = "timezone",
+    default_timezone: str = "UTC",
+    send_at: datetime | str | None = None,
+    wait_for_send_window: bool = False,
 ) -> dict[str, Any]:
     """Send one template to many recipients: validate every row first, then send each message once.
 
@@ -198,19 +208,62 @@ async def _send_campaign(
         the relay are looked up there first.
     :param artifact_key: the artifact key prefix (lowercase letters, digits, dashes).
     :param max_rows: at most this many rows in the returned dict and the table (problems first).
+    :param honour_opt_outs: skip recipients on the relay account's suppression list (opt-outs from
+        replies, entries added by hand), reported ``suppressed`` with when and why; ``False`` sends
+        to them anyway.
+    :param suppression_store: where that list is (SQLite path or database URL); default
+        ``$RELAY_SUPPRESSION_STORE``, else a PostgreSQL ledger, else the machine's shared file.
+    :param send_window: quiet hours in each recipient's local time, e.g. ``("08:00", "21:00")``;
+        rows outside it are ``deferred`` (with ``not_before``), and the result's ``next_run_at``
+        says when the first of them may go.
+    :param timezone_field: the row field holding a recipient's IANA time zone (else the number's
+        zones, else ``default_timezone``).
+    :param default_timezone: the zone of recipients with none known.
+    :param send_at: send no earlier than this (a row's ``send_at`` field overrides it); smsgate holds
+        the messages itself, other relays' rows are deferred.
+    :param wait_for_send_window: when rows are deferred, wait in this task until ``next_run_at`` and
+        send them, until none is left (re-runs never send a row twice). Off (default): the task returns
+        with them deferred; schedule a follow-up flow run at ``next_run_at``, e.g.
+        ``run_deployment(name, scheduled_time=datetime.fromisoformat(result["next_run_at"]))``.
     :return: the report as a JSON-able dict: ``counts`` (total, accepted, already_sent, invalid,
-        suppressed, duplicate, failed, segments), ``rows``, ``errors`` (the first 20), and ``campaign``:
-        the reference :func:`wait_for_message_status` tracks the campaign by (never every message id).
+        suppressed, deferred, duplicate, failed, segments), ``rows``, ``errors`` (the first 20),
+        ``next_run_at``, and ``campaign``: the reference :func:`wait_for_message_status` tracks the
+        campaign by (never every message id).
     :raises CampaignValidationError: bad rows and ``skip_invalid`` off; nothing was sent.
     :raises CampaignSendError: rows failed and ``fail_on_send_errors`` is on (retried).
     """
     key = campaign_artifact_key(campaign_id, artifact_key)
     bar = CampaignProgressArtifact(f"{key}-progress", campaign_id)
     location = await _aledger_for(credentials, ledger or ledger_path)
+    timing = {"honour_opt_outs": honour_opt_outs, "suppression_store": suppression_store,
+              "send_window": send_window, "timezone_field": timezone_field, "default_timezone": default_timezone,
+              "send_at": send_at}
     campaign = _make_campaign(template, recipients, campaign_id, idempotency_scope, channel, address_field, fields,
                               default_region, skip_invalid, suppression, concurrency, rate_limit, location,
-                              bar.record)
+                              bar.record, timing)
     earlier = _earlier_try_since() if _is_local(location) else None
+    store = credentials.tracking_reference(ledger or ledger_path)
+    while True:
+        result = await _campaign_pass(credentials, campaign, campaign_id, bar, key, dry_run, earlier,
+                                      idempotency_scope, max_rows, store)
+        next_run_at = result.get("next_run_at")
+        if not (wait_for_send_window and next_run_at and not dry_run) or result["counts"].get("failed"):
+            break
+        delay = (datetime.fromisoformat(next_run_at) - datetime.now(timezone.utc)).total_seconds()
+        get_run_logger().info("Campaign %s: %d row(s) deferred; waiting until %s to send them",
+                              campaign_id, result["counts"].get("deferred", 0), next_run_at)
+        await anyio.sleep(max(0.0, delay))
+        earlier = None
+        bar = CampaignProgressArtifact(f"{key}-progress", campaign_id)
+        campaign.progress = bar.record
+    return _check_sent(result, fail_on_send_errors, True)
+
+
+async def _campaign_pass(credentials: RelayCredentials, campaign: Campaign, campaign_id: str,
+                         bar: CampaignProgressArtifact, key: str, dry_run: bool, earlier: datetime | None,
+                         idempotency_scope: IdempotencyScope, max_rows: int | None,
+                         store: str | None) -> dict[str, Any]:
+    """One run of the campaign with its progress, report and summary artifacts; the result dict."""
     await bar.acreate(f"Campaign {campaign_id}: starting")
 
     async def pump() -> None:
@@ -234,11 +287,10 @@ async def _send_campaign(
         raise outcome
     report = outcome
     await bar.afinish(dry_run)
-    result = _report_dict(report, campaign_id, idempotency_scope, max_rows, relay,
-                          credentials.tracking_reference(ledger or ledger_path))
+    result = _report_dict(report, campaign_id, idempotency_scope, max_rows, relay, store)
     await acreate_report_artifacts(key, result)
     _log_campaign(result)
-    return _check_sent(result, fail_on_send_errors, True)
+    return result
 
 
 asend_campaign, send_campaign = task_pair(_send_campaign, name="send_campaign", **SEND_TASK_OPTIONS)

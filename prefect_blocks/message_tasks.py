@@ -23,7 +23,7 @@ from prefect_blocks.task_runs import (
     run_scoped_idempotency_key,
 )
 from relay_integrations.campaign.campaign_store import CampaignStore, StoreLocation
-from relay_integrations.campaign.single import send_once
+from relay_integrations.campaign.single import SuppressedSend, send_once, suppressed_result, without_opt_outs
 from relay_integrations.client import RelayClient
 from relay_integrations.errors import RelayError
 from relay_integrations.message_waiter import MessageWaiter
@@ -107,7 +107,9 @@ async def _send_message(
     idempotency_key: str | None = None,
     options: dict[str, Any] | None = None,
     ledger: str | None = None,
-) -> SendReceipt:
+    honour_opt_outs: bool = True,
+    suppression_store: str | None = None,
+) -> SendReceipt | SuppressedSend:
     """Send one message through a relay.
 
     The idempotency key, unless given, is derived from the flow run, this task call and the
@@ -125,7 +127,13 @@ async def _send_message(
     :param ledger: a ledger every worker shares (database URL, SQLite path, or a saved
         ``sqlalchemy-connector/NAME`` / ``secret/NAME`` block); default ``credentials.ledger``. The
         message is claimed there before sending, so a zombie try and its retry never both send it.
-    :return: the relay's receipt (``message_id``, ``state``, ``duplicate``).
+    :param honour_opt_outs: leave out recipients on the relay account's suppression list (opt-outs
+        from replies, entries added by hand); ``False`` sends to them anyway.
+    :param suppression_store: where that list is (SQLite path or database URL); default
+        ``$RELAY_SUPPRESSION_STORE``, else a PostgreSQL ledger, else the machine's shared file.
+    :return: the relay's receipt (``message_id``, ``state``, ``duplicate``), or, when every recipient
+        opted out, a :class:`~relay_integrations.campaign.single.SuppressedSend` (``state``
+        ``suppressed``, who and why; nothing was sent).
 
     Example:
         ```python
@@ -140,10 +148,19 @@ async def _send_message(
     """
     message = _build_message(to, text, channel, subject, sender, idempotency_key, options)
     location = await _aledger_for(credentials, ledger)
+    logger = get_run_logger()
     # The store and the reconciler are synchronous; a worker thread keeps the event loop free.
     with credentials.get_client() as client:
+        if honour_opt_outs:
+            kept, entries = await anyio.to_thread.run_sync(
+                lambda: without_opt_outs(client, message, suppression_store=suppression_store, ledger=location))
+            for entry in entries:
+                logger.warning("Not sending to %s: %s", entry.address, entry.describe())
+            if kept is None:
+                return suppressed_result(message, entries)
+            message = kept
         receipt = await anyio.to_thread.run_sync(_send_once, credentials, client, message, location,
-                                                 _earlier_try_since(), get_run_logger())
+                                                 _earlier_try_since(), logger)
     _log_receipt(receipt)
     return receipt
 

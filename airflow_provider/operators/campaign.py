@@ -104,6 +104,23 @@ class RelayCampaignOperator(BaseOperator):
     :param max_report_rows: Rows kept in the returned report (problem rows first); ``None`` keeps all.
     :param progress_interval: Seconds between progress lines in the task log.
     :param relay_conn_id: The ``relay`` connection. (templated)
+    :param honour_opt_outs: Skip recipients on the relay account's suppression list (opt-outs from
+        replies, entries added by hand); they are reported ``suppressed`` with since when and why.
+        ``False`` sends to them anyway.
+    :param suppression_store: Where that list is: an SQLite path or a database URL; default
+        ``$RELAY_SUPPRESSION_STORE``, else the shared ledger database, else the worker's shared file. (templated)
+    :param send_window: Quiet hours in each recipient's local time, e.g. ``("08:00", "21:00")``; rows
+        outside it are ``deferred``. (templated)
+    :param timezone_field: The row field with a recipient's IANA time zone (else the number's zones,
+        else ``default_timezone``). (templated)
+    :param default_timezone: The zone of recipients with none known. (templated)
+    :param send_at: Send no earlier than this (ISO 8601, e.g. ``{{ data_interval_end }}``); a row's
+        ``send_at`` field overrides it. smsgate holds the messages itself; other relays' rows are
+        deferred. (templated)
+    :param wait_for_send_window: When rows are deferred, the task defers itself on a time trigger
+        until the first may go (the triggerer only waits; sending happens on a worker), sends them,
+        and repeats until none is left; the ledger keeps every row to one message. ``False``: the task
+        ends with them deferred and the result's ``next_run_at`` says when to run again.
     """
 
     template_fields: Sequence[str] = (
@@ -119,6 +136,11 @@ class RelayCampaignOperator(BaseOperator):
         "ledger_path",
         "ledger_conn_id",
         "relay_conn_id",
+        "suppression_store",
+        "send_window",
+        "timezone_field",
+        "default_timezone",
+        "send_at",
     )
     template_ext: Sequence[str] = (".j2",)
     template_fields_renderers = {"template": "jinja", "fields": "json"}
@@ -149,9 +171,23 @@ class RelayCampaignOperator(BaseOperator):
         max_report_rows: int | None = 100,
         progress_interval: float = 5.0,
         relay_conn_id: str = RelayHook.default_conn_name,
+        honour_opt_outs: bool = True,
+        suppression_store: str | None = None,
+        send_window: Sequence[str] | str | None = None,
+        timezone_field: str = "timezone",
+        default_timezone: str = "UTC",
+        send_at: str | datetime | None = None,
+        wait_for_send_window: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.honour_opt_outs = honour_opt_outs
+        self.suppression_store = suppression_store
+        self.send_window = send_window
+        self.timezone_field = timezone_field
+        self.default_timezone = default_timezone
+        self.send_at = send_at
+        self.wait_for_send_window = wait_for_send_window
         self.template = template
         self.recipients = recipients
         self.campaign_id = campaign_id
@@ -213,10 +249,32 @@ class RelayCampaignOperator(BaseOperator):
         return list(recipients)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        return self._send_pass(context, self.campaign_id or derive_campaign_id(context), 1)
+
+    def execute_after_window(self, context: Context, event: Any = None, *, campaign_id: str,
+                             pass_number: int) -> dict[str, Any]:
+        """Back from the time trigger: the deferred rows' moment has come; send what may go now."""
+        self.log.info("Campaign %s: pass %d, sending the rows deferred until now", campaign_id, pass_number)
+        return self._send_pass(context, campaign_id, pass_number)
+
+    def _send_pass(self, context: Context, campaign_id: str, pass_number: int) -> dict[str, Any]:
+        result = self._send(context, campaign_id)
+        result["pass"] = pass_number
+        next_run_at = result.get("next_run_at")
+        if next_run_at and self.wait_for_send_window and not self.dry_run_only and not result["counts"].get("failed"):
+            from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+            self.log.info("Campaign %s: %d row(s) deferred; the task waits on the triggerer until %s",
+                          campaign_id, result["counts"].get("deferred", 0), next_run_at)
+            self.defer(trigger=DateTimeTrigger(moment=datetime.fromisoformat(next_run_at)),
+                       method_name="execute_after_window",
+                       kwargs={"campaign_id": campaign_id, "pass_number": pass_number + 1})
+        return result
+
+    def _send(self, context: Context, campaign_id: str) -> dict[str, Any]:
         from relay_integrations.campaign import Campaign, CampaignValidationError
         from relay_integrations.campaign.campaign_store import CampaignStoreError
 
-        campaign_id = self.campaign_id or derive_campaign_id(context)
         location = resolve_ledger(self.ledger or self.ledger_path, self.ledger_conn_id,
                                   self.hook.settings.ledger_conn_id)
         try:
@@ -277,6 +335,12 @@ class RelayCampaignOperator(BaseOperator):
             concurrency=self.concurrency,
             rate_limit=self.rate_limit,
             progress=_ProgressLog(self.log, self.progress_interval),
+            honour_opt_outs=self.honour_opt_outs,
+            suppression_store=self.suppression_store or None,
+            send_window=self.send_window or None,
+            timezone_field=self.timezone_field,
+            default_timezone=self.default_timezone,
+            send_at=self.send_at or None,
         )
 
     def _report_for_xcom(self, report: CampaignReport, relay: RelayIdentity | None = None,
@@ -291,6 +355,12 @@ class RelayCampaignOperator(BaseOperator):
             result["campaign_id"],
             ", ".join(f"{k} {v}" for k, v in counts.items() if v),
         )
+        if counts.get("suppressed"):
+            self.log.info("Campaign %s: %d recipient(s) on the suppression list were not messaged",
+                          result["campaign_id"], counts["suppressed"])
+        if result.get("next_run_at"):
+            self.log.info("Campaign %s: %d row(s) deferred; the first may go at %s", result["campaign_id"],
+                          counts.get("deferred", 0), result["next_run_at"])
         if counts.get("failed"):
             for row in result["rows"]:
                 if row.get("state") == "failed":

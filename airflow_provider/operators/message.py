@@ -71,6 +71,12 @@ class RelaySendMessageOperator(BaseOperator):
         same recipient twice within one DAG run.
     :param ledger_conn_id: A database connection (``postgres``, or any whose URI SQLAlchemy takes) every
         worker shares; defaults to the relay connection's extra ``ledger_conn_id``. (templated)
+    :param honour_opt_outs: Leave out recipients on the relay account's suppression list (opt-outs from
+        replies, entries added by hand). When every recipient is on it nothing is sent and the task
+        returns ``{"state": "suppressed", "message_id": None, "suppressed": [who, since when, why]}``.
+        ``False`` sends to them anyway.
+    :param suppression_store: Where that list is: an SQLite path or a database URL; default
+        ``$RELAY_SUPPRESSION_STORE``, else the shared ledger database, else the worker's shared file. (templated)
     """
 
     template_fields: Sequence[str] = (
@@ -87,6 +93,7 @@ class RelaySendMessageOperator(BaseOperator):
         "message_fields",
         "relay_conn_id",
         "ledger_conn_id",
+        "suppression_store",
     )
     template_fields_renderers = {"text": "jinja", "metadata": "json", "message_fields": "json"}
     ui_color = "#fdf1e6"
@@ -109,9 +116,13 @@ class RelaySendMessageOperator(BaseOperator):
         relay_conn_id: str = RelayHook.default_conn_name,
         look_for_earlier_send: bool = True,
         ledger_conn_id: str | None = None,
+        honour_opt_outs: bool = True,
+        suppression_store: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.honour_opt_outs = honour_opt_outs
+        self.suppression_store = suppression_store
         self.look_for_earlier_send = look_for_earlier_send
         self.ledger_conn_id = ledger_conn_id
         self.to = to
@@ -155,7 +166,8 @@ class RelaySendMessageOperator(BaseOperator):
             raise invalid_input("message", e) from None
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from relay_integrations.campaign.single import send_once
+        from relay_integrations.campaign.campaign_store import CampaignStoreError
+        from relay_integrations.campaign.single import send_once, suppressed_result, without_opt_outs
 
         message = self.build_message(context)
         retry = context["ti"].try_number > 1
@@ -163,6 +175,18 @@ class RelaySendMessageOperator(BaseOperator):
         store = open_store(location)
         try:
             with self.hook.get_client() as client:
+                if self.honour_opt_outs:
+                    try:
+                        kept, entries = without_opt_outs(client, message, suppression_store=self.suppression_store,
+                                                         ledger=location)
+                    except CampaignStoreError as e:
+                        raise AirflowException(f"{e} (nothing was sent: the suppression list could not be read)") \
+                            from None
+                    for entry in entries:
+                        self.log.warning("Not sending to %s: %s", entry.address, entry.describe())
+                    if kept is None:
+                        return suppressed_result(message, entries).model_dump(mode="json")
+                    message = kept
                 no_keys = not client.capabilities.client_idempotency_keys
                 if retry and no_keys and not self.look_for_earlier_send:
                     self.log.warning("%s takes no client idempotency key and the lookup is off: this retry sends "

@@ -378,7 +378,7 @@ def _send(args: argparse.Namespace) -> int:
                 for entry in entries:
                     sys.stderr.write(f"relay: not sending to {entry.address}: {entry.describe()}\n")
                 if kept is None:
-                    _print_json(suppressed_result(message, entries))
+                    _print_json(suppressed_result(message, entries).model_dump(mode="json"))
                     return EXIT_OK
                 message = kept
             receipt = client.send(message)

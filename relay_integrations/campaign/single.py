@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from relay_integrations.campaign.campaign_store import (
     ACCEPTED,
@@ -53,10 +55,28 @@ def without_opt_outs(client: Any, message: OutboundMessage, *, suppression_store
     return message.model_copy(update={"to": to}), entries
 
 
-def suppressed_result(message: OutboundMessage, entries: list[Suppression]) -> dict[str, Any]:
-    """What a single send reports when every recipient opted out: nothing was sent, and why."""
-    return {"state": "suppressed", "message_id": None, "recipients": message.recipients,
-            "idempotency_key": message.idempotency_key, "suppressed": [e.as_dict() for e in entries]}
+class SuppressedSend(BaseModel):
+    """What a single send answers when every recipient is on the suppression list: nothing was sent.
+
+    ``suppressed`` says who, since when and why (``Suppression.as_dict``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: Literal["suppressed"] = "suppressed"
+    message_id: None = None
+    recipients: list[str]
+    idempotency_key: str | None = None
+    suppressed: list[dict[str, Any]]
+
+    @property
+    def duplicate(self) -> bool:
+        return False
+
+
+def suppressed_result(message: OutboundMessage, entries: list[Suppression]) -> SuppressedSend:
+    """The :class:`SuppressedSend` of ``message``, whose recipients are all in ``entries``."""
+    return SuppressedSend(recipients=message.recipients, idempotency_key=message.idempotency_key,
+                          suppressed=[e.as_dict() for e in entries])
 
 
 class UncheckedSendError(RelayError):
