@@ -176,8 +176,10 @@ class WebhookReceiverProcess(ServiceProcess):
         port: int | None = None,
         log_path: str | os.PathLike[str] | None = None,
         extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
-        """:param db_path: an SQLite file, or a store URL such as ``postgresql://...``."""
+        """:param db_path: an SQLite file, or a store URL such as ``postgresql://...``.
+        :param env: variables added to the process's environment (``RELAY_*`` for ``--opt-outs``)."""
         self.api_key = api_key
         self.secrets = secrets
         port = port or free_port()
@@ -185,7 +187,7 @@ class WebhookReceiverProcess(ServiceProcess):
                 "--api-key", api_key]
         for s in secrets:
             args += ["--webhook-secret", s]
-        super().__init__(args + list(extra_args or []), port=port, log_path=log_path)
+        super().__init__(args + list(extra_args or []), port=port, log_path=log_path, env=env)
 
     def url(self, dialect: str) -> str:
         """Where ``dialect``'s relay should post its webhooks."""
