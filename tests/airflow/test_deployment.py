@@ -272,3 +272,63 @@ def test_cli_made_connection_from_the_readme_shows_every_extra_in_the_edit_form(
     declared = meta["extra_fields"]
     assert "timeout" in declared and "max_retries" in declared, declared
     assert _edit_form_extra_fields(declared, stored["extra"]) == list(declared), stored["extra"]
+
+
+def test_a_campaign_held_until_send_at_waits_on_the_triggerer_and_skips_opt_outs(
+    deployment: Deployment, stack: tuple[ReferenceRelayProcess, WebhookReceiverProcess]
+) -> None:
+    """``send_at`` on a relay that cannot schedule (phonerelay): the operator sends nothing early, defers on a
+    time trigger (the triggerer only waits), and sends on a worker when the moment comes, each message once,
+    never to the person on the suppression list."""
+    from datetime import datetime, timedelta, timezone
+
+    from relay_integrations.campaign.campaign_store import RelayIdentity
+    from relay_integrations.campaign.suppression import SuppressionList
+    from relay_integrations.client import RelayClient
+
+    relay, _ = stack
+    dags = Path(deployment.env["AIRFLOW__CORE__DAGS_FOLDER"])
+    shutil.copy(ROOT / "tests" / "airflow" / "respectful_dag.py", dags / "relay_respectful.py")
+    people = [f"+1415555{n:04d}" for n in (2101, 2102, 2103)]
+    with RelayClient(relay.url("phonerelay"), "phonerelay", API_KEY) as client:
+        identity = RelayIdentity.from_client(client)
+    with SuppressionList.open(deployment.env["RELAY_SUPPRESSION_STORE"], identity) as listed:
+        listed.add([people[2]], note="asked by phone")
+    # A minute ahead: the task starts well before it (it only waits for the scheduler to pick the run up).
+    send_at = (datetime.now(timezone.utc) + timedelta(seconds=60)).replace(microsecond=0)
+    with deployment.api() as api:
+        created = api.post("/connections", json={
+            "connection_id": "relay_respect", "conn_type": "relay", "host": relay.url("phonerelay"),
+            "password": API_KEY, "extra": json.dumps({"dialect": "phonerelay", "phone_id": "phone_main"})})
+        assert created.status_code == 201, created.text
+        _wait_for(lambda: api.get("/dags/relay_respectful").status_code == 200, STARTUP_TIMEOUT,
+                  "the dag-processor to parse relay_respectful", deployment.logs)
+        assert api.patch("/dags/relay_respectful", json={"is_paused": False}).status_code == 200
+        run = api.post("/dags/relay_respectful/dagRuns", json={"logical_date": None, "conf": {
+            "send_at": send_at.isoformat(),
+            "recipients": [{"phone": p, "name": f"Person {i}"} for i, p in enumerate(people, start=1)]}})
+        assert run.status_code == 200, run.text
+        run_id = run.json()["dag_run_id"]
+
+        def finished() -> str | None:
+            state: str = api.get(f"/dags/relay_respectful/dagRuns/{run_id}").json()["state"]
+            return state if state in ("success", "failed") else None
+
+        state = _wait_for(finished, RUN_TIMEOUT, "the respectful DAG run to finish", deployment.logs)
+        assert state == "success", deployment.log("scheduler")[-3000:]
+        result = api.get(f"/dags/relay_respectful/dagRuns/{run_id}/taskInstances/holiday_greetings/xcomEntries/"
+                         "return_value", params={"deserialize": True}).json()["value"]
+    if isinstance(result, str):
+        result = json.loads(result)
+    assert result["pass"] == 2, result  # the first pass deferred every row, the second sent them
+    assert result["counts"]["accepted"] == 2 and result["counts"]["suppressed"] == 1, result["counts"]
+    assert result["counts"]["deferred"] == 0 and result["next_run_at"] is None
+    # The time trigger ran on the triggerer and fired; the sends happened afterwards, once each.
+    trigger_logs = list((deployment.home / "task-logs" / "dag_id=relay_respectful").glob(
+        "run_id=*/task_id=holiday_greetings/attempt=*.log.trigger.*.log"))
+    assert trigger_logs and any("Trigger fired event" in p.read_text(errors="replace") for p in trigger_logs)
+    answer = httpx.get(f"{relay.base_url}/_sim/messages", params={"dialect": "phonerelay", "direction": "outbound"},
+                       headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30).json()["messages"]
+    sent = [m for m in answer if m["to"] in people]
+    assert sorted(m["to"] for m in sent) == people[:2]
+    assert all(datetime.fromisoformat(m["created_at"].replace("Z", "+00:00")) >= send_at for m in sent)
