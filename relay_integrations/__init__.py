@@ -19,6 +19,7 @@ _EXPORTS = {
     "Campaign": "relay_integrations.campaign",
     "CampaignReport": "relay_integrations.campaign",
     "CampaignValidationError": "relay_integrations.campaign",
+    "SuppressionList": "relay_integrations.campaign",
     "WebhookInbox": "relay_integrations.webhooks.inbox",
     "EventFilter": "relay_integrations.webhooks.inbox",
     "get_dialect": "relay_integrations.dialects",

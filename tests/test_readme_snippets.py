@@ -51,3 +51,37 @@ def test_readme_webhook_inbox_steps_work_as_written(tmp_path: Path) -> None:
         except ProcessLookupError:
             pass
         log.close()
+
+
+RESPECT_MARKER = "<!-- readme-respect:"
+
+
+def test_readme_opt_out_and_quiet_hours_example_works_as_written(tmp_path: Path) -> None:
+    text = README.read_text(encoding="utf-8")
+    bash, python = re.findall(r"```(?:bash|python)\n(.*?)```", text[text.index(RESPECT_MARKER):], flags=re.S)[:2]
+    assert "--opt-outs" in bash and "send_window" in python
+    relay_port, receiver_port = free_port(), free_port()
+    bash = bash.replace("5110", str(relay_port)).replace("5111", str(receiver_port))
+    python = python.replace("5110", str(relay_port)).replace("5111", str(receiver_port))
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+           "RELAY_SUPPRESSION_STORE": str(tmp_path / "suppressions.sqlite")}
+    log = (tmp_path / "snippet.log").open("wb")
+    shell = subprocess.Popen(["bash", "-e", "-c", bash], cwd=tmp_path, env=env, stdout=log,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        assert shell.wait(timeout=120) == 0, (tmp_path / "snippet.log").read_text()
+        result = subprocess.run([sys.executable, "-c", python], cwd=tmp_path, env=env, capture_output=True,
+                                text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stderr + (tmp_path / "snippet.log").read_text()
+        lines = result.stdout.splitlines()
+        assert lines[0].startswith("+14155551000 suppressed opted out by replying 'STOP' at "), result.stdout
+        for line in lines[1:3]:  # sent now, or deferred until its window opens
+            assert line.split()[1] in ("accepted", "deferred"), result.stdout
+        assert lines[3].startswith("run again at "), result.stdout
+    finally:
+        try:
+            os.killpg(shell.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        log.close()

@@ -21,9 +21,12 @@ _EXPORTS = {
     "CampaignReport": "relay_integrations.campaign.report",
     "CampaignValidationError": "relay_integrations.campaign.report",
     "ValidationReport": "relay_integrations.campaign.report",
+    "SendWindow": "relay_integrations.campaign.send_window",
+    "SuppressionList": "relay_integrations.campaign.suppression",
 }
 
-__all__ = ["Campaign", "CampaignProgress", "CampaignReport", "CampaignValidationError", "ValidationReport"]
+__all__ = ["Campaign", "CampaignProgress", "CampaignReport", "CampaignValidationError", "SendWindow", "SuppressionList",
+           "ValidationReport"]
 
 if TYPE_CHECKING:
     from relay_integrations.campaign.campaign import Campaign
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
         CampaignValidationError,
         ValidationReport,
     )
+    from relay_integrations.campaign.send_window import SendWindow
+    from relay_integrations.campaign.suppression import SuppressionList
 
 
 def __getattr__(name: str) -> Any:

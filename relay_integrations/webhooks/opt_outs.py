@@ -1,7 +1,8 @@
 """Opt-outs at the webhook receiver: inbound STOP/START replies become suppression-list entries.
 
-The receiver records them before it answers the relay (a delivery whose opt-out could not be
-recorded gets a 500, so the relay delivers it again; recording is safe to repeat), then, when the
+The receiver records them before it stores the delivery's events and answers the relay (a delivery
+whose opt-out could not be recorded gets a 500, so the relay delivers it again; recording is safe to
+repeat), so a STOP that can be read in the inbox is already on the list. Then, when the
 user configured a confirmation text, answers each new opt-out once, after the answer, from a
 background task. "Once" holds across repeated deliveries, several receivers and restarts: the entry
 is moved from ``pending`` to ``sending`` by one atomic update before the request, and the

@@ -335,19 +335,19 @@ class WebhookReceiver:
         except BoundError as exc:
             logger.warning("rejected %s webhook: %s", dialect, exc)
             return _error(400, str(exc), field=exc.field)
-        try:
-            result = await self._commit.add(events, delivery_id)
-        except Exception as exc:  # nothing of this delivery stored; the sender retries
-            logger.error("could not store %s webhook: %s", dialect, type(exc).__name__)
-            return _error(500, "could not store the delivery; retry later")
         if self.opt_outs is not None and self.opt_outs.wants(events):
-            # Every event of the delivery, duplicates included: a delivery answered 500 below comes
-            # again, and then its events are duplicates whose opt-outs must still be recorded.
+            # Before the events are stored, so a STOP anyone can read in the inbox is already on the
+            # list. Recording is safe to repeat: a delivery answered 500 comes again.
             try:
                 await self.opt_outs.record(events)
             except Exception as exc:
                 logger.error("could not record the opt-outs of a %s webhook: %s", dialect, type(exc).__name__)
                 return _error(500, "could not record the delivery's opt-outs; retry later")
+        try:
+            result = await self._commit.add(events, delivery_id)
+        except Exception as exc:  # nothing of this delivery stored; the sender retries
+            logger.error("could not store %s webhook: %s", dialect, type(exc).__name__)
+            return _error(500, "could not store the delivery; retry later")
         for event in result.stored:
             logger.info("stored %s webhook event %s", dialect, event.event_id)
         if result.duplicates:
