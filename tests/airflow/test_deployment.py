@@ -316,10 +316,14 @@ def test_a_campaign_held_until_send_at_waits_on_the_triggerer_and_skips_opt_outs
 
         state = _wait_for(finished, RUN_TIMEOUT, "the respectful DAG run to finish", deployment.logs)
         assert state == "success", deployment.log("scheduler")[-3000:]
-        result = api.get(f"/dags/relay_respectful/dagRuns/{run_id}/taskInstances/holiday_greetings/xcomEntries/"
-                         "return_value", params={"deserialize": True}).json()["value"]
-    if isinstance(result, str):
-        result = json.loads(result)
+        def xcom(task_id: str) -> dict[str, Any]:
+            value = api.get(f"/dags/relay_respectful/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/"
+                            "return_value", params={"deserialize": True}).json()["value"]
+            return json.loads(value) if isinstance(value, str) else value
+
+        result, note = xcom("holiday_greetings"), xcom("personal_note")
+    assert note["state"] == "suppressed" and note["message_id"] is None, note
+    assert note["suppressed"][0]["reason"].endswith("(asked by phone)")
     assert result["pass"] == 2, result  # the first pass deferred every row, the second sent them
     assert result["counts"]["accepted"] == 2 and result["counts"]["suppressed"] == 1, result["counts"]
     assert result["counts"]["deferred"] == 0 and result["next_run_at"] is None
