@@ -15,7 +15,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, time, timezone
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
@@ -228,6 +228,7 @@ class Campaign:
         # Per run: the moment rows are judged at, and the account's suppression list.
         self._judged_at = self.clock()
         self._opted_out: Mapping[str, Suppression] = {}
+        self._timing_cache: dict[tuple[datetime, tuple[ZoneInfo, ...]], Any] = {}
 
     @property
     def ledger_path(self) -> str:
@@ -310,7 +311,7 @@ class Campaign:
         key = key_to_uuid("\x1f".join((self.campaign_id, address, content)))
         if not_before is not None:
             return PlannedRow(number, address, DEFERRED, segments=segments, idempotency_key=key, reason=when,
-                              not_before=iso(not_before)), [], values
+                              not_before=not_before), [], values
         message["metadata"] = {**dict(values.get("metadata") or {}), "campaign_id": self.campaign_id,
                                "idempotency_key": key}
         message["idempotency_key"] = key
@@ -325,9 +326,9 @@ class Campaign:
 
     # --- when a row may go --------------------------------------------------------------
     def _timing(self, item: Mapping[str, Any], address: str | None, number: int, dialect: Dialect | None,
-                errors: list[FieldError]) -> tuple[datetime | None, datetime | None, str | None]:
-        """``(not_before, schedule_at, reason)``: a deferred row's first allowed moment, or for a row
-        the relay schedules itself (smsgate) the moment to hand it; ``(None, None, None)``: send now."""
+                errors: list[FieldError]) -> tuple[str | None, datetime | None, str | None]:
+        """``(not_before, schedule_at, reason)``: a deferred row's first allowed moment (ISO 8601, UTC),
+        or for a row the relay schedules itself (smsgate) the moment to hand it; all None: send now."""
         send_at = self.send_at
         raw = item.get(self.send_at_field)
         if raw not in (None, ""):
@@ -340,20 +341,33 @@ class Campaign:
             return None, None, None
         now = self._judged_at
         start = send_at if send_at is not None and send_at > now else now
-        earliest = start
         zones: tuple[ZoneInfo, ...] = ()
         if self.send_window is not None:
             zones = self._zones(item, address, number, errors)
             if not zones:
                 return None, None, None
-            found = self.send_window.earliest(start, zones)
-            if found is None:
-                names = ", ".join(z.key for z in zones)
-                errors.append(FieldError(self.timezone_field, f"{address} may be in {names}: no moment is inside "
-                                         f"the send window {self.send_window} in all of them; give the row a "
-                                         f"{self.timezone_field}", number))
-                return None, None, None
-            earliest = found
+        # Every row with this start and these zones has the same answer: worked out once per run.
+        key = (start, zones)
+        outcome = self._timing_cache.get(key)
+        if outcome is None:
+            outcome = self._timing_cache[key] = self._outcome(start, zones, dialect)
+        if outcome is _NO_MOMENT:
+            names = ", ".join(z.key for z in zones)
+            errors.append(FieldError(self.timezone_field, f"{address} may be in {names}: no moment is inside the "
+                                     f"send window {self.send_window} in all of them; give the row a "
+                                     f"{self.timezone_field}", number))
+            return None, None, None
+        return outcome
+
+    def _outcome(self, start: datetime, zones: tuple[ZoneInfo, ...],
+                 dialect: Dialect | None) -> tuple[str | None, datetime | None, str | None]:
+        now = self._judged_at
+        earliest: datetime | None = start
+        if self.send_window is not None:
+            earliest = self.send_window.earliest(start, zones)
+            if earliest is None:
+                return _NO_MOMENT
+        assert earliest is not None
         if earliest <= now:
             return None, None, None
         parts = []
@@ -365,7 +379,7 @@ class Campaign:
         reason = "; ".join(parts)
         if start > now and dialect is not None and dialect.capabilities.scheduled_send:
             return None, earliest, f"{reason}; handed to {dialect.name} to send at {iso(earliest)}"
-        return earliest, None, reason
+        return iso(earliest), None, reason
 
     def _zones(self, item: Mapping[str, Any], address: str | None, number: int,
                errors: list[FieldError]) -> tuple[ZoneInfo, ...]:
@@ -380,7 +394,7 @@ class Campaign:
         if address is not None and address.startswith("+"):
             names = zones_for_number(address)
             if names:
-                return tuple(zone(n) for n in names)
+                return _zones_named(names)
         return (self.default_timezone,)
 
     def _template_errors(self, dialect: Dialect | None) -> list[dict[str, Any]]:
@@ -449,6 +463,7 @@ class Campaign:
         """The validation pass; ``keep_messages=False`` (dry runs) stores outcomes, not message bodies."""
         store = ScratchStore()
         self._judged_at = self.clock().astimezone(timezone.utc)  # one moment for every row of the run
+        self._timing_cache = {}
         try:
             progress = CampaignProgress(self.campaign_id, "validating", None)
             for number, item in self.source:
@@ -620,6 +635,15 @@ class Campaign:
                                 reconciled=run.reconciled, concurrency=run.concurrency)
         finally:
             yield Blocking(store.close)
+
+
+# A timing outcome: the zones share no moment of the window (the row is invalid, naming its address).
+_NO_MOMENT: Any = (None, None, "no moment")
+
+
+@lru_cache(maxsize=4096)
+def _zones_named(names: tuple[str, ...]) -> tuple[ZoneInfo, ...]:
+    return tuple(zone(n) for n in names)
 
 
 def _resolve_dialect(dialect: str | Dialect | None) -> Dialect | None:

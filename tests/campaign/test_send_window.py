@@ -133,3 +133,15 @@ def test_moments_without_an_offset_are_read_in_the_default_zone() -> None:
     with pytest.raises(SendWindowError, match=r"^send_at: 'tomorrow' is not an ISO 8601"):
         parse_moment("tomorrow", NEW_YORK)
     assert iso(at("2026-12-24T09:00:00.2+00:00")) == "2026-12-24T09:00:01+00:00"  # never early
+
+
+def test_a_row_whose_zones_share_no_moment_is_invalid_and_names_the_field() -> None:
+    from relay_integrations.campaign import Campaign
+
+    rows = [{"phone": "+18005550123"}, {"phone": "+18005550124", "tz": "America/Chicago"}]
+    campaign = Campaign("Hi", rows, campaign_id="no-common-moment", send_window=("09:00", "10:00"),
+                        timezone_field="tz", skip_invalid=True, clock=lambda: at("2026-12-04T15:30:00+00:00"))
+    report = campaign.send(None, dry_run=True)
+    assert [r["state"] for r in report.rows] == ["invalid", "would_send"]  # 09:30 in Chicago
+    assert report.errors[0]["row"] == 1 and report.errors[0]["field"] == "tz"
+    assert "no moment is inside the send window 09:00-10:00" in report.errors[0]["message"]
