@@ -20,6 +20,9 @@ bench/airflow_mapped.py            one RelayCampaignOperator vs mapped HttpOpera
 bench/concurrency_latency.py       ``relay campaign`` (CLI start-up included) vs a sequential httpx
                                    loop on loopback and through a latency proxy (10 and 50 ms each
                                    way), with the concurrency the campaign chose
+bench/respect_cost.py              a campaign's dry run honouring a 10,000-entry suppression list,
+                                   and with quiet hours (zones from each number), vs the same dry
+                                   run without either
 bench/tracking_rounds.py           campaign tracking: relay requests in a poll round for 100,000
                                    recipients vs per-message GETs; XCom, trigger kwargs and wait
                                    result sizes for 1,000,000 recipients vs the id-list XCom
@@ -93,6 +96,8 @@ STEPS = [
     Step("airflow", "airflow_mapped.py", ["--recipients", "500"], ["--recipients", "500"], ["--recipients", "10"],
          3600),
     Step("latency", "concurrency_latency.py", [], [], ["--quick", "--delays", "0", "0.01"], 1800),
+    Step("respect", "respect_cost.py", [], ["--n", "100000"], ["--n", "2000", "--listed", "100", "--repeats", "1"],
+         900),
     Step("tracking", "tracking_rounds.py", ["--n", "100000"], ["--n", "100000"],
          ["--n", "2000", "--size-recipients", "20000", "--baseline-sample", "100"], 3600),
 ]
@@ -206,6 +211,16 @@ def airflow_figures(out: str) -> list[Figure]:
     return [Figure(f"Airflow dag.test(), {n} recipients: one RelayCampaignOperator, msg/s",
                    result["operator"]["messages_per_s"], "msg/s", f"{n} mapped HttpOperator tasks",
                    result["mapped"]["messages_per_s"])]
+
+
+def respect_figures(out: str) -> list[Figure]:
+    rows = {r["run"]: number(r["rows/s"]) for r in table_rows(out, "run")}
+    n = re.search(r"Dry run of (\d+) recipients", out)
+    size = f"{int(n.group(1)):,} recipients" if n else "recipients"
+    return [Figure(f"dry run, {size}, honouring a suppression list, rows/s", rows["opt-outs"], "rows/s",
+                   "same dry run, opt-outs off", rows["baseline"]),
+            Figure(f"dry run, {size}, quiet hours (zones from numbers), rows/s", rows["quiet hours"], "rows/s",
+                   "same dry run, no send window", rows["baseline"])]
 
 
 def tracking_figures(out: str) -> list[Figure]:
@@ -339,6 +354,7 @@ def main() -> int:
         "webhooks": lambda: webhook_figures(outputs["webhooks"]),
         "latency": lambda: latency_figures(outputs["latency"]),
         "airflow": lambda: airflow_figures(outputs["airflow"]),
+        "respect": lambda: respect_figures(outputs["respect"]),
         "tracking": lambda: tracking_figures(outputs["tracking"]),
     }
     figures: list[Figure] = []
