@@ -243,6 +243,11 @@ def relay_campaign_flow(
     poll_interval: float = 5.0,
     inbox: RelayWebhookInbox | str | None = None,
     reply_window_seconds: float = 0.0,
+    honour_opt_outs: bool = True,
+    send_window: list[str] | None = None,
+    default_timezone: str = "UTC",
+    send_at: str | None = None,
+    wait_for_send_window: bool = False,
 ) -> dict[str, Any]:
     """Send a templated campaign through a relay, wait for delivery, and summarise the replies.
 
@@ -269,6 +274,15 @@ def relay_campaign_flow(
         inbox: A RelayWebhookInbox block or a saved one's name, to count replies from webhooks;
             without one, replies come from the relay's inbound query where it has one (phonerelay).
         reply_window_seconds: Seconds to wait for replies after delivery before summarising.
+        honour_opt_outs: Skip recipients on the relay account's suppression list (opt-outs from
+            replies, entries added by hand); off sends to them anyway.
+        send_window: Quiet hours in each recipient's local time, ``["08:00", "21:00"]``; rows outside
+            it are deferred (the result's ``campaign.next_run_at`` says until when).
+        default_timezone: The zone of recipients whose zone neither the row (``timezone``) nor the
+            number tells.
+        send_at: Send no earlier than this ISO 8601 moment (smsgate holds the messages itself).
+        wait_for_send_window: Wait in the flow until deferred rows may go and send them; off (default),
+            schedule a follow-up run of the same campaign at ``next_run_at``.
 
     Returns:
         ``{campaign_id, campaign: <report without rows>, delivery, replies}``.
@@ -279,6 +293,8 @@ def relay_campaign_flow(
     report: dict[str, Any] = send_campaign(  # type: ignore[assignment]  # a sync flow gets the sync task
         relay, template, recipients, campaign_id, channel=channel, address_field=address_field, fields=fields,
         default_region=default_region, skip_invalid=skip_invalid, suppression=suppression, dry_run=dry_run,
+        honour_opt_outs=honour_opt_outs, send_window=send_window, default_timezone=default_timezone,
+        send_at=send_at, wait_for_send_window=wait_for_send_window,
     )
     result: dict[str, Any] = {
         "campaign_id": campaign_id,

@@ -46,7 +46,8 @@ class _ProgressLog:
         self._last, self._phase = now, progress.phase
         share = f" ({progress.fraction:.0%})" if progress.fraction is not None else ""
         self.log.info(
-            "Campaign %s %s: %d/%s processed%s, %d accepted, %d already sent, %d failed, %d invalid, %d suppressed",
+            "Campaign %s %s: %d/%s processed%s, %d accepted, %d already sent, %d failed, %d invalid, %d suppressed,"
+            " %d deferred",
             progress.campaign_id,
             progress.phase,
             progress.processed,
@@ -57,6 +58,7 @@ class _ProgressLog:
             progress.failed,
             progress.invalid,
             progress.suppressed,
+            progress.deferred,
         )
 
 
