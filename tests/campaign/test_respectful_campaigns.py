@@ -298,3 +298,27 @@ def _jsonl(tmp_path: Path, addresses: list[str]) -> Path:
     path = tmp_path / "people.jsonl"
     path.write_text("".join(json.dumps({"phone": a}) + "\n" for a in addresses))
     return path
+
+
+def test_a_receiver_sends_the_confirmations_a_stopped_one_left_pending(
+    relay: ReferenceRelayProcess, tmp_path: Path
+) -> None:
+    from relay_integrations.models import WebhookEvent
+
+    person = numbers(1)[0]
+    store = tmp_path / "suppressions.sqlite"
+    with client_for(relay, "smsgate") as client:
+        identity = RelayIdentity.from_client(client)
+    with SuppressionList.open(store, identity) as listed:  # recorded, then the receiver died before sending
+        stop = WebhookEvent(event_id="evt-left-pending", dialect="smsgate", kind="inbound", event_type="sms:received",
+                            sender=person, text="STOP", occurred_at=datetime.now(timezone.utc))
+        assert listed.apply_replies([stop], confirm=True)[0].confirm
+    env = {"RELAY_BASE_URL": relay.url("smsgate"), "RELAY_DIALECT": "smsgate", "RELAY_API_KEY": relay.api_key,
+           "RELAY_LOGIN": "relay"}
+    with WebhookReceiverProcess(db_path=tmp_path / "webhooks.db", secrets=[SECRET], env=env,
+                                log_path=tmp_path / "receiver.log",
+                                extra_args=["--opt-outs", "--suppression-store", str(store), "--opt-out-reply",
+                                            CONFIRMATION]):
+        wait_until(lambda: (e := entry_of(store, relay, person)) and e.confirmation == "sent",
+                   "the pending confirmation to be sent at start-up")
+    assert texts_to(relay, person) == [CONFIRMATION]
