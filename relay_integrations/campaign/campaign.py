@@ -495,7 +495,7 @@ class Campaign:
         if template_errors:
             raise CampaignValidationError(template_errors)
         started = _now()
-        self._opted_out = self._load_opt_outs(relay, dry_run) if relay is not None and self.honour_opt_outs else {}
+        self._opted_out = self._load_opt_outs(relay) if relay is not None and self.honour_opt_outs else {}
         scratch = self._plan(dialect, keep_messages=not dry_run and dialect is not None)
         try:
             if relay is not None:
@@ -513,13 +513,14 @@ class Campaign:
             raise
         return scratch, started
 
-    def _load_opt_outs(self, relay: RelayIdentity, dry_run: bool) -> dict[str, Suppression]:
+    def _load_opt_outs(self, relay: RelayIdentity) -> dict[str, Suppression]:
         """The relay account's suppression list, by address (it fits in memory: one entry per opt-out).
 
         A list that cannot be read stops the campaign before the first send: sending to people who
         asked to stop is worse than sending late."""
         location = suppression_location(self.suppression_store, self.ledger)
-        with SuppressionList.open(location, relay, read_only=dry_run, channel=self.channel,
+        # Read only: a campaign never writes the list (nor creates a store where there is none).
+        with SuppressionList.open(location, relay, read_only=True, channel=self.channel,
                                   default_region=self.default_region) as listed:
             return {entry.address: entry for entry in listed.entries()}
 
