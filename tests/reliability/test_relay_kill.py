@@ -40,10 +40,13 @@ def test_relay_killed_mid_campaign_loses_and_duplicates_nothing(
     ledger_path = tmp_path / "ledger.sqlite"
     campaign_id = f"relay-kill-{dialect}"
     a_third_done = threading.Event()
+    processed = [0]
 
     def watch(progress: CampaignProgress) -> None:
-        if progress.phase == "sending" and progress.processed >= RECIPIENTS // 3:
-            a_third_done.set()
+        if progress.phase == "sending":
+            processed[0] = progress.processed
+            if progress.processed >= RECIPIENTS // 3:
+                a_third_done.set()
 
     def make_campaign(**kwargs: Any) -> Campaign:
         return Campaign(TEMPLATE, rows, campaign_id=campaign_id, ledger_path=ledger_path, batch_size=batch_size,
@@ -63,13 +66,16 @@ def test_relay_killed_mid_campaign_loses_and_duplicates_nothing(
     try:
         assert a_third_done.wait(60), "the campaign never got a third of the way"
         relay.kill()
+        at_kill = processed[0]
         relay.start()  # same port, same database
     finally:
         thread.join(120)
     assert not thread.is_alive()
     assert "error" not in first, first.get("error")
     report: CampaignReport = first["report"]
-    assert report.counts["accepted"] < RECIPIENTS, "the kill came too late to matter"
+    # The kill came mid-campaign. Whether requests then failed or the client's retries reached the
+    # restarted relay depends on how fast it restarts: either way nothing may be lost or sent twice.
+    assert at_kill < RECIPIENTS, "the kill came too late to matter"
 
     # Nothing acknowledged was lost: what the first run (and its ledger) hold is on the restarted relay.
     stored = {m["id"] for m in stored_outbound(relay, dialect)}
