@@ -322,3 +322,20 @@ def test_a_receiver_sends_the_confirmations_a_stopped_one_left_pending(
         wait_until(lambda: (e := entry_of(store, relay, person)) and e.confirmation == "sent",
                    "the pending confirmation to be sent at start-up")
     assert texts_to(relay, person) == [CONFIRMATION]
+
+
+def test_a_postgresql_ledger_holds_the_list_every_worker_reads(
+    relay: ReferenceRelayProcess, postgres_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With the campaign store on PostgreSQL and no other location named, the list is in that database:
+    an opt-out recorded there (by a receiver, or by hand on another machine) keeps every worker away."""
+    monkeypatch.delenv("RELAY_SUPPRESSION_STORE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))  # the machine's own file: empty
+    people = numbers(3)
+    with client_for(relay, "relaysms") as client:
+        with SuppressionList.open(postgres_url, RelayIdentity.from_client(client)) as listed:
+            listed.add([people[0]], note="told the call centre")
+        report = Campaign("Hi {{ name }}", rows(people), campaign_id="respect-pg", ledger=postgres_url).send(client)
+    assert [r["state"] for r in report.rows] == ["suppressed", "accepted", "accepted"]
+    assert report.rows[0]["reason"].endswith("(told the call centre)")
+    assert messages_per_address(relay, "relaysms", people) == {people[0]: 0, people[1]: 1, people[2]: 1}
