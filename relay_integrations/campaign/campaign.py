@@ -243,6 +243,8 @@ class Campaign:
         checked: dict[str, Any] = {}
         for name, value in fields.items():
             key = "sender" if name == "from" else name
+            if key == "schedule_at":
+                raise ValueError(f"fields[{name!r}]: use send_at (or a row's send_at field) to schedule a campaign")
             if key in _RESERVED_FIELDS:
                 raise ValueError(f"fields[{name!r}]: set by the campaign (template, address_field, channel)")
             if key not in known:

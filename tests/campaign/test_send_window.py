@@ -145,3 +145,12 @@ def test_a_row_whose_zones_share_no_moment_is_invalid_and_names_the_field() -> N
     assert [r["state"] for r in report.rows] == ["invalid", "would_send"]  # 09:30 in Chicago
     assert report.errors[0]["row"] == 1 and report.errors[0]["field"] == "tz"
     assert "no moment is inside the send window 09:00-10:00" in report.errors[0]["message"]
+
+
+def test_schedule_at_in_fields_points_to_send_at() -> None:
+    from relay_integrations.campaign import Campaign
+
+    with pytest.raises(ValueError, match=r"fields\['schedule_at'\]: use send_at"):
+        Campaign("Hi", [], campaign_id="x", fields={"schedule_at": "2026-12-24T09:00:00Z"})
+    with pytest.raises(SendWindowError, match=r"^default_timezone: "):
+        Campaign("Hi", [], campaign_id="x", default_timezone="Moon/Base")
