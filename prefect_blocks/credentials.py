@@ -256,8 +256,6 @@ class RelayWebhookInbox(Block):
 
     def get_inbox(self) -> WebhookInbox:
         """The inbox, local or remote, ready to query or wait on."""
-        if self.is_remote:
-            if self.api_key is None:
-                raise ValueError("RelayWebhookInbox.api_key is required when location is a URL")
-            return WebhookInbox.remote(self.location, self.api_key.get_secret_value())
-        return WebhookInbox(self.location)
+        if self.is_remote and self.api_key is None:
+            raise ValueError("RelayWebhookInbox.api_key is required when location is a URL")
+        return WebhookInbox.at(self.location, self.api_key.get_secret_value() if self.api_key else None)

@@ -13,7 +13,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -261,7 +260,6 @@ class RelayHook(BaseHook):
         """The webhook inbox named by the connection: a receiver URL, a store URL
         (``postgresql://...``, read directly from any worker) or a local SQLite path."""
         from relay_integrations.webhooks.inbox import WebhookInbox
-        from relay_integrations.webhooks.store import is_database_url
 
         location = settings.webhook_inbox_url
         if not location:
@@ -276,10 +274,7 @@ class RelayHook(BaseHook):
                     "required with a receiver URL in webhook_inbox_url (the receiver's --api-key; "
                     "the relay's API key is never sent to it)",
                 )
-            return WebhookInbox.remote(location, settings.webhook_inbox_api_key)
-        if is_database_url(location):
-            return WebhookInbox(location)
-        return WebhookInbox(Path(location).expanduser())
+        return WebhookInbox.at(location, settings.webhook_inbox_api_key)
 
     def get_webhook_inbox(self) -> WebhookInbox:
         """The connection's webhook inbox (see :meth:`inbox_for`)."""

@@ -446,12 +446,9 @@ def _import_replies(args: argparse.Namespace, listed: Any) -> dict[str, int]:
     from relay_integrations.webhooks import WebhookInbox
 
     api_key = args.inbox_api_key or os.environ.get("RELAY_WEBHOOKS_API_KEY")
-    if args.inbox.startswith(("http://", "https://")):
-        if not api_key:
-            raise _UsageError("--inbox-api-key (or $RELAY_WEBHOOKS_API_KEY): required for a receiver URL")
-        inbox = WebhookInbox.remote(args.inbox, api_key)
-    else:
-        inbox = WebhookInbox(args.inbox)
+    if args.inbox.startswith(("http://", "https://")) and not api_key:
+        raise _UsageError("--inbox-api-key (or $RELAY_WEBHOOKS_API_KEY): required for a receiver URL")
+    inbox = WebhookInbox.at(args.inbox, api_key)
     read = opted_out = opted_in = 0
     after = 0
     with inbox:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import anyio
@@ -30,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from relay_integrations._client_base import default_ssl_context
 from relay_integrations.models import MessageState, WebhookEvent, later_state
 from relay_integrations.webhooks.bounds import MAX_ID_CHARS
-from relay_integrations.webhooks.store import MAX_CURSOR, MAX_LIMIT, EventQuery, EventStore
+from relay_integrations.webhooks.store import MAX_CURSOR, MAX_LIMIT, EventQuery, EventStore, is_database_url
 
 
 class WebhookWaitTimeout(TimeoutError):
@@ -269,6 +270,21 @@ class WebhookInbox:
         inbox._backend = _RemoteBackend(base_url, api_key, timeout, transport)
         inbox._where = f"url {base_url!r}"
         return inbox
+
+    @classmethod
+    def at(cls, location: str, api_key: str | None = None) -> WebhookInbox:
+        """The inbox at ``location``: a receiver's URL (``http(s)://``, read with ``api_key``, the
+        receiver's own key), a database URL, or an SQLite path (``~`` expanded).
+
+        :raises ValueError: a receiver URL without ``api_key``.
+        """
+        if location.startswith(("http://", "https://")):
+            if not api_key:
+                raise ValueError("api_key: required to read a receiver at a URL (its --api-key)")
+            return cls.remote(location, api_key)
+        if is_database_url(location):
+            return cls(location)
+        return cls(Path(location).expanduser())
 
     def __repr__(self) -> str:
         return f"WebhookInbox({self._where})"

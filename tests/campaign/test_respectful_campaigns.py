@@ -339,3 +339,25 @@ def test_a_postgresql_ledger_holds_the_list_every_worker_reads(
     assert [r["state"] for r in report.rows] == ["suppressed", "accepted", "accepted"]
     assert report.rows[0]["reason"].endswith("(told the call centre)")
     assert messages_per_address(relay, "relaysms", people) == {people[0]: 0, people[1]: 1, people[2]: 1}
+
+
+def test_import_replies_records_what_a_receiver_stored_and_is_safe_to_repeat(
+    stack: tuple[ReferenceRelayProcess, WebhookReceiverProcess, Path], tmp_path: Path
+) -> None:
+    relay, receiver, _ = stack
+    person = numbers(1)[0]
+    inject(relay, person, "unsubscribe")
+    with WebhookInbox.remote(receiver.base_url, "inbox-key") as inbox:
+        inbox.wait_for({"kind": "inbound", "sender": person}, timeout=WAIT)
+    env = {**relay_env(relay, "smsgate"), "RELAY_SUPPRESSION_STORE": str(tmp_path / "imported.sqlite")}
+    args = ["suppression", "import-replies", "--inbox", receiver.base_url]
+    refused = run_relay(args, env)
+    assert refused.returncode == 2 and "--inbox-api-key" in refused.stderr
+    first = run_relay([*args, "--inbox-api-key", "inbox-key"], env)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["opted_out"] >= 1
+    listed = json.loads(run_relay(["suppression", "list"], env).stdout)
+    assert person in [e["address"] for e in listed["entries"]]
+    again = json.loads(run_relay([*args, "--inbox-api-key", "inbox-key"], env).stdout)
+    assert again["opted_out"] == 0 and again["opted_in"] == 0 and again["inbound_read"] == json.loads(
+        first.stdout)["inbound_read"]
