@@ -253,6 +253,11 @@ class SuppressionList:
         changes = [self._change(self.normalize(a), False, MANUAL, None, None, when) for a in addresses if a.strip()]
         return sum(1 for c in self._write("remove from the suppression list in", changes) if c.changed)
 
+    def keyword_replies(self, events: Iterable[WebhookEvent]) -> list[WebhookEvent]:
+        """The inbound ``events`` of this relay's dialect that opt out or back in (no I/O)."""
+        return [e for e in events if e.kind == "inbound" and e.dialect == self.relay.dialect and e.sender
+                and (is_opt_out(e.text) or is_opt_in(e.text))]
+
     def apply_replies(self, events: Iterable[WebhookEvent], *, confirm: bool = False) -> list[Change]:
         """Record the opt-outs (STOP, ...) and opt-ins (START, UNSTOP) among inbound ``events`` of this
         relay's dialect; other events are ignored. Safe to repeat: an event seen before changes nothing.
@@ -261,12 +266,9 @@ class SuppressionList:
         :return: one :class:`Change` per keyword event, in order.
         """
         wanted: list[dict[str, Any]] = []
-        for event in events:
-            if event.kind != "inbound" or event.dialect != self.relay.dialect or not event.sender:
-                continue
-            stop, start = is_opt_out(event.text), is_opt_in(event.text)
-            if not (stop or start):
-                continue
+        for event in self.keyword_replies(events):
+            assert event.sender is not None
+            stop = is_opt_out(event.text)
             when = _aware(event.occurred_at or event.received_at or _now())
             detail = (event.text or "").strip()[:_DETAIL_CHARS]
             change = self._change(self.normalize(event.sender), stop, REPLY, detail, event.event_id, when)

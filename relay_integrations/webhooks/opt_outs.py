@@ -49,12 +49,10 @@ class OptOutRecorder:
     def __repr__(self) -> str:
         return f"OptOutRecorder({self.suppressions!r})"
 
-    @property
-    def dialect(self) -> str:
-        return self.suppressions.relay.dialect
-
     def wants(self, events: Sequence[WebhookEvent]) -> bool:
-        return any(e.kind == "inbound" and e.dialect == self.dialect for e in events)
+        """Whether the delivery holds an opt-out or opt-in (checked on the event loop, no I/O): only
+        then does recording take a worker thread and a transaction."""
+        return bool(self.suppressions.keyword_replies(events))
 
     async def record(self, events: Sequence[WebhookEvent]) -> list[Change]:
         """Record the delivery's keyword replies (in a worker thread); new opt-outs are confirmed soon."""
