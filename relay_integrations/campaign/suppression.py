@@ -117,6 +117,19 @@ class Change:
     confirm: bool = False
 
 
+@dataclass(frozen=True)
+class _Wanted:
+    """One change asked of the list: suppress (or lift) ``address``, why, and as of when."""
+
+    address: str
+    suppressed: bool
+    source: Source
+    detail: str | None
+    event_id: str | None
+    changed_at: datetime
+    confirm: bool = False
+
+
 def _insert(conn: sa.Connection) -> Any:
     """An INSERT that may meet a row another process inserted meanwhile (``on_conflict_do_nothing``)."""
     if conn.dialect.name == "postgresql":
@@ -244,13 +257,13 @@ class SuppressionList:
     def add(self, addresses: Iterable[str], *, note: str | None = None, at: datetime | None = None) -> int:
         """Suppress ``addresses`` by hand (normalised here); returns how many were not suppressed before."""
         when = _aware(at) if at is not None else _now()
-        changes = [self._change(self.normalize(a), True, MANUAL, note, None, when) for a in addresses if a.strip()]
+        changes = [_Wanted(self.normalize(a), True, MANUAL, note, None, when) for a in addresses if a.strip()]
         return sum(1 for c in self._write("add to the suppression list in", changes) if c.changed)
 
     def remove(self, addresses: Iterable[str], *, at: datetime | None = None) -> int:
         """Lift the entries of ``addresses`` (by hand or from replies); returns how many were lifted."""
         when = _aware(at) if at is not None else _now()
-        changes = [self._change(self.normalize(a), False, MANUAL, None, None, when) for a in addresses if a.strip()]
+        changes = [_Wanted(self.normalize(a), False, MANUAL, None, None, when) for a in addresses if a.strip()]
         return sum(1 for c in self._write("remove from the suppression list in", changes) if c.changed)
 
     def keyword_replies(self, events: Iterable[WebhookEvent]) -> list[WebhookEvent]:
@@ -265,25 +278,16 @@ class SuppressionList:
         :param confirm: new opt-outs are marked for a confirmation reply (see :meth:`claim_confirmation`).
         :return: one :class:`Change` per keyword event, in order.
         """
-        wanted: list[dict[str, Any]] = []
+        wanted: list[_Wanted] = []
         for event in self.keyword_replies(events):
             assert event.sender is not None
             stop = is_opt_out(event.text)
-            when = _aware(event.occurred_at or event.received_at or _now())
-            detail = (event.text or "").strip()[:_DETAIL_CHARS]
-            change = self._change(self.normalize(event.sender), stop, REPLY, detail, event.event_id, when)
-            change["confirm"] = confirm and stop
-            wanted.append(change)
-        if not wanted:
-            return []
+            wanted.append(_Wanted(self.normalize(event.sender), stop, REPLY, (event.text or "").strip()[:_DETAIL_CHARS],
+                                  event.event_id, _aware(event.occurred_at or event.received_at or _now()),
+                                  confirm=confirm and stop))
         return self._write("record replies in", wanted)
 
-    def _change(self, address: str, suppressed: bool, source: Source, detail: str | None,
-                event_id: str | None, when: datetime) -> dict[str, Any]:
-        return {"address": address, "suppressed": suppressed, "source": source, "detail": detail,
-                "event_id": event_id, "changed_at": when, "confirm": False}
-
-    def _write(self, action: str, changes: Sequence[dict[str, Any]]) -> list[Change]:
+    def _write(self, action: str, changes: Sequence[_Wanted]) -> list[Change]:
         if not changes:
             return []
         t = suppressions_table.c
@@ -293,52 +297,53 @@ class SuppressionList:
         def work(conn: sa.Connection) -> list[Change]:
             done: list[Change] = []
             for c in changes:
-                key = (t.relay_id == relay.relay_id, t.address == c["address"])
+                key = (t.relay_id == relay.relay_id, t.address == c.address)
                 query = sa.select(t.suppressed, t.source, t.changed_at, t.event_id).where(*key)
                 current = conn.execute(query.with_for_update() if lock else query).first()
-                event_id = c["event_id"] or ""
+                event_id = c.event_id or ""
                 if current is None:
-                    if not c["suppressed"]:  # nothing to lift
-                        done.append(Change(c["address"], False, False, event_id))
+                    if not c.suppressed:  # nothing to lift
+                        done.append(Change(c.address, False, False, event_id))
                         continue
                     inserted = conn.execute(
                         _insert(conn).values(
-                            relay_id=relay.relay_id, address=c["address"], suppressed=True, source=c["source"],
-                            detail=c["detail"], event_id=c["event_id"], changed_at=c["changed_at"],
+                            relay_id=relay.relay_id, address=c.address, suppressed=True, source=c.source,
+                            detail=c.detail, event_id=c.event_id, changed_at=c.changed_at,
                             dialect=relay.dialect, base_url=relay.base_url, account=relay.account,
-                            confirmation=PENDING if c["confirm"] else None,
+                            confirmation=PENDING if c.confirm else None,
                         ).on_conflict_do_nothing()
                     )
                     if inserted.rowcount:
-                        done.append(Change(c["address"], True, True, event_id, confirm=c["confirm"]))
+                        done.append(Change(c.address, True, True, event_id, confirm=c.confirm))
                         continue
                     current = conn.execute(query.with_for_update() if lock else query).first()
                     assert current is not None
                 was_suppressed, source, changed_at, last_event = current
-                if c["event_id"] is not None and last_event == c["event_id"]:
-                    done.append(Change(c["address"], bool(was_suppressed), False, event_id))  # seen before
+                if c.event_id is not None and last_event == c.event_id:
+                    done.append(Change(c.address, bool(was_suppressed), False, event_id))  # seen before
                     continue
-                if changed_at is not None and _aware(changed_at) > c["changed_at"]:
-                    done.append(Change(c["address"], bool(was_suppressed), False, event_id))  # stale
+                if changed_at is not None and _aware(changed_at) > c.changed_at:
+                    done.append(Change(c.address, bool(was_suppressed), False, event_id))  # stale
                     continue
-                if c["source"] == REPLY and not c["suppressed"] and was_suppressed and source == MANUAL:
+                if c.source == REPLY and not c.suppressed and was_suppressed and source == MANUAL:
                     # START lifts an opt-out, never a suppression someone added by hand.
-                    done.append(Change(c["address"], True, False, event_id))
+                    done.append(Change(c.address, True, False, event_id))
                     continue
-                if bool(was_suppressed) == c["suppressed"] and not (c["suppressed"] and source == REPLY
-                                                                   and c["source"] == MANUAL):
-                    done.append(Change(c["address"], c["suppressed"], False, event_id))
+                # Adding by hand over an opt-out makes the entry a hand one (a later START leaves it).
+                made_manual = c.suppressed and source == REPLY and c.source == MANUAL
+                if bool(was_suppressed) == c.suppressed and not made_manual:
+                    done.append(Change(c.address, c.suppressed, False, event_id))
                     continue
-                values: dict[str, Any] = {"suppressed": c["suppressed"], "changed_at": c["changed_at"],
-                                          "event_id": c["event_id"]}
-                if c["suppressed"]:
-                    values.update(source=c["source"], detail=c["detail"])
-                    if c["confirm"] and not was_suppressed:
+                values: dict[str, Any] = {"suppressed": c.suppressed, "changed_at": c.changed_at,
+                                          "event_id": c.event_id}
+                if c.suppressed:
+                    values.update(source=c.source, detail=c.detail)
+                    if c.confirm and not was_suppressed:
                         values["confirmation"] = PENDING
                 conn.execute(sa.update(suppressions_table).where(*key).values(**values))
-                new = c["suppressed"] and not was_suppressed
-                done.append(Change(c["address"], c["suppressed"], bool(was_suppressed) != c["suppressed"],
-                                   event_id, confirm=bool(c["confirm"] and new)))
+                new = c.suppressed and not was_suppressed
+                done.append(Change(c.address, c.suppressed, bool(was_suppressed) != c.suppressed,
+                                   event_id, confirm=bool(c.confirm and new)))
             return done
 
         result: list[Change] = self.store._run(action, work)
