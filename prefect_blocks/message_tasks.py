@@ -23,7 +23,8 @@ from prefect_blocks.task_runs import (
     run_scoped_idempotency_key,
 )
 from relay_integrations.campaign.campaign_store import CampaignStore, StoreLocation
-from relay_integrations.campaign.single import SuppressedSend, send_once, suppressed_result, without_opt_outs
+from relay_integrations.campaign.single import SuppressedSend, send_once
+from relay_integrations.campaign.single import honour_opt_outs as honour_opt_outs_of
 from relay_integrations.client import RelayClient
 from relay_integrations.errors import RelayError
 from relay_integrations.message_waiter import MessageWaiter
@@ -152,13 +153,11 @@ async def _send_message(
     # The store and the reconciler are synchronous; a worker thread keeps the event loop free.
     with credentials.get_client() as client:
         if honour_opt_outs:
-            kept, entries = await anyio.to_thread.run_sync(
-                lambda: without_opt_outs(client, message, suppression_store=suppression_store, ledger=location))
-            for entry in entries:
-                logger.warning("Not sending to %s: %s", entry.address, entry.describe())
-            if kept is None:
-                return suppressed_result(message, entries)
-            message = kept
+            outcome = await anyio.to_thread.run_sync(lambda: honour_opt_outs_of(
+                client, message, suppression_store=suppression_store, ledger=location, warn=logger.warning))
+            if isinstance(outcome, SuppressedSend):
+                return outcome
+            message = outcome
         receipt = await anyio.to_thread.run_sync(_send_once, credentials, client, message, location,
                                                  _earlier_try_since(), logger)
     _log_receipt(receipt)

@@ -167,7 +167,7 @@ class RelaySendMessageOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from relay_integrations.campaign.campaign_store import CampaignStoreError
-        from relay_integrations.campaign.single import send_once, suppressed_result, without_opt_outs
+        from relay_integrations.campaign.single import SuppressedSend, honour_opt_outs, send_once
 
         message = self.build_message(context)
         retry = context["ti"].try_number > 1
@@ -177,16 +177,14 @@ class RelaySendMessageOperator(BaseOperator):
             with self.hook.get_client() as client:
                 if self.honour_opt_outs:
                     try:
-                        kept, entries = without_opt_outs(client, message, suppression_store=self.suppression_store,
-                                                         ledger=location)
+                        outcome = honour_opt_outs(client, message, suppression_store=self.suppression_store,
+                                                  ledger=location, warn=self.log.warning)
                     except CampaignStoreError as e:
                         raise AirflowException(f"{e} (nothing was sent: the suppression list could not be read)") \
                             from None
-                    for entry in entries:
-                        self.log.warning("Not sending to %s: %s", entry.address, entry.describe())
-                    if kept is None:
-                        return suppressed_result(message, entries).model_dump(mode="json")
-                    message = kept
+                    if isinstance(outcome, SuppressedSend):
+                        return outcome.model_dump(mode="json")
+                    message = outcome
                 no_keys = not client.capabilities.client_idempotency_keys
                 if retry and no_keys and not self.look_for_earlier_send:
                     self.log.warning("%s takes no client idempotency key and the lookup is off: this retry sends "

@@ -369,18 +369,17 @@ def _send(args: argparse.Namespace) -> int:
     except (_UsageError, ValueError) as exc:
         return _fail(str(exc), EXIT_INVALID)
     from relay_integrations.campaign.campaign_store import CampaignStoreError
-    from relay_integrations.campaign.single import suppressed_result, without_opt_outs
+    from relay_integrations.campaign.single import SuppressedSend, honour_opt_outs
 
     try:
         with client:
             if not args.no_opt_outs:
-                kept, entries = without_opt_outs(client, message, suppression_store=args.suppression_store or None)
-                for entry in entries:
-                    sys.stderr.write(f"relay: not sending to {entry.address}: {entry.describe()}\n")
-                if kept is None:
-                    _print_json(suppressed_result(message, entries).model_dump(mode="json"))
+                outcome = honour_opt_outs(client, message, suppression_store=args.suppression_store or None,
+                                          warn=lambda text: sys.stderr.write(f"relay: {text}\n"))
+                if isinstance(outcome, SuppressedSend):
+                    _print_json(outcome.model_dump(mode="json"))
                     return EXIT_OK
-                message = kept
+                message = outcome
             receipt = client.send(message)
     except RelayError as exc:
         return _relay_failure(exc, args)

@@ -10,6 +10,7 @@ caller says this is a retry) is first looked up on the relay with the core recon
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -77,6 +78,21 @@ def suppressed_result(message: OutboundMessage, entries: list[Suppression]) -> S
     """The :class:`SuppressedSend` of ``message``, whose recipients are all in ``entries``."""
     return SuppressedSend(recipients=message.recipients, idempotency_key=message.idempotency_key,
                           suppressed=[e.as_dict() for e in entries])
+
+
+def honour_opt_outs(client: Any, message: OutboundMessage, *, suppression_store: Any = None, ledger: Any = None,
+                    warn: Callable[[str], object] | None = None) -> OutboundMessage | SuppressedSend:
+    """What a single send does with the suppression list, for every adapter: the message to send
+    (without the suppressed recipients), or the :class:`SuppressedSend` to answer when none is left.
+
+    ``warn`` is told about each recipient left out (``Not sending to +1555...: opted out by ...``).
+    Raises ``CampaignStoreError`` when the list cannot be read (nothing is sent then).
+    """
+    kept, entries = without_opt_outs(client, message, suppression_store=suppression_store, ledger=ledger)
+    if warn is not None:
+        for entry in entries:
+            warn(f"Not sending to {entry.address}: {entry.describe()}")
+    return kept if kept is not None else suppressed_result(message, entries)
 
 
 class UncheckedSendError(RelayError):
