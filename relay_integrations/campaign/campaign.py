@@ -533,24 +533,19 @@ class Campaign:
         ``check_all``: rows the store does not know are in doubt too (a retry after a try elsewhere).
         A deferred row the store has as accepted (sent by an earlier run) is ``already_sent`` too.
         """
-        for chunk in _chunks(scratch.iter_rows([DEFERRED], with_message=False), LOOKUP_CHUNK):
-            found = store.lookup(relay, self.campaign_id, [p.idempotency_key or "" for p in chunk])
-            sent = [RowResult(p.row, ALREADY_SENT, message_id=entry.message_id, batch_id=entry.batch_id)
-                    for p in chunk if (entry := found.get(p.idempotency_key or "")) and entry.status == ENTRY_ACCEPTED]
-            if sent:
-                scratch.set_results(sent)
-        for chunk in _chunks(scratch.iter_rows([READY], with_message=False), LOOKUP_CHUNK):
+        for chunk in _chunks(scratch.iter_rows([READY, DEFERRED], with_message=False), LOOKUP_CHUNK):
             found = store.lookup(relay, self.campaign_id, [p.idempotency_key or "" for p in chunk])
             results: list[RowResult] = []
             for p in chunk:
                 entry = found.get(p.idempotency_key or "")
-                if entry is None:
-                    if check_all:
-                        results.append(RowResult(p.row, IN_DOUBT))
-                    continue
-                if entry.status == ENTRY_ACCEPTED:
+                if entry is not None and entry.status == ENTRY_ACCEPTED:
                     results.append(RowResult(p.row, ALREADY_SENT, message_id=entry.message_id,
                                              batch_id=entry.batch_id))
+                elif p.state == DEFERRED:
+                    continue  # not to be sent in this run: whatever else the store says waits for the run that is
+                elif entry is None:
+                    if check_all:
+                        results.append(RowResult(p.row, IN_DOUBT))
                 elif entry.status == ENTRY_SENDING:
                     results.append(RowResult(p.row, IN_DOUBT))
             if results:
