@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, overload
 
 from relay_integrations.models import MessageState
 
@@ -155,6 +155,14 @@ def batch_ids_from(value: Any) -> list[str]:
 
 
 # --- time ----------------------------------------------------------------------------------------
+
+
+@overload
+def as_utc(value: datetime) -> datetime: ...
+
+
+@overload
+def as_utc(value: datetime | str | None) -> datetime | None: ...
 
 
 def as_utc(value: datetime | str | None) -> datetime | None:

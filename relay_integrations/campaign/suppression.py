@@ -41,6 +41,7 @@ from relay_integrations.campaign.campaign_store import (
 )
 from relay_integrations.models import WebhookEvent
 from relay_integrations.replies import is_opt_in, is_opt_out
+from relay_integrations.waiting import as_utc
 
 SUPPRESSION_STORE_ENV = "RELAY_SUPPRESSION_STORE"
 
@@ -141,10 +142,6 @@ def _insert(conn: sa.Connection) -> Any:
     return sqlite_insert(suppressions_table)
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -204,7 +201,7 @@ class SuppressionList:
 
     @staticmethod
     def _entry(row: Any) -> Suppression:
-        return Suppression(row[0], row[1], _aware(row[2]), row[3], row[4], row[5])
+        return Suppression(row[0], row[1], as_utc(row[2]), row[3], row[4], row[5])
 
     def lookup(self, addresses: Iterable[str]) -> dict[str, Suppression]:
         """The entries among ``addresses`` (already normalised), by address."""
@@ -256,13 +253,13 @@ class SuppressionList:
     # --- changing --------------------------------------------------------------------------
     def add(self, addresses: Iterable[str], *, note: str | None = None, at: datetime | None = None) -> int:
         """Suppress ``addresses`` by hand (normalised here); returns how many were not suppressed before."""
-        when = _aware(at) if at is not None else _now()
+        when = as_utc(at) if at is not None else _now()
         changes = [_Wanted(self.normalize(a), True, MANUAL, note, None, when) for a in addresses if a.strip()]
         return sum(1 for c in self._write("add to the suppression list in", changes) if c.changed)
 
     def remove(self, addresses: Iterable[str], *, at: datetime | None = None) -> int:
         """Lift the entries of ``addresses`` (by hand or from replies); returns how many were lifted."""
-        when = _aware(at) if at is not None else _now()
+        when = as_utc(at) if at is not None else _now()
         changes = [_Wanted(self.normalize(a), False, MANUAL, None, None, when) for a in addresses if a.strip()]
         return sum(1 for c in self._write("remove from the suppression list in", changes) if c.changed)
 
@@ -283,7 +280,7 @@ class SuppressionList:
             assert event.sender is not None
             stop = is_opt_out(event.text)
             wanted.append(_Wanted(self.normalize(event.sender), stop, REPLY, (event.text or "").strip()[:_DETAIL_CHARS],
-                                  event.event_id, _aware(event.occurred_at or event.received_at or _now()),
+                                  event.event_id, as_utc(event.occurred_at or event.received_at or _now()),
                                   confirm=confirm and stop))
         return self._write("record replies in", wanted)
 
@@ -322,7 +319,7 @@ class SuppressionList:
                 if c.event_id is not None and last_event == c.event_id:
                     done.append(Change(c.address, bool(was_suppressed), False, event_id))  # seen before
                     continue
-                if changed_at is not None and _aware(changed_at) > c.changed_at:
+                if changed_at is not None and as_utc(changed_at) > c.changed_at:
                     done.append(Change(c.address, bool(was_suppressed), False, event_id))  # stale
                     continue
                 if c.source == REPLY and not c.suppressed and was_suppressed and source == MANUAL:
