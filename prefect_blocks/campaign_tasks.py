@@ -29,6 +29,7 @@ from prefect_blocks.task_runs import (
 )
 from relay_integrations.campaign import Campaign, CampaignReport, CampaignValidationError
 from relay_integrations.campaign.campaign_store import StoreLocation
+from relay_integrations.campaign.report import next_pass_at
 from relay_integrations.tracking import RelayIdentity, campaign_result
 
 # --- send_campaign -----------------------------------------------------------------------------
@@ -246,12 +247,12 @@ async def _send_campaign(
     while True:
         result = await _campaign_pass(credentials, campaign, campaign_id, bar, key, dry_run, earlier,
                                       idempotency_scope, max_rows, store)
-        next_run_at = result.get("next_run_at")
-        if not (wait_for_send_window and next_run_at and not dry_run) or result["counts"].get("failed"):
+        moment = next_pass_at(result)
+        if moment is None or not wait_for_send_window:
             break
-        delay = (datetime.fromisoformat(next_run_at) - datetime.now(timezone.utc)).total_seconds()
+        delay = (moment - datetime.now(timezone.utc)).total_seconds()
         get_run_logger().info("Campaign %s: %d row(s) deferred; waiting until %s to send them",
-                              campaign_id, result["counts"].get("deferred", 0), next_run_at)
+                              campaign_id, result["counts"].get("deferred", 0), result["next_run_at"])
         await anyio.sleep(max(0.0, delay))
         earlier = None
         bar = CampaignProgressArtifact(f"{key}-progress", campaign_id)

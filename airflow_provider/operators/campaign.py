@@ -16,6 +16,7 @@ from airflow_provider.hooks.relay import RelayHook
 from airflow_provider.keys import derive_campaign_id
 from airflow_provider.ledger import is_local, ledger_reference, resolve_ledger, warn_if_local_ledger
 from airflow_provider.retries import first_try_began, task_failure
+from relay_integrations.campaign.report import next_pass_at
 from relay_integrations.errors import RelayError
 from relay_integrations.tracking import RelayIdentity, campaign_result
 
@@ -262,13 +263,13 @@ class RelayCampaignOperator(BaseOperator):
     def _send_pass(self, context: Context, campaign_id: str, pass_number: int) -> dict[str, Any]:
         result = self._send(context, campaign_id)
         result["pass"] = pass_number
-        next_run_at = result.get("next_run_at")
-        if next_run_at and self.wait_for_send_window and not self.dry_run_only and not result["counts"].get("failed"):
+        moment = next_pass_at(result)
+        if moment is not None and self.wait_for_send_window:
             from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
             self.log.info("Campaign %s: %d row(s) deferred; the task waits on the triggerer until %s",
-                          campaign_id, result["counts"].get("deferred", 0), next_run_at)
-            self.defer(trigger=DateTimeTrigger(moment=datetime.fromisoformat(next_run_at)),
+                          campaign_id, result["counts"].get("deferred", 0), result["next_run_at"])
+            self.defer(trigger=DateTimeTrigger(moment=moment),
                        method_name="execute_after_window",
                        kwargs={"campaign_id": campaign_id, "pass_number": pass_number + 1})
         return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from relay_integrations.campaign.store import ReportRows, ScratchStore
@@ -181,6 +182,16 @@ class CampaignReport:
         """Remove the temporary file behind ``rows`` (also done when the report is garbage-collected)."""
         if self._store is not None:
             self._store.close()
+
+
+def next_pass_at(result: Mapping[str, Any]) -> datetime | None:
+    """When a campaign whose report is ``result`` (``CampaignReport.to_dict``) should run again to
+    send its deferred rows: ``next_run_at``, unless it was a dry run or rows failed (a failure is the
+    caller's to handle first); None when there is nothing to come back for."""
+    moment = result.get("next_run_at")
+    if not moment or result.get("dry_run") or (result.get("counts") or {}).get(FAILED):
+        return None
+    return datetime.fromisoformat(moment)
 
 
 @dataclass
