@@ -173,6 +173,26 @@ def deployment(tmp_path_factory: pytest.TempPathFactory,
         deployment.stop()
 
 
+def _run_dag(deployment: Deployment, api: httpx.Client, dag_id: str,
+             conf: dict[str, Any] | None = None) -> tuple[str, str]:
+    """Wait for the dag-processor to parse ``dag_id`` (without import errors), unpause it, trigger a run
+    with ``conf`` and wait for it to end: ``(run id, final state)``."""
+    _wait_for(lambda: api.get(f"/dags/{dag_id}").status_code == 200, STARTUP_TIMEOUT,
+              f"the dag-processor to parse {dag_id}", deployment.logs)
+    errors = api.get("/importErrors").json()
+    assert errors["total_entries"] == 0, errors
+    assert api.patch(f"/dags/{dag_id}", json={"is_paused": False}).status_code == 200
+    run = api.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None, **({"conf": conf} if conf else {})})
+    assert run.status_code == 200, run.text
+    run_id: str = run.json()["dag_run_id"]
+
+    def finished() -> str | None:
+        state: str = api.get(f"/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+        return state if state in ("success", "failed") else None
+
+    return run_id, _wait_for(finished, RUN_TIMEOUT, f"the {dag_id} run to finish", deployment.logs)
+
+
 def _ui_test_body(stored: dict[str, Any]) -> dict[str, Any]:
     """The body the 3.3 UI's Test button (connection list) posts, built the way its code builds it."""
     extra = stored.get("extra")
@@ -216,22 +236,7 @@ def test_ui_test_button_passes_through_the_rest_api(
 
 def test_example_dag_copied_into_a_dags_folder_runs_with_sensors_on_the_triggerer(deployment: Deployment) -> None:
     with deployment.api() as api:
-        def parsed() -> bool:
-            return api.get("/dags/relay_campaign").status_code == 200
-
-        _wait_for(parsed, STARTUP_TIMEOUT, "the dag-processor to parse relay_campaign", deployment.logs)
-        errors = api.get("/importErrors").json()
-        assert errors["total_entries"] == 0, errors
-        assert api.patch("/dags/relay_campaign", json={"is_paused": False}).status_code == 200
-        run = api.post("/dags/relay_campaign/dagRuns", json={"logical_date": None})
-        assert run.status_code == 200, run.text
-        run_id = run.json()["dag_run_id"]
-
-        def finished() -> str | None:
-            state: str = api.get(f"/dags/relay_campaign/dagRuns/{run_id}").json()["state"]
-            return state if state in ("success", "failed") else None
-
-        state = _wait_for(finished, RUN_TIMEOUT, "the example DAG run to finish", deployment.logs)
+        run_id, state = _run_dag(deployment, api, "relay_campaign")
         tis = {t["task_id"]: t["state"]
                for t in api.get(f"/dags/relay_campaign/dagRuns/{run_id}/taskInstances").json()["task_instances"]}
         assert state == "success", (tis, deployment.log("scheduler")[-3000:])
@@ -301,20 +306,9 @@ def test_a_campaign_held_until_send_at_waits_on_the_triggerer_and_skips_opt_outs
             "connection_id": "relay_respect", "conn_type": "relay", "host": relay.url("phonerelay"),
             "password": API_KEY, "extra": json.dumps({"dialect": "phonerelay", "phone_id": "phone_main"})})
         assert created.status_code == 201, created.text
-        _wait_for(lambda: api.get("/dags/relay_respectful").status_code == 200, STARTUP_TIMEOUT,
-                  "the dag-processor to parse relay_respectful", deployment.logs)
-        assert api.patch("/dags/relay_respectful", json={"is_paused": False}).status_code == 200
-        run = api.post("/dags/relay_respectful/dagRuns", json={"logical_date": None, "conf": {
+        run_id, state = _run_dag(deployment, api, "relay_respectful", {
             "send_at": send_at.isoformat(),
-            "recipients": [{"phone": p, "name": f"Person {i}"} for i, p in enumerate(people, start=1)]}})
-        assert run.status_code == 200, run.text
-        run_id = run.json()["dag_run_id"]
-
-        def finished() -> str | None:
-            state: str = api.get(f"/dags/relay_respectful/dagRuns/{run_id}").json()["state"]
-            return state if state in ("success", "failed") else None
-
-        state = _wait_for(finished, RUN_TIMEOUT, "the respectful DAG run to finish", deployment.logs)
+            "recipients": [{"phone": p, "name": f"Person {i}"} for i, p in enumerate(people, start=1)]})
         assert state == "success", deployment.log("scheduler")[-3000:]
         def xcom(task_id: str) -> dict[str, Any]:
             value = api.get(f"/dags/relay_respectful/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/"
