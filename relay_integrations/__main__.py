@@ -1,3 +1,3 @@
-from relay_integrations.cli import main
+from relay_integrations.cli import run
 
-raise SystemExit(main())
+run()

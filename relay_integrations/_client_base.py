@@ -50,6 +50,17 @@ def default_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+@functools.lru_cache(maxsize=1)
+def plain_http_context() -> ssl.SSLContext:
+    """The context of a client whose relay is at an ``http://`` URL: it never opens TLS.
+
+    Loading the CA bundle is ~20 ms of a ``relay`` command's start-up, spent for nothing on plain
+    HTTP. This context trusts no certificate but still verifies, so a request that did reach TLS
+    (redirects are never followed) would fail verification rather than skip it.
+    """
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 def _normalise_base_url(base_url: str, dialect: Dialect) -> str:
     """The relay's root URL: trailing slashes and the doc's base path (``/api/v1``...) removed."""
     try:
@@ -111,7 +122,10 @@ class _ClientBase:
         # Room for the adaptive campaign limit's ceiling; kept alive so a campaign does not reconnect.
         self._limits = limits or httpx.Limits(max_connections=64, max_keepalive_connections=64)
         self._headers = {"User-Agent": user_agent or _user_agent(), "Accept": "application/json"}
-        self._verify: ssl.SSLContext | bool = default_ssl_context() if verify is True else verify
+        self._verify: ssl.SSLContext | bool = verify
+        if verify is True:
+            plain = urlsplit(self._base_url).scheme == "http"
+            self._verify = plain_http_context() if plain else default_ssl_context()
         self._open(transport)
 
     def _open(self, transport: Any) -> None:

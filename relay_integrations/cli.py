@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from relay_integrations.campaign import cli as campaign_cli
-from relay_integrations.server import cli as server_cli
-from relay_integrations.webhooks import cli as webhooks_cli
+from relay_integrations import _startup
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from relay_integrations.campaign import cli as campaign_cli
+    from relay_integrations.server import cli as server_cli
+    from relay_integrations.webhooks import cli as webhooks_cli
+
     parser = argparse.ArgumentParser(
         prog="relay", description="Send and track messages through message relays."
     )
@@ -22,6 +24,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command in this process; its exit status."""
+    with _startup.long_lived_imports():
+        parser = build_parser()
+    args = parser.parse_args(argv)
     result: int = args.func(args)
     return result
+
+
+def run() -> None:
+    """The ``relay`` executable (and ``python -m relay_integrations``): one command, then exit."""
+    _startup.command_process()
+    code = main()
+    _startup.before_exit()
+    raise SystemExit(code)

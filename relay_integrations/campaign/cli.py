@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from relay_integrations._startup import long_lived_imports
 from relay_integrations.dialects import DIALECT_NAMES
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_RELAY = 0, 1, 2, 3
@@ -297,9 +298,11 @@ def _read_suppression(path: str | None) -> list[str]:
 
 # --- commands -----------------------------------------------------------------------------
 def _campaign(args: argparse.Namespace) -> int:
-    from relay_integrations.campaign import Campaign, CampaignValidationError
-    from relay_integrations.campaign.campaign_store import CampaignStoreError
-    from relay_integrations.errors import RelayAuthError, RelayError
+    with long_lived_imports():
+        import relay_integrations.client  # noqa: F401  (imported here for _client below)
+        from relay_integrations.campaign import Campaign, CampaignValidationError
+        from relay_integrations.campaign.campaign_store import CampaignStoreError
+        from relay_integrations.errors import RelayAuthError, RelayError
 
     try:
         template: str | Path = Path(args.template) if os.path.isfile(args.template) else args.template
