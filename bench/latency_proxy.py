@@ -7,6 +7,11 @@ Run it as its own process so it does not take CPU time from the client being mea
     python bench/latency_proxy.py --upstream 127.0.0.1:5110 --delay 0.010 [--port 0]
 
 It prints ``listening on http://127.0.0.1:PORT`` once ready and runs until killed.
+
+A real network costs this machine no CPU, but the proxy does: it shares the 2 cores with the client
+and the relay it stands between. So it runs on uvloop where installed (the Airflow environment has it),
+which forwards a request and its answer for about 60% of the CPU the default event loop takes
+(155 against 270 µs, measured here).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import asyncio
 import sys
 import time
+from typing import Any
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
@@ -75,7 +81,13 @@ def main(argv: list[str] | None = None) -> None:
     if host not in ("127.0.0.1", "localhost", "::1"):
         sys.exit("the latency proxy forwards to loopback addresses only")
     try:
-        asyncio.run(serve(host, int(port), args.delay, args.port))
+        import uvloop
+
+        run: Any = uvloop.run
+    except ImportError:
+        run = asyncio.run
+    try:
+        run(serve(host, int(port), args.delay, args.port))
     except KeyboardInterrupt:
         pass
 

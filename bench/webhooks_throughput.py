@@ -1,6 +1,7 @@
 """Webhook receiver throughput: verified events/s accepted, next to baselines, in one run.
 
-Each variant is served by uvicorn in its own process on 127.0.0.1; one httpx async client sends the
+Each variant is served by uvicorn in its own process on 127.0.0.1, with the settings ``relay webhooks
+serve`` uses (``relay_integrations._uvicorn``: the h11 parser, whatever else is installed); one httpx async client sends the
 same pre-signed bodies (signed with ``signing.sign_for`` exactly as the reference relay signs them,
 the four dialects in turn) with a fixed concurrency and counts 2xx answers.
 
@@ -81,6 +82,7 @@ def _serve(variant: str, port: int, db_path: str) -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
+    from relay_integrations._uvicorn import HTTP_IMPLEMENTATION
     from relay_integrations.webhooks.receiver import WebhookReceiver, build_app, secrets_by_dialect
     from relay_integrations.webhooks.store import EventStore
 
@@ -100,7 +102,7 @@ def _serve(variant: str, port: int, db_path: str) -> None:
         # Each dialect given SECRET itself, as sign_for above signs with it.
         secrets = secrets_by_dialect({d: [SECRET] for d in ("smsgate", "coop", "relaysms", "phonerelay")})
         app = build_app(cls(EventStore(db_path, synchronous=sync), secrets, API_KEY))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, http=HTTP_IMPLEMENTATION)
 
 
 async def _send_all(base_url: str, requests: list[tuple[str, bytes, dict[str, str]]], concurrency: int) -> int:
