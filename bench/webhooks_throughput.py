@@ -1,9 +1,9 @@
 """Webhook receiver throughput: verified events/s accepted, next to baselines, in one run.
 
 Each variant is served by uvicorn in its own process on 127.0.0.1, with the settings ``relay webhooks
-serve`` uses (``relay_integrations._uvicorn``: the h11 parser, whatever else is installed); one httpx async client sends the
-same pre-signed bodies (signed with ``signing.sign_for`` exactly as the reference relay signs them,
-the four dialects in turn) with a fixed concurrency and counts 2xx answers.
+serve`` uses (``relay_integrations._uvicorn``: the h11 parser, whatever else is installed); one httpx
+async client sends the same pre-signed bodies (signed with ``signing.sign_for`` exactly as the
+reference relay signs them, the four dialects in turn) with a fixed concurrency and counts 2xx answers.
 
 Variants:
   echo               a bare Starlette endpoint that reads the body and answers 200 (the HTTP floor)

@@ -24,6 +24,7 @@ HEADER = "# Generated from relay_integrations/_async/{name} by scripts/generate_
 REPLACEMENTS = {
     "AsyncRelayClient": "RelayClient",
     "AsyncClient": "Client",
+    "CookielessAsyncClient": "CookielessClient",
     "AsyncBaseTransport": "BaseTransport",
     "aclose": "close",
     "async_sleep": "sleep",

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import SecretStr
 
-from relay_integrations._client_base import _PARSE_ERRORS, _ClientBase, logger
+from relay_integrations._client_base import _PARSE_ERRORS, CookielessAsyncClient, _ClientBase, logger
 from relay_integrations._operations import Flow, RelayResponse
 from relay_integrations._primitives import AsyncLock, AsyncSleep, async_sleep
 from relay_integrations.dialects.base import RelayRequest
@@ -75,7 +75,7 @@ class AsyncRelayClient(_ClientBase):
     """
 
     def _open(self, transport: httpx.AsyncBaseTransport | None) -> None:
-        self._http = httpx.AsyncClient(
+        self._http = CookielessAsyncClient(
             timeout=self._timeout, limits=self._limits, headers=self._headers, transport=transport,
             follow_redirects=False, verify=self._verify,
         )

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import SecretStr
 
-from relay_integrations._client_base import _PARSE_ERRORS, _ClientBase, logger
+from relay_integrations._client_base import _PARSE_ERRORS, CookielessClient, _ClientBase, logger
 from relay_integrations._operations import Flow, RelayResponse
 from relay_integrations._primitives import Lock, Sleep, sleep
 from relay_integrations.dialects.base import RelayRequest
@@ -76,7 +76,7 @@ class RelayClient(_ClientBase):
     """
 
     def _open(self, transport: httpx.BaseTransport | None) -> None:
-        self._http = httpx.Client(
+        self._http = CookielessClient(
             timeout=self._timeout, limits=self._limits, headers=self._headers, transport=transport,
             follow_redirects=False, verify=self._verify,
         )

@@ -24,6 +24,7 @@ class ScriptedServer:
     port: int
     script: list[Action]
     received: list[tuple[str, str, Any]] = field(default_factory=list)  # (method, path, json body)
+    headers: list[dict[str, str]] = field(default_factory=list)  # each request's headers, names lower-case
     stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -34,7 +35,7 @@ class ScriptedServer:
         return [body for _m, _p, body in self.received]
 
 
-def _read_request(conn: socket.socket, buffer: bytes) -> tuple[str, str, Any, bytes] | None:
+def _read_request(conn: socket.socket, buffer: bytes) -> tuple[str, str, Any, bytes, dict[str, str]] | None:
     while b"\r\n\r\n" not in buffer:
         chunk = conn.recv(65536)
         if not chunk:
@@ -43,11 +44,11 @@ def _read_request(conn: socket.socket, buffer: bytes) -> tuple[str, str, Any, by
     head, rest = buffer.split(b"\r\n\r\n", 1)
     lines = head.decode("latin-1").split("\r\n")
     method, path, _version = lines[0].split(" ", 2)
-    length = 0
+    headers = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value.strip())
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
     while len(rest) < length:
         chunk = conn.recv(65536)
         if not chunk:
@@ -55,7 +56,7 @@ def _read_request(conn: socket.socket, buffer: bytes) -> tuple[str, str, Any, by
         rest += chunk
     body_bytes, remaining = rest[:length], rest[length:]
     body = json.loads(body_bytes) if body_bytes else None
-    return method, path, body, remaining
+    return method, path, body, remaining, headers
 
 
 def _serve_connection(server: ScriptedServer, conn: socket.socket, lock: threading.Lock) -> None:
@@ -65,9 +66,10 @@ def _serve_connection(server: ScriptedServer, conn: socket.socket, lock: threadi
             parsed = _read_request(conn, buffer)
             if parsed is None:
                 return
-            method, path, body, buffer = parsed
+            method, path, body, buffer, headers_in = parsed
             with lock:
                 server.received.append((method, path, body))
+                server.headers.append(headers_in)
                 action = server.script.pop(0) if server.script else ("respond", 500, {"message": "script empty"}, {})
             if action[0] == "drop":
                 return
