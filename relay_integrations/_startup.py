@@ -1,7 +1,7 @@
 """What lets a ``relay`` command start and exit quickly: it runs once, then the process ends.
 
 Most of a command's start-up is importing SQLAlchemy, pydantic (with our models) and httpx, which
-make a few hundred thousand objects that live as long as the process. The cyclic garbage collector
+make about a hundred thousand objects that live as long as the process. The cyclic garbage collector
 would walk them again and again while they are made, and once more at exit, for nothing; so the
 command pauses it while its imports run and then freezes what they made (:func:`gc.freeze`: later
 collections, the one at exit included, skip those objects). Objects made afterwards, by the work,
