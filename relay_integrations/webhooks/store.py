@@ -112,19 +112,19 @@ schema_table = Table(
 _FILTER_COLUMNS = ("dialect", "kind", "event_type", "message_id", "state", "sender", "recipient")
 
 
-_EVENT_COLUMNS = ("dialect", "event_id", "natural_key", "kind", "event_type", "message_id", "state", "sender",
-                  "recipient", "text", "received_at", "event_json")
-_DELIVERY_COLUMNS = ("dialect", "delivery_id", "received_at")
-
-
 class _DriverInsert:
-    """An INSERT compiled once for one driver (its SQL text and parameter order), run as driver SQL.
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING returning`` into every column of ``table`` but an
+    autoincrement key, compiled once for one driver (its SQL text and parameter order) and run as
+    driver SQL.
 
     Only for columns of type Text given str or None: no SQLAlchemy type processing is applied.
     """
 
-    def __init__(self, statement: Any, dialect: Any, columns: Sequence[str]) -> None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+    def __init__(self, table: Table, returning: Any, dialect: Any) -> None:
+        insert = pg_insert if dialect.name == "postgresql" else sqlite_insert
+        statement = insert(table).on_conflict_do_nothing().returning(returning)
+        columns = [c.name for c in table.columns if c is not table.autoincrement_column]
+        compiled = statement.compile(dialect=dialect, column_keys=columns)
         self.sql = str(compiled)
         # qmark/format drivers (sqlite3) take a tuple in this order; named ones (psycopg) a mapping.
         self.order: tuple[str, ...] | None = tuple(compiled.positiontup) if compiled.positiontup else None
@@ -234,12 +234,6 @@ class EventStore:
         self.backend = self.url.get_backend_name()
         self.db_path = Path(self.url.database or "") if self.backend == "sqlite" else None
         self._where = self.url.render_as_string(hide_password=True)
-        # Built once: each write passes its values as parameters, so SQLAlchemy compiles and caches
-        # one statement per table instead of building (and cache-keying) one per event.
-        self._event_insert = (self._insert_stmt(events_table).on_conflict_do_nothing()
-                              .returning(events_table.c.cursor))
-        self._delivery_insert = (self._insert_stmt(deliveries_table).on_conflict_do_nothing()
-                                 .returning(deliveries_table.c.delivery_id))
         try:
             self._writer, self._reader = self._engines()
             self._create_schema()
@@ -250,8 +244,8 @@ class EventStore:
         # The two statements every delivery runs, compiled once for this database's driver and then
         # run as plain driver SQL: Connection.execute rebuilds an execution context around each call
         # (most of the store's CPU for a delivery of one event); every value here is already text.
-        self._event_sql = _DriverInsert(self._event_insert, self._writer.dialect, _EVENT_COLUMNS)
-        self._delivery_sql = _DriverInsert(self._delivery_insert, self._writer.dialect, _DELIVERY_COLUMNS)
+        self._event_sql = _DriverInsert(events_table, events_table.c.cursor, self._writer.dialect)
+        self._delivery_sql = _DriverInsert(deliveries_table, deliveries_table.c.delivery_id, self._writer.dialect)
 
     def __repr__(self) -> str:
         return f"EventStore({self._where!r})"
@@ -387,9 +381,6 @@ class EventStore:
             return StoreResult(error=f"the store refused this delivery ({type(exc.orig).__name__})")
         savepoint.commit()
         return result
-
-    def _insert_stmt(self, table: Table) -> Any:
-        return (pg_insert if self.backend == "postgresql" else sqlite_insert)(table)
 
     def _insert(
         self, conn: Connection, rows: list[tuple[WebhookEvent, dict[str, Any]]], delivery_id: str | None,
