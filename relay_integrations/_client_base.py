@@ -79,28 +79,24 @@ class _NoCookies(httpx.Cookies):
 _NO_COOKIES = _NoCookies()
 
 
-class CookielessAsyncClient(httpx.AsyncClient):
+class _WithoutCookieJar:
+    """Put before ``httpx.Client`` or ``httpx.AsyncClient``: the client's cookie jar is :class:`_NoCookies`."""
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        raise AttributeError("a relay client keeps no cookies")
+
+
+class CookielessAsyncClient(_WithoutCookieJar, httpx.AsyncClient):
     """The HTTP pool of a relay client: an ``httpx.AsyncClient`` without a cookie jar."""
 
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return _NO_COOKIES
 
-    @cookies.setter
-    def cookies(self, cookies: Any) -> None:
-        raise AttributeError("a relay client keeps no cookies")
-
-
-class CookielessClient(httpx.Client):
+class CookielessClient(_WithoutCookieJar, httpx.Client):
     """The HTTP pool of a relay client: an ``httpx.Client`` without a cookie jar."""
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return _NO_COOKIES
-
-    @cookies.setter
-    def cookies(self, cookies: Any) -> None:
-        raise AttributeError("a relay client keeps no cookies")
 
 
 def _normalise_base_url(base_url: str, dialect: Dialect) -> str:
