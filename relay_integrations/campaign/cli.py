@@ -299,7 +299,7 @@ def _read_suppression(path: str | None) -> list[str]:
 # --- commands -----------------------------------------------------------------------------
 def _campaign(args: argparse.Namespace) -> int:
     with long_lived_imports():
-        import relay_integrations.client  # noqa: F401  (imported here for _client below)
+        import relay_integrations.client  # noqa: F401  (_client needs it: imported here, it is frozen too)
         from relay_integrations.campaign import Campaign, CampaignValidationError
         from relay_integrations.campaign.campaign_store import CampaignStoreError
         from relay_integrations.errors import RelayAuthError, RelayError
