@@ -2,24 +2,28 @@
 
 A ledger's cost is per transaction (a WAL commit, a round trip to PostgreSQL), not per row. With
 one transaction per answered request, a campaign of single sends spends more time committing
-than sending. Here one writer thread takes every write queued since its last commit and makes
-them one transaction, so requests that finish together are recorded together.
+than sending. Here the writes queued while a transaction runs become the next one, so requests
+that finish together are recorded together.
 
-Each write is a :class:`~concurrent.futures.Future` answered once its transaction committed:
+Each write is answered once its transaction committed:
 
 * a sending mark is waited for *before* its request goes out, so a run that dies mid-request
   leaves the row ``sending`` and the next run reconciles it with the relay (exactly once);
 * a result is waited for before its rows count as accepted.
 
-The thread holds no lock of the caller's, so it also keeps the ledger off an event loop: an async
-campaign awaits the futures (``asyncio.wrap_future``).
+Who commits: one *leader* at a time takes everything queued and commits it. A thread that may
+block (the sync driver's, :meth:`GroupCommit.commit`) leads itself when no one is committing, so
+a run with one request in flight never hands its writes to another thread (each hand-off costs
+a GIL switch around every sqlite3 call). Once its own write is in, it passes whatever queued
+meanwhile to the writer thread rather than committing for others. Callers that must not block (an
+async campaign on its event loop, :meth:`GroupCommit.submit`) always leave the work to the writer
+thread and await a :class:`~concurrent.futures.Future` (``asyncio.wrap_future``).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Collection, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -27,7 +31,10 @@ from relay_integrations.campaign.campaign_store import Accepted, CampaignStore, 
 
 
 @dataclass
-class _Write:
+class LedgerWrite:
+    """One write to the ledger: rows to mark as sending, accepted rows to record, refused rows to
+    forget. Its ``future`` answers the keys marked (a missing one lost its lease)."""
+
     marks: list[str] = field(default_factory=list)
     accepted: list[Accepted] = field(default_factory=list)
     settled: list[str] = field(default_factory=list)
@@ -35,64 +42,79 @@ class _Write:
 
 
 class GroupCommit:
-    """One campaign run's ledger writer (see the module docstring). Close it to flush."""
+    """One campaign run's ledger writer (see the module docstring). Close it to stop the writer thread."""
 
     def __init__(self, store: CampaignStore, relay: RelayIdentity, campaign_id: str) -> None:
         self.store = store
         self.relay = relay
         self.campaign_id = campaign_id
         self.transactions = 0
-        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._queued: list[LedgerWrite] = []
+        self._leading = False  # someone (a caller or the writer thread) is committing what is queued
         self._lock = threading.Lock()
+        self._wakeups: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
 
-    def mark_sending(self, keys: Collection[str]) -> Future[set[str]]:
-        """Mark rows as handed to the relay; answers the keys marked (a missing one lost its lease)."""
-        return self._submit(_Write(marks=list(keys)))
+    def commit(self, write: LedgerWrite) -> set[str]:
+        """Make ``write``, blocking until it committed: led from this thread when no one else is
+        committing. Raises what the store raised."""
+        if self._enqueue(write):
+            self._lead(until=write)
+        return write.future.result()
 
-    def record(self, accepted: Iterable[Accepted], settled: Iterable[str] = ()) -> Future[set[str]]:
-        """Record accepted rows; ``settled`` rows (refused, not in doubt) lose their entry."""
-        return self._submit(_Write(accepted=list(accepted), settled=list(settled)))
-
-    def _submit(self, write: _Write) -> Future[set[str]]:
-        if not (write.marks or write.accepted or write.settled):
-            write.future.set_result(set())
-            return write.future
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="relay-campaign-ledger", daemon=True)
-                self._thread.start()
-        self._queue.put(write)
+    def submit(self, write: LedgerWrite) -> Future[set[str]]:
+        """Queue ``write`` without blocking; the future answers once it committed."""
+        if self._enqueue(write):
+            self._wake_writer()
         return write.future
 
     def close(self) -> None:
-        """Commit what is queued and stop the writer thread."""
+        """Stop the writer thread once it committed what it was handed."""
         with self._lock:
             thread, self._thread = self._thread, None
         if thread is not None:
-            self._queue.put(None)
+            self._wakeups.put(False)
             thread.join()
 
-    def _loop(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            group, stop = [first], False
-            while True:
-                try:
-                    write = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if write is None:
-                    stop = True
-                    break
-                group.append(write)
-            self._commit(group)
-            if stop:
-                return
+    def _enqueue(self, write: LedgerWrite) -> bool:
+        """Queue ``write``; True when no one is committing, so the caller must lead."""
+        if not (write.marks or write.accepted or write.settled):
+            write.future.set_result(set())
+            return False
+        with self._lock:
+            self._queued.append(write)
+            if self._leading:
+                return False  # the leader takes it: it stops only when it finds nothing queued
+            self._leading = True
+            return True
 
-    def _commit(self, group: list[_Write]) -> None:
+    def _lead(self, until: LedgerWrite | None = None) -> None:
+        """Commit what is queued, group after group, until nothing is; a caller leading for ``until``
+        hands the rest to the writer thread once that write is done."""
+        while True:
+            with self._lock:
+                group, self._queued = self._queued, []
+                if not group:
+                    self._leading = False
+                    return
+                if until is not None and until.future.done():
+                    self._queued = group  # still ours to lead: the writer thread takes over
+                    break
+            self._commit(group)
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._writer, name="relay-campaign-ledger", daemon=True)
+                self._thread.start()
+        self._wakeups.put(True)
+
+    def _writer(self) -> None:
+        while self._wakeups.get():
+            self._lead()
+
+    def _commit(self, group: list[LedgerWrite]) -> None:
         # A write whose waiter gave up (an async send cancelled before its mark) is not made.
         group = [w for w in group if w.future.set_running_or_notify_cancel()]
         if not group:

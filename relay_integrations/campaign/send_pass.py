@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Generator, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from relay_integrations.campaign.campaign_store import ACCEPTED as ENTRY_ACCEPTED
 from relay_integrations.campaign.campaign_store import SENDING as ENTRY_SENDING
 from relay_integrations.campaign.campaign_store import Accepted, CampaignStore, CampaignStoreError, RelayIdentity
-from relay_integrations.campaign.group_commit import GroupCommit
+from relay_integrations.campaign.group_commit import GroupCommit, LedgerWrite
 from relay_integrations.campaign.reconcile import MAX_PAGES, Reconciliation, Wanted, _aware, areconcile, reconcile
 from relay_integrations.campaign.report import (
     ACCEPTED,
@@ -69,9 +69,10 @@ class Blocking:
 
 @dataclass(frozen=True)
 class Committed:
-    """Wait for a group-commit write; answers its result."""
+    """Make a ledger write and wait until it committed; answers its result (the keys marked)."""
 
-    future: Future[Any]
+    ledger: GroupCommit
+    write: LedgerWrite
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def drive(steps: Steps[T], client: Any, *, workers: int = DEFAULT_MAXIMUM) -> T:
         if isinstance(step, Blocking):
             return step.call()
         if isinstance(step, Committed):
-            return step.future.result()
+            return step.ledger.commit(step.write)
         if isinstance(step, Request):
             return run_unit(client, step.unit)
         if isinstance(step, Reconcile):
@@ -196,7 +197,7 @@ async def adrive(steps: Steps[T], client: Any) -> T:
         if isinstance(step, Blocking):
             return await asyncio.to_thread(step.call)
         if isinstance(step, Committed):
-            return await asyncio.wrap_future(step.future)
+            return await asyncio.wrap_future(step.ledger.submit(step.write))
         if isinstance(step, Request):
             return await arun_unit(client, step.unit)
         if isinstance(step, Reconcile):
@@ -312,17 +313,18 @@ class SendPass:
         self.check_store()
         keys = [p.idempotency_key or "" for p in unit.rows]
         if self.marks_needed:
-            marked: set[str] = yield Committed(self.ledger.mark_sending(keys))
+            marked: set[str] = yield Committed(self.ledger, LedgerWrite(marks=keys))
             if len(marked) != len(set(keys)):  # a lease was lost: another run has these rows
                 return [RowResult(p.row, HELD) for p in unit.rows]
         started = time.monotonic()
         try:
             results: list[RowResult] = yield Request(unit)
         except RelayAuthError:
-            yield Committed(self.ledger.record([], settled=keys))
+            yield Committed(self.ledger, LedgerWrite(settled=keys))
             raise
         self.limiter.record(time.monotonic() - started, at_send)
-        yield Committed(self.ledger.record(*self.ledger_entries(unit, results)))
+        accepted, settled = self.ledger_entries(unit, results)
+        yield Committed(self.ledger, LedgerWrite(accepted=accepted, settled=settled))
         return results
 
     # --- claiming and reconciling (blocking: run by the driver where blocking is allowed) -----
