@@ -30,6 +30,7 @@ REPLACEMENTS = {
     "async_sleep": "sleep",
     "AsyncSleep": "Sleep",
     "AsyncLock": "Lock",
+    "default_async_transport": "default_transport",
 }
 
 

@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from relay_integrations._client_base import _PARSE_ERRORS, CookielessAsyncClient, _ClientBase, logger
 from relay_integrations._operations import Flow, RelayResponse
 from relay_integrations._primitives import AsyncLock, AsyncSleep, async_sleep
+from relay_integrations._transports import default_async_transport
 from relay_integrations.dialects.base import RelayRequest
 from relay_integrations.errors import RelayAuthError, RelayError
 from relay_integrations.models import (
@@ -75,9 +76,10 @@ class AsyncRelayClient(_ClientBase):
     """
 
     def _open(self, transport: httpx.AsyncBaseTransport | None) -> None:
+        if transport is None:
+            transport = default_async_transport(self._verify, self._limits)
         self._http = CookielessAsyncClient(
-            timeout=self._timeout, limits=self._limits, headers=self._headers, transport=transport,
-            follow_redirects=False, verify=self._verify,
+            timeout=self._timeout, headers=self._headers, transport=transport, follow_redirects=False,
         )
         self._sleep: AsyncSleep = async_sleep
         # One JWT refresh at a time: the campaign's concurrent sends share this client.
