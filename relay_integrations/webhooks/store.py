@@ -197,6 +197,12 @@ def _normalise_url(location: str) -> URL:
     return url
 
 
+def _refused(exc: DBAPIError) -> StoreResult:
+    """The result of a delivery the database refused (rolled back alone; nothing of it stored)."""
+    logger.warning("delivery not stored: %s", type(exc.orig).__name__)
+    return StoreResult(error=f"the store refused this delivery ({type(exc.orig).__name__})")
+
+
 def _decode_row(cursor: int, raw: str, row: Any = None) -> WebhookEvent:
     try:
         return WebhookEvent.model_validate_json(raw).model_copy(update={"cursor": cursor})
@@ -329,8 +335,9 @@ class EventStore:
         prepared = [(self._rows(events, now), delivery_id) for events, delivery_id in deliveries]
         # Deliveries almost never fail alone (duplicates are no error), so the batch is first written
         # without a savepoint per delivery; only if the database refuses one is it written again with
-        # them, so the refused delivery is rolled back alone.
-        isolate = len(prepared) == 1
+        # them, so the refused delivery is rolled back alone. A delivery written alone needs none:
+        # its transaction is rolled back whole.
+        isolate = False
         for attempt in range(5):
             try:
                 with self._write_lock, self._writer.begin() as conn:
@@ -341,6 +348,8 @@ class EventStore:
                     return [self._insert(conn, rows, delivery_id, now) for rows, delivery_id in prepared]
             except DBAPIError as exc:
                 if not isinstance(exc, OperationalError):
+                    if len(prepared) == 1:
+                        return [_refused(exc)]
                     if isolate:
                         raise
                     isolate = True  # nothing committed: write the batch again, one savepoint per delivery
@@ -377,8 +386,7 @@ class EventStore:
             savepoint.rollback()
             if isinstance(exc, OperationalError):
                 raise  # the connection or transaction itself is gone: the whole batch fails
-            logger.warning("delivery not stored: %s", type(exc.orig).__name__)
-            return StoreResult(error=f"the store refused this delivery ({type(exc.orig).__name__})")
+            return _refused(exc)
         savepoint.commit()
         return result
 

@@ -12,7 +12,7 @@ import pytest
 
 from relay_integrations.models import MessageState, WebhookEvent
 from relay_integrations.webhooks.receiver import _GroupCommit
-from relay_integrations.webhooks.store import EventQuery, EventStore, StoreResult
+from relay_integrations.webhooks.store import EventQuery, EventStore, StoreError, StoreResult
 
 
 def _event(i: int, *, message_id: str | None = None, state: MessageState = MessageState.SENT) -> WebhookEvent:
@@ -137,6 +137,29 @@ def test_a_delivery_the_database_refuses_is_rolled_back_alone(tmp_path: Path) ->
     assert [len(r.stored) for r in results] == [1, 0, 1]
     assert results[1].error is not None and "refused" in results[1].error and results[0].error is None
     assert [e.event_id for e in store.query(EventQuery())] == ["evt-1", "evt-3"]  # evt-2 rolled back with its delivery
+
+
+class _RefusesAfterWriting(EventStore):
+    """The database refuses a delivery holding a ``poison`` event after its other rows were written."""
+
+    def _insert(self, conn, rows, delivery_id, now):  # type: ignore[no-untyped-def]
+        result = super()._insert(conn, rows, delivery_id, now)
+        if any(ev.event_id.startswith("poison") for ev, _ in rows):
+            from sqlalchemy.exc import DataError
+
+            raise DataError("INSERT", {}, ValueError("refused"))
+        return result
+
+
+def test_a_delivery_written_alone_that_the_database_refuses_leaves_nothing_behind(tmp_path: Path) -> None:
+    store = _RefusesAfterWriting(tmp_path / "events.db")
+    poison = _event(99).model_copy(update={"event_id": "poison-1"})
+    [result] = store.add_many([([_event(1), poison], "delivery-1")])
+    assert result.error is not None and "refused" in result.error and result.stored == []
+    with pytest.raises(StoreError, match="refused"):
+        store.add([_event(1), poison], delivery_id="delivery-1")
+    assert store.count() == 0  # evt-1 and the delivery id were rolled back with it
+    assert [len(store.add([_event(1)], delivery_id="delivery-1").stored)] == [1]  # not taken for a repeat
 
 
 class _BatchKiller(EventStore):
