@@ -275,6 +275,15 @@ def machine_description(python: str) -> list[tuple[str, str]]:
     ]
 
 
+def loop_seconds(python: str) -> float:
+    """Seconds a pure-Python loop of 10 million additions takes (best of 3): this machine's single-core
+    speed, which on a shared VM changes from day to day. Absolute figures move with it; ratios to a
+    same-run baseline much less."""
+    code = ("import time\nbest = 1e9\nfor _ in range(3):\n    t = time.perf_counter(); s = 0\n"
+            "    for i in range(10_000_000): s += i\n    best = min(best, time.perf_counter() - t)\nprint(best)")
+    return float(subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
 # --- running -------------------------------------------------------------------------------------
 def run_step(step: Step, python: str, outdir: Path, sizes: str) -> tuple[str, float, int]:
     args = {"full": step.full_args, "smoke": step.smoke_args}.get(sizes, step.args)
@@ -335,7 +344,8 @@ def main() -> int:
     else:
         outdir = Path(tempfile.mkdtemp(prefix="relay-bench-"))
         meta = {"started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                "load_start": os.getloadavg()[0], "sizes": sizes, "durations": {}}
+                "load_start": os.getloadavg()[0], "sizes": sizes, "durations": {},
+                "loop_start": loop_seconds(python)}
         started = time.monotonic()
         for step in STEPS:
             if args.only and step.name not in args.only:
@@ -345,7 +355,8 @@ def main() -> int:
             meta["durations"][step.name] = round(seconds)
             if code != 0:
                 problems.append(f"{step.script} exited with {code}; see {outdir / (step.name + '.txt')}")
-        meta.update(total=time.monotonic() - started, load_end=os.getloadavg()[0], problems=problems)
+        meta.update(total=time.monotonic() - started, load_end=os.getloadavg()[0], problems=problems,
+                    loop_end=loop_seconds(python))
         (outdir / "run.json").write_text(json.dumps(meta))
 
     readers: dict[str, Callable[[], list[Figure]]] = {
@@ -370,6 +381,9 @@ def main() -> int:
     durations = ", ".join(f"{k} {v} s" for k, v in meta["durations"].items())
     summary = (f"{meta['started']}; total {meta['total'] / 60:.1f} min ({durations}); load average"
                f" {meta['load_start']:.1f} at start, {meta['load_end']:.1f} at end; sizes: {meta['sizes']}")
+    if "loop_start" in meta:
+        summary += (f"; single-core speed: 10 million pure-Python additions in {meta['loop_start']:.2f} s at start,"
+                    f" {meta['loop_end']:.2f} s at end (best of 3; lower is faster)")
     print()
     print("\n".join(table))
     print(f"\n{summary}")
