@@ -1,8 +1,10 @@
-"""The sync client's connections: each sending thread keeps its own keep-alive connection, on a real
-loopback server that records which connection every request came on."""
+"""The clients' connections, on a real loopback server that records which connection every request
+came on: each sending thread of the sync client keeps its own keep-alive connection; each request in
+flight of the async client borrows one, within ``max_connections``."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from relay_integrations import RelayClient
-from relay_integrations._transports import ConnectionsPerThread
+from relay_integrations import AsyncRelayClient, OutboundMessage, RelayClient
+from relay_integrations._transports import ConnectionsPerRequest, ConnectionsPerThread
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -19,7 +21,7 @@ class _Recorder(BaseHTTPRequestHandler):
     seen: list[tuple[str, int]]  # (the sender's X-Thread header, the connection's client port)
     lock = threading.Lock()
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", "0")))
         with self.lock:
             self.seen.append((self.headers.get("x-thread", ""), self.client_address[1]))
@@ -100,8 +102,6 @@ def test_the_sync_relay_client_sends_from_many_threads_over_its_own_connections(
     server: tuple[str, list[tuple[str, int]]],
 ) -> None:
     url, seen = server
-    from relay_integrations import OutboundMessage
-
     with RelayClient(url, "smsgate", "secret", login="relay") as client:
         results: list[str] = []
 
@@ -115,3 +115,69 @@ def test_the_sync_relay_client_sends_from_many_threads_over_its_own_connections(
             w.join(60)
     assert results == ["m1"] * 8
     assert len(seen) == 8 and len({port for _, port in seen}) == 8
+
+
+def _ports(seen: list[tuple[str, int]]) -> set[int]:
+    return {port for _, port in seen}
+
+
+def test_async_requests_in_flight_each_borrow_a_connection_and_reuse_it_later(
+    server: tuple[str, list[tuple[str, int]]],
+) -> None:
+    url, seen = server
+    transport = ConnectionsPerRequest(verify=False, limits=httpx.Limits(max_connections=64))
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=transport) as client:
+            for _ in range(5):  # five rounds of six at once: the six connections of round one serve all
+                answers = await asyncio.gather(*(client.post(url, content=b"{}") for _ in range(6)))
+                assert [a.status_code for a in answers] == [202] * 6
+            assert transport.pools == 6
+        assert transport.pools == 0
+
+    asyncio.run(main())
+    assert len(seen) == 30 and len(_ports(seen)) == 6
+
+
+def test_async_requests_beyond_max_connections_wait_for_one_to_come_back(
+    server: tuple[str, list[tuple[str, int]]],
+) -> None:
+    url, seen = server
+    transport = ConnectionsPerRequest(verify=False, limits=httpx.Limits(max_connections=2))
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=transport) as client:
+            answers = await asyncio.gather(*(client.post(url, content=b"{}") for _ in range(20)))
+            assert [a.status_code for a in answers] == [202] * 20
+            assert transport.pools == 2
+
+    asyncio.run(main())
+    assert len(seen) == 20 and len(_ports(seen)) == 2
+
+
+def test_an_async_request_that_fails_gives_its_connection_back(server: tuple[str, list[tuple[str, int]]]) -> None:
+    url, seen = server
+    transport = ConnectionsPerRequest(verify=False, limits=httpx.Limits(max_connections=1))
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=transport) as client:
+            with pytest.raises(httpx.ConnectError):
+                await client.post("http://127.0.0.1:1/", content=b"{}")  # nothing listens on port 1
+            answer = await client.post(url, content=b"{}")  # the only slot is free again
+            assert answer.status_code == 202
+
+    asyncio.run(main())
+    assert len(seen) == 1
+
+
+def test_the_async_relay_client_sends_many_at_once(server: tuple[str, list[tuple[str, int]]]) -> None:
+    url, seen = server
+
+    async def main() -> list[str]:
+        async with AsyncRelayClient(url, "smsgate", "secret", login="relay") as client:
+            receipts = await asyncio.gather(
+                *(client.send(OutboundMessage(to=f"+1415555{i:04d}", text="hi")) for i in range(8)))
+        return [r.message_id for r in receipts]
+
+    assert asyncio.run(main()) == ["m1"] * 8
+    assert len(seen) == 8
