@@ -8,6 +8,10 @@ scenario the campaign runs as ``python -m relay_integrations campaign`` on a CSV
 request at a time through the same route, in the same run. The concurrency the campaign chose is
 read from the CLI's JSON report (``concurrency``: mode, peak, final).
 
+Prefect's ``send_campaign`` task runs the async driver (``Campaign.asend`` with an
+``AsyncRelayClient``) inside its worker, where the process is already up; so for smsgate singles
+each route also gets that figure, measured in this process (no start-up), against the same loop.
+
 Scenarios: ``smsgate`` and ``phonerelay`` single sends (a different text per recipient, so smsgate
 cannot merge them into multi-recipient messages) and ``relaysms`` through its batch endpoint.
 On loopback the relay's own single-send ceiling is measured too (a raw async httpx sender keeping
@@ -20,6 +24,7 @@ On loopback the relay's own single-send ceiling is measured too (a raw async htt
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import json
 import os
@@ -36,6 +41,8 @@ from typing import Any
 import httpx
 from campaign_throughput import API_KEY, CLIENT_KWARGS, SENDER, TEMPLATE, messages_for, raw_async, raw_request
 
+from relay_integrations.campaign import Campaign
+from relay_integrations.client import AsyncRelayClient
 from relay_integrations.process import ReferenceRelayProcess
 
 HERE = Path(__file__).resolve().parent
@@ -139,6 +146,23 @@ def cli_campaign(dialect: str, base: str, rows: list[dict[str, Any]], work: Path
     return len(rows) / elapsed, report
 
 
+def async_campaign(dialect: str, base: str, rows: list[dict[str, Any]], work: Path,
+                   tag: str) -> tuple[float, dict[str, Any]]:
+    """Messages/s of ``Campaign.asend`` over ``rows`` in this process (as a Prefect worker runs it); its report."""
+    campaign = Campaign(TEMPLATE, rows, campaign_id=tag, ledger=work / f"{tag}.ledger")
+
+    async def send() -> Any:
+        async with AsyncRelayClient(base, dialect, API_KEY, timeout=60, **CLIENT_KWARGS[dialect]) as client:
+            return await campaign.asend(client)
+
+    start = time.perf_counter()
+    report = asyncio.run(send())
+    elapsed = time.perf_counter() - start
+    if report.counts["accepted"] != len(rows):
+        raise RuntimeError(f"campaign {tag}: {report.counts}")
+    return len(rows) / elapsed, {"strategy": report.strategy, "concurrency": report.concurrency}
+
+
 def shown_concurrency(report: dict[str, Any]) -> str:
     chosen = report.get("concurrency")
     if not isinstance(chosen, dict):
@@ -172,6 +196,12 @@ def rows_for(scenarios: list[Scenario], delays: list[float], relay: ReferenceRel
                        f"[{report.get('strategy')}; concurrency {shown_concurrency(report)}]",
                        f"{rate:,.0f} msg/s", f"sequential httpx loop ({loop_n} messages)", f"{loop_rate:,.0f} msg/s",
                        f"{rate / loop_rate:.1f}x"]
+                if scenario.dialect == "smsgate":
+                    rate, report = async_campaign(scenario.dialect, base, numbers.take(n), work, f"async-{tag}")
+                    yield [f"Campaign.asend (Prefect's path, in-process), {scenario.name}, {n:,} recipients "
+                           f"({where}), msg/s [{report.get('strategy')}; concurrency {shown_concurrency(report)}]",
+                           f"{rate:,.0f} msg/s", f"sequential httpx loop ({loop_n} messages)",
+                           f"{loop_rate:,.0f} msg/s", f"{rate / loop_rate:.1f}x"]
     finally:
         for proc, _ in proxies.values():
             proc.kill()
