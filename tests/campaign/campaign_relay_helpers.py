@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -16,6 +17,21 @@ from relay_integrations.process import ReferenceRelayProcess
 DIALECTS = ("phonerelay", "relaysms", "coop", "smsgate")
 SENDER = "+1987654321"
 CLIENT_KWARGS: dict[str, Any] = {"login": "relay", "phone_id": "phone_main", "sender": SENDER}
+
+#: Generous: CI shares two cores between two suites; a wait returns as soon as its condition holds.
+WAIT = 60.0
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
+    """Poll ``condition`` until it is truthy (returned), or fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
 
 # Every call gets numbers no other test uses: one session relay serves the whole suite.
 _blocks = itertools.count(random.randint(200, 700))

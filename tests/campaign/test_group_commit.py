@@ -5,27 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+from campaign_relay_helpers import wait_until
 
 from relay_integrations.campaign.campaign_store import CampaignStore, CampaignStoreError, RelayIdentity
 from relay_integrations.campaign.group_commit import GroupCommit, LedgerWrite
 
 RELAY = RelayIdentity("smsgate", "http://127.0.0.1:1/smsgate", "key:0123")
 CAMPAIGN = "group-commit"
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.005)
 
 
 class _Watched:
@@ -46,7 +38,7 @@ class _Watched:
             exc, self.fail_next = self.fail_next, None
             raise exc
         if self.hold_first_until is not None and len(self.threads) == 1:
-            wait_until(self.hold_first_until)
+            wait_until(self.hold_first_until, "the other writes to queue up")
         return self._original(*args, **kwargs)
 
 
@@ -93,7 +85,7 @@ def test_writes_queued_during_a_commit_go_together_to_the_writer_thread(store: C
     try:
         with ThreadPoolExecutor(max_workers=16) as pool:
             first = pool.submit(write, keys[0])
-            wait_until(lambda: len(watched.threads) == 1)  # it leads: its transaction has begun
+            wait_until(lambda: len(watched.threads) == 1, "the first write's transaction")  # it leads
             others = [pool.submit(write, k) for k in keys[1:]]
             answers = [f.result(60) for f in [first, *others]]
     finally:

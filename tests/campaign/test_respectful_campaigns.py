@@ -11,15 +11,14 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from campaign_relay_helpers import client_for, messages_per_address, numbers, stored_messages
+from campaign_relay_helpers import WAIT, client_for, messages_per_address, numbers, stored_messages, wait_until
 from test_campaign_cli import relay_env, run_relay
 
 from relay_integrations.campaign import Campaign
@@ -32,19 +31,6 @@ pytestmark = pytest.mark.e2e
 
 SECRET = "respectful-campaigns-secret"
 CONFIRMATION = "You will get no more messages from us. Reply START to resubscribe."
-WAIT = 60.0  # generous: CI shares two cores between two suites; success returns as soon as it is true
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 class Clock:
     """A controlled clock for campaigns: ``Campaign(clock=clock)``; ``clock.now`` is set by the test."""
 
