@@ -21,11 +21,12 @@ RELAY = RelayIdentity("relaysms", "http://127.0.0.1:1/relaysms", "key:0123")
 OTHER_RELAY = RelayIdentity("relaysms", "http://127.0.0.1:2/relaysms", "key:0123")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "dir" / "ledger.sqlite")
-    return str(request.getfixturevalue("postgres_url"))
+@pytest.fixture
+def store_location(store_location: str, tmp_path: Path) -> str:
+    """The shared store locations, the SQLite file in a directory that does not exist yet (the store makes it)."""
+    if store_location.startswith("postgresql"):
+        return store_location
+    return str(tmp_path / "dir" / "ledger.sqlite")
 
 
 def _accept(store: CampaignStore, relay: RelayIdentity, campaign: str, n: int) -> None:

@@ -168,13 +168,6 @@ def test_a_store_url_with_a_password_is_refused() -> None:
     assert "s3cret" not in str(info.value)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "store.sqlite")
-    return str(request.getfixturevalue("postgres_url"))
-
-
 def test_waiter_on_the_campaign_store(relay: ReferenceRelayProcess, store_location: str) -> None:
     """Entries as the SQLAlchemy campaign store keeps them (relay identity, leases); the waiter records states
     there, on SQLite and on PostgreSQL, and the reference it is handed carries no secret."""

@@ -7,7 +7,6 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,10 +41,9 @@ class _Watched:
         return self._original(*args, **kwargs)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CampaignStore]:
-    location = str(tmp_path / "ledger.sqlite") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    with CampaignStore.open(location) as opened:
+@pytest.fixture
+def store(store_location: str) -> Iterator[CampaignStore]:
+    with CampaignStore.open(store_location) as opened:
         yield opened
 
 

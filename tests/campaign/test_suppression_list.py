@@ -25,13 +25,6 @@ T0 = datetime(2026, 12, 4, 10, 0, tzinfo=timezone.utc)
 PERSON = "+15551230001"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "suppressions.sqlite")
-    return str(request.getfixturevalue("postgres_url"))
-
-
 def reply(event_id: str, text: str, minutes: int, sender: str = PERSON, dialect: str = "smsgate") -> WebhookEvent:
     return WebhookEvent(event_id=event_id, dialect=dialect, kind="inbound", event_type="sms:received",
                         sender=sender, text=text, occurred_at=T0 + timedelta(minutes=minutes))
@@ -43,8 +36,8 @@ def test_keywords_are_exact_trimmed_and_any_case() -> None:
     assert is_opt_in("start") and is_opt_in(" UNSTOP") and not is_opt_in("start over")
 
 
-def test_stop_then_start_in_any_order_and_twice(location: str) -> None:
-    with SuppressionList.open(location, RELAY) as listed:
+def test_stop_then_start_in_any_order_and_twice(store_location: str) -> None:
+    with SuppressionList.open(store_location, RELAY) as listed:
         assert [c.changed for c in listed.apply_replies([reply("e1", " Stop ", 0)])] == [True]
         entry = listed.get(PERSON)
         assert entry is not None and entry.source == "reply" and entry.since == T0 and entry.detail == "Stop"
@@ -62,8 +55,8 @@ def test_stop_then_start_in_any_order_and_twice(location: str) -> None:
         assert listed.apply_replies([reply("e4", "stop it", 10), reply("e5", "STOP", 11, dialect="coop")]) == []
 
 
-def test_start_never_lifts_an_entry_added_by_hand(location: str) -> None:
-    with SuppressionList.open(location, RELAY) as listed:
+def test_start_never_lifts_an_entry_added_by_hand(store_location: str) -> None:
+    with SuppressionList.open(store_location, RELAY) as listed:
         assert listed.add(["+1 (555) 123-0002"], note="complaint") == 1
         assert listed.add(["+15551230002"]) == 0  # the same number, normalised
         listed.apply_replies([reply("s1", "START", 60 * 24 * 365, sender="+15551230002")])
@@ -73,22 +66,23 @@ def test_start_never_lifts_an_entry_added_by_hand(location: str) -> None:
         assert listed.count() == 0
 
 
-def test_accounts_keep_their_own_lists(location: str) -> None:
-    with SuppressionList.open(location, RELAY) as mine, SuppressionList.open(location, OTHER_ACCOUNT) as theirs:
+def test_accounts_keep_their_own_lists(store_location: str) -> None:
+    with (SuppressionList.open(store_location, RELAY) as mine,
+          SuppressionList.open(store_location, OTHER_ACCOUNT) as theirs):
         mine.apply_replies([reply("a1", "STOP", 0)])
         assert PERSON in mine and PERSON not in theirs
         assert [e.address for e in mine.entries()] == [PERSON] and list(theirs.entries()) == []
 
 
-def test_a_confirmation_is_claimed_once_among_many_threads(location: str) -> None:
-    with SuppressionList.open(location, RELAY) as listed:
+def test_a_confirmation_is_claimed_once_among_many_threads(store_location: str) -> None:
+    with SuppressionList.open(store_location, RELAY) as listed:
         change = listed.apply_replies([reply("c1", "STOP", 0)], confirm=True)[0]
         assert change.confirm
         # A second STOP (a new event) is no new opt-out: no second confirmation.
         assert not listed.apply_replies([reply("c2", "STOP", 1)], confirm=True)[0].confirm
         assert listed.pending_confirmations() == [PERSON]
     wins: list[bool] = []
-    stores = [SuppressionList.open(location, RELAY) for _ in range(6)]
+    stores = [SuppressionList.open(store_location, RELAY) for _ in range(6)]
     threads = [threading.Thread(target=lambda s=s: wins.append(s.claim_confirmation(PERSON))) for s in stores]
     for t in threads:
         t.start()
