@@ -157,7 +157,8 @@ class _ClientBase:
             self._timeout = timeout
         else:
             self._timeout = httpx.Timeout(timeout, connect=min(DEFAULT_CONNECT_TIMEOUT, timeout))
-        # Room for the adaptive campaign limit's ceiling; kept alive so a campaign does not reconnect.
+        # Room for the adaptive campaign limit's ceiling. The default transports (_transports) keep each
+        # connection alive between requests, so a campaign does not reconnect.
         self._limits = limits or httpx.Limits(max_connections=64, max_keepalive_connections=64)
         self._headers = {"User-Agent": user_agent or _user_agent(), "Accept": "application/json"}
         self._verify: ssl.SSLContext | bool = verify
