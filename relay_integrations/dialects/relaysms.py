@@ -239,7 +239,6 @@ class RelaySmsDialect(Dialect):
             raw_state = item.get("status")
             # "rejected" and the like map to None: no message was created for this row.
             state = lookup_state_or_none(STATES, raw_state)
-            _code, err_message, _field = extract_error(item)
             source = messages[index] if 0 <= index < len(messages) else None
             message_id = self._message_id(item)
             results.append(
@@ -250,7 +249,8 @@ class RelaySmsDialect(Dialect):
                     state=state,
                     raw_state=raw_state,
                     idempotency_key=source.idempotency_key if source else None,
-                    error=err_message if (state is None or state is MessageState.FAILED) else None,
+                    # Read only for refused rows: an accepted row carries no error, and this runs per row.
+                    error=extract_error(item)[1] if (state is None or state is MessageState.FAILED) else None,
                 )
             )
         total = as_int(data.get("total"))
