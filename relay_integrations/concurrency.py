@@ -9,6 +9,14 @@ the way TCP and Netflix's concurrency-limits find theirs:
   While the recent one stays within ``tolerance`` times the baseline, the relay is not queueing
   our requests and the limit grows by about its square root per window; once latency rises,
   the limit shrinks in proportion;
+* throughput: more in flight pays only while throughput grows. By Little's law, the requests in
+  flight that a throughput needs are that throughput times the unloaded round trip (the
+  bandwidth-delay product, as BBR counts it); the limit stays within twice that plus one, using the best
+  throughput of the last few windows. Across a network throughput grows with every step, so the
+  cap doubles along with the limit; a relay that shares our two cores gives no more for more in
+  flight, so the limit stays near that product instead of drifting up to where every extra
+  request only costs CPU. Callers pass ``now`` to :meth:`record` for this; without it the limit
+  follows latency alone;
 * multiplicative decrease on overload: a 429 or 503 (the relay saying "not now") halves it;
 * bounds: never below ``minimum`` (1: never slower than one request at a time) nor above
   ``maximum``; growth only when the caller really used the limit (a caller that keeps three in
@@ -39,6 +47,9 @@ class AdaptiveConcurrency:
     :param smoothing: weight of each window's proposal against the current limit (0-1].
     :param backoff: factor applied on an overload answer (429/503).
     :param baseline_window: windows the baseline averages over while the relay is not queueing.
+    :param throughput_gain: the limit stays within this many times the requests in flight the best
+        recent throughput needs (best throughput times the baseline round trip).
+    :param throughput_windows: how many recent windows the best throughput is taken from.
     """
 
     initial: int = 1
@@ -48,18 +59,24 @@ class AdaptiveConcurrency:
     smoothing: float = 0.25
     backoff: float = 0.5
     baseline_window: int = 40
+    throughput_gain: float = 2.0
+    throughput_windows: int = 8
     _limit: float = field(init=False)
     _baseline: float | None = field(init=False, default=None)
     _window_rtts: list[float] = field(init=False, default_factory=list)
     _window_peak_in_flight: int = field(init=False, default=0)
     _overloaded: bool = field(init=False, default=False)
     _slow_start: bool = field(init=False, default=True)
+    _window_started: float | None = field(init=False, default=None)
+    _throughputs: list[float] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         if not 1 <= self.minimum <= self.maximum:
             raise ValueError("concurrency bounds need 1 <= minimum <= maximum")
         if not 0 < self.smoothing <= 1 or not 0 < self.backoff < 1 or self.tolerance < 1:
             raise ValueError("smoothing must be in (0, 1], backoff in (0, 1), tolerance >= 1")
+        if self.throughput_gain < 1 or self.throughput_windows < 1:
+            raise ValueError("throughput_gain must be >= 1 and throughput_windows >= 1")
         self._limit = float(min(max(self.initial, self.minimum), self.maximum))
 
     @property
@@ -67,12 +84,14 @@ class AdaptiveConcurrency:
         """Requests that may be in flight now."""
         return int(self._limit)
 
-    def record(self, rtt: float, in_flight: int, *, overloaded: bool = False) -> None:
+    def record(self, rtt: float, in_flight: int, *, overloaded: bool = False, now: float | None = None) -> None:
         """One finished request.
 
         :param rtt: its round-trip time in seconds.
         :param in_flight: requests in flight when it started (itself included).
         :param overloaded: the relay answered 429 or 503 (or the request timed out).
+        :param now: when it finished, on a monotonic clock in seconds: lets the limit measure
+            throughput (see the module's docstring).
         """
         if overloaded:
             # Back off at once and start a fresh window: the samples taken so far were measured
@@ -83,14 +102,35 @@ class AdaptiveConcurrency:
             self._overloaded = True
             self._window_rtts.clear()
             self._window_peak_in_flight = 0
+            self._window_started = now
+            self._throughputs.clear()
             return
         if rtt < 0 or math.isnan(rtt):
             return
+        if self._window_started is None and now is not None:
+            self._window_started = now - rtt
         self._window_rtts.append(rtt)
         self._window_peak_in_flight = max(self._window_peak_in_flight, in_flight)
         # A window is about one limit's worth of requests (at least 4): one "round" at this limit.
         if len(self._window_rtts) >= max(4, self.limit):
+            self._measure_throughput(now)
             self._end_window()
+
+    def _measure_throughput(self, now: float | None) -> None:
+        """Requests per second over the window that just ended (when the caller gives the time)."""
+        started, self._window_started = self._window_started, now
+        if now is None or started is None or now <= started:
+            return
+        self._throughputs.append(len(self._window_rtts) / (now - started))
+        del self._throughputs[:-self.throughput_windows]
+
+    def _throughput_cap(self) -> float:
+        """The most in flight the best recent throughput justifies (no cap before any measurement)."""
+        if not self._throughputs or self._baseline is None:
+            return float(self.maximum)
+        # One more than the product: a caller that does its own work between requests (ledger
+        # writes, building the next one) overlaps that work with one more request in flight.
+        return max(float(self.minimum), self.throughput_gain * max(self._throughputs) * self._baseline + 1)
 
     def _end_window(self) -> None:
         rtts = sorted(self._window_rtts)
@@ -114,15 +154,16 @@ class AdaptiveConcurrency:
             # Start at one request (which measures the true baseline) and double per window, as
             # TCP's slow start does, until the first sign of queueing: across a network the knee
             # is reached in a handful of windows instead of dozens.
-            if gradient >= 1.0:
-                self._limit = min(float(self.maximum), self._limit * 2)
+            cap = self._throughput_cap()
+            if gradient >= 1.0 and self._limit < cap:
+                self._limit = min(float(self.maximum), self._limit * 2, cap)
                 return
             self._slow_start = False
         # Gradient2 adds a queue allowance of sqrt(limit); scaling it by how close the gradient is to 1
         # lets a relay whose latency doubles with load (one sharing our CPU) pull the limit down to
         # the minimum instead of a floor of 4.
         proposal = self._limit * gradient + math.sqrt(self._limit) * (2 * gradient - 1)
-        limit = (1 - self.smoothing) * self._limit + self.smoothing * proposal
+        limit = min((1 - self.smoothing) * self._limit + self.smoothing * proposal, self._throughput_cap())
         self._limit = min(float(self.maximum), max(float(self.minimum), limit))
 
 
@@ -135,7 +176,7 @@ class FixedConcurrency:
         self.limit = limit
         self.maximum = limit
 
-    def record(self, rtt: float, in_flight: int, *, overloaded: bool = False) -> None:
+    def record(self, rtt: float, in_flight: int, *, overloaded: bool = False, now: float | None = None) -> None:
         """Nothing to learn."""
 
 
@@ -158,9 +199,9 @@ class LockedConcurrency:
     def maximum(self) -> int:
         return self._inner.maximum
 
-    def record(self, rtt: float, in_flight: int, *, overloaded: bool = False) -> None:
+    def record(self, rtt: float, in_flight: int, *, overloaded: bool = False, now: float | None = None) -> None:
         with self._lock:
-            self._inner.record(rtt, in_flight, overloaded=overloaded)
+            self._inner.record(rtt, in_flight, overloaded=overloaded, now=now)
 
 
 def concurrency_limiter(

@@ -139,7 +139,8 @@ class MessageWaiter:
                 overloaded = True
                 raise
             finally:
-                self.limiter.record(time.monotonic() - started, at_send, overloaded=overloaded)
+                finished = time.monotonic()
+                self.limiter.record(finished - started, at_send, overloaded=overloaded, now=finished)
                 async with slots:
                     in_flight -= 1
                     slots.notify_all()

@@ -322,7 +322,8 @@ class SendPass:
         except RelayAuthError:
             yield Committed(self.ledger, LedgerWrite(settled=keys))
             raise
-        self.limiter.record(time.monotonic() - started, at_send)
+        finished = time.monotonic()
+        self.limiter.record(finished - started, at_send, now=finished)
         accepted, settled = self.ledger_entries(unit, results)
         yield Committed(self.ledger, LedgerWrite(accepted=accepted, settled=settled))
         return results

@@ -94,7 +94,7 @@ def simulate(relay: SimulatedRelay, limiter: AdaptiveConcurrency | FixedConcurre
                 finished += 1
                 if finished == counted_from:
                     first_done_at = now
-            limiter.record(now - sent_at, at_send, overloaded=overloaded)
+            limiter.record(now - sent_at, at_send, overloaded=overloaded, now=now)
             peak = max(peak, limiter.limit)
             issue()
     assert finished == requests and first_done_at is not None
@@ -141,6 +141,27 @@ def test_holds_capacity_through_jitter() -> None:
     assert adaptive.throughput >= 0.85 * capacity
 
 
+def test_grows_only_while_throughput_grows() -> None:
+    # Service times vary 1x-3x, so round trips are noisy: latency alone keeps finding windows
+    # "within tolerance" and ratchets the limit up to the maximum, long after the relay's capacity
+    # (500/s, about 11 requests over a 22 ms round trip) was reached. Measuring throughput stops it
+    # near twice that product, with the same throughput.
+    relay = SimulatedRelay(service=0.001, one_way=0.010, jitter=2.0)
+    capacity = 1 / (0.001 * 2)
+    in_flight_needed = capacity * (2 * 0.010 + 0.002)
+
+    class LatencyOnly(AdaptiveConcurrency):
+        def record(self, rtt: float, in_flight: int, *, overloaded: bool = False, now: float | None = None) -> None:
+            super().record(rtt, in_flight, overloaded=overloaded)  # no time: no throughput
+
+    latency_only = simulate(relay, LatencyOnly())
+    measured = simulate(relay, AdaptiveConcurrency())
+    cap = 2 * in_flight_needed + 2
+    assert latency_only.peak_limit > cap  # the overshoot the throughput measurement prevents
+    assert measured.peak_limit <= cap
+    assert measured.throughput >= 0.98 * latency_only.throughput
+
+
 def test_learns_a_relay_that_got_slower_for_good() -> None:
     limiter = AdaptiveConcurrency()
     simulate(SimulatedRelay(service=0.002, one_way=0.001), limiter)
@@ -183,7 +204,12 @@ def test_an_explicit_number_wins() -> None:
     st.integers(min_value=8, max_value=128),
 )
 def test_limit_stays_within_its_bounds(samples: list[tuple[float, int, bool]], minimum: int, maximum: int) -> None:
-    limiter = AdaptiveConcurrency(minimum=minimum, maximum=maximum)
+    timed = AdaptiveConcurrency(minimum=minimum, maximum=maximum)
+    untimed = AdaptiveConcurrency(minimum=minimum, maximum=maximum)
+    now = 0.0
     for rtt, in_flight, overloaded in samples:
-        limiter.record(rtt, in_flight, overloaded=overloaded)
-        assert minimum <= limiter.limit <= maximum
+        now += rtt / max(1, in_flight)  # answers arrive no faster than one per rtt / in_flight
+        timed.record(rtt, in_flight, overloaded=overloaded, now=now)
+        untimed.record(rtt, in_flight, overloaded=overloaded)
+        assert minimum <= timed.limit <= maximum
+        assert minimum <= untimed.limit <= maximum
