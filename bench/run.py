@@ -284,6 +284,15 @@ def loop_seconds(python: str) -> float:
     return float(subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
+def byte_compile(python: str) -> None:
+    """Compile the package's modules to bytecode, as installing a wheel does.
+
+    ``relay`` figures include the command's start-up. A checkout run with PYTHONDONTWRITEBYTECODE set
+    (as some CI and sandboxes do) would otherwise compile every module of ours from source at each
+    start, a cost installed users never pay."""
+    subprocess.run([python, "-m", "compileall", "-q", str(ROOT / "relay_integrations")], check=True)
+
+
 # --- running -------------------------------------------------------------------------------------
 def run_step(step: Step, python: str, outdir: Path, sizes: str) -> tuple[str, float, int]:
     args = {"full": step.full_args, "smoke": step.smoke_args}.get(sizes, step.args)
@@ -343,6 +352,7 @@ def main() -> int:
         problems = meta["problems"]
     else:
         outdir = Path(tempfile.mkdtemp(prefix="relay-bench-"))
+        byte_compile(python)
         meta = {"started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 "load_start": os.getloadavg()[0], "sizes": sizes, "durations": {},
                 "loop_start": loop_seconds(python)}
@@ -410,7 +420,8 @@ def write_results(table: list[str], machine: list[tuple[str, str]], summary: str
         "writes; the plain loop and the async sender post prepared bodies and check nothing. The dry-run",
         "memory figures are peak RSS of a fresh process (`VmHWM`); the campaign spools rows to a temporary",
         "SQLite file, the hand-written loop keeps its messages in a list. The Airflow figure is end-to-end",
-        "`dag.test()` time per DAG (after a warm-up DAG), messages = recipients.",
+        "`dag.test()` time per DAG (after a warm-up DAG), messages = recipients. The package is byte-compiled",
+        "before the run, as pip does when it installs a wheel, so `relay` commands start as they do for users.",
         "",
         "## Machine",
         "",
