@@ -155,3 +155,30 @@ def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path: Path
             path = str(tmp_path / f"store{attempt}.sqlite")
             failures = [r for r in pool.map(_open_and_close, [path] * 8) if r != "ok"]
             assert not failures, failures
+
+
+def test_statements_that_find_rows_by_key_use_the_primary_key_on_sqlite(tmp_path: Path) -> None:
+    # Without table statistics SQLite may pick the lease-owner index for "... key IN (...) AND
+    # lease_owner = ?", visiting every row the run holds for each chunk (a cost that grows with
+    # the square of the campaign). Each statement the hot path ran is planned again here.
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    ran: list[tuple[str, tuple[object, ...]]] = []
+    with CampaignStore.open(tmp_path / "ledger.sqlite") as store:
+        sa.event.listen(store._require(), "before_cursor_execute",
+                        lambda _c, _cur, sql, params, _ctx, many: ran.append((sql, params[0] if many else params)))
+        rows = [(f"k{i}", f"+1555000{i:04d}", i) for i in range(40)]
+        store.claim(RELAY, "c", rows)
+        store.claim(RELAY, "c", rows)  # the rows exist now: the update path
+        keys = [k for k, _, _ in rows]
+        store.write_together(RELAY, "c", [keys[:20]], [Accepted(k, message_id=f"m{k}") for k in keys[20:30]],
+                             settled=keys[30:])
+        store.lookup(RELAY, "c", keys)
+    by_key = [(sql, params) for sql, params in ran if "idempotency_key IN (" in sql or "idempotency_key = ?" in sql]
+    assert {sql.split()[0] for sql, _ in by_key} == {"UPDATE", "DELETE", "SELECT"}
+    with sqlite3.connect(tmp_path / "ledger.sqlite") as conn:
+        for sql, params in by_key:
+            plan = " ".join(str(step[3]) for step in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+            assert "sqlite_autoindex_relay_campaign_entries_1" in plan, (sql, plan)
