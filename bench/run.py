@@ -98,6 +98,8 @@ STEPS = [
     Step("latency", "concurrency_latency.py", [], [], ["--quick", "--delays", "0", "0.01"], 1800),
     Step("respect", "respect_cost.py", [], ["--n", "100000"], ["--n", "2000", "--listed", "100", "--repeats", "1"],
          900),
+    Step("ledger", "ledger_scaling.py", ["--sizes", "10000", "100000"], ["--sizes", "10000", "1000000"],
+         ["--sizes", "1000", "5000"], 900),
     Step("tracking", "tracking_rounds.py", ["--n", "100000"], ["--n", "100000"],
          ["--n", "2000", "--size-recipients", "20000", "--baseline-sample", "100"], 3600),
 ]
@@ -221,6 +223,14 @@ def respect_figures(out: str) -> list[Figure]:
                    "same dry run, opt-outs off", rows["baseline"]),
             Figure(f"dry run, {size}, quiet hours (zones from numbers), rows/s", rows["quiet hours"], "rows/s",
                    "same dry run, no send window", rows["baseline"])]
+
+
+def ledger_figures(out: str) -> list[Figure]:
+    rows = {int(number(r["rows"])): r for r in table_rows(out, "rows")}
+    small, large = min(rows), max(rows)
+    return [Figure(f"campaign ledger writes (claim, mark, record), {large:,}-row campaign, rows/s",
+                   number(rows[large]["rows/s"]), "rows/s", f"same, {small:,}-row campaign",
+                   number(rows[small]["rows/s"]))]
 
 
 def tracking_figures(out: str) -> list[Figure]:
@@ -376,6 +386,7 @@ def main() -> int:
         "latency": lambda: latency_figures(outputs["latency"]),
         "airflow": lambda: airflow_figures(outputs["airflow"]),
         "respect": lambda: respect_figures(outputs["respect"]),
+        "ledger": lambda: ledger_figures(outputs["ledger"]),
         "tracking": lambda: tracking_figures(outputs["tracking"]),
     }
     figures: list[Figure] = []
