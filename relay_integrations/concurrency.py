@@ -68,6 +68,7 @@ class AdaptiveConcurrency:
     _overloaded: bool = field(init=False, default=False)
     _slow_start: bool = field(init=False, default=True)
     _window_started: float | None = field(init=False, default=None)
+    _last_finished: float | None = field(init=False, default=None)
     _throughputs: list[float] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
@@ -107,14 +108,24 @@ class AdaptiveConcurrency:
             return
         if rtt < 0 or math.isnan(rtt):
             return
-        if self._window_started is None and now is not None:
-            self._window_started = now - rtt
+        if now is not None:
+            self._clock(now, now - rtt, in_flight)
         self._window_rtts.append(rtt)
         self._window_peak_in_flight = max(self._window_peak_in_flight, in_flight)
         # A window is about one limit's worth of requests (at least 4): one "round" at this limit.
         if len(self._window_rtts) >= max(4, self.limit):
             self._measure_throughput(now)
             self._end_window()
+
+    def _clock(self, now: float, sent: float, in_flight: int) -> None:
+        """Keep the window's start; time the caller had nothing in flight is left out of it."""
+        if self._window_started is None:
+            self._window_started = sent
+        elif in_flight <= 1 and self._last_finished is not None and sent > self._last_finished:
+            # Nothing was in flight from the last answer until this request went out: the caller
+            # was idle (a status waiter between rounds), and that is not the relay's throughput.
+            self._window_started += sent - self._last_finished
+        self._last_finished = now if self._last_finished is None else max(self._last_finished, now)
 
     def _measure_throughput(self, now: float | None) -> None:
         """Requests per second over the window that just ended (when the caller gives the time)."""

@@ -40,10 +40,12 @@ class Outcome:
     final_limit: int
     peak_limit: int
     overloads: int
+    finished_at: float
 
 
-def simulate(relay: SimulatedRelay, limiter: AdaptiveConcurrency | FixedConcurrency, requests: int = 6000) -> Outcome:
-    now = 0.0
+def simulate(relay: SimulatedRelay, limiter: AdaptiveConcurrency | FixedConcurrency, requests: int = 6000,
+             start_at: float = 0.0) -> Outcome:
+    now = start_at
     events: list[tuple[float, int, str, object]] = []
     order = itertools.count()
     queue: list[tuple[float, int]] = []  # (sent_at, in_flight_at_send)
@@ -98,7 +100,7 @@ def simulate(relay: SimulatedRelay, limiter: AdaptiveConcurrency | FixedConcurre
             peak = max(peak, limiter.limit)
             issue()
     assert finished == requests and first_done_at is not None
-    return Outcome((requests - counted_from) / (now - first_done_at), limiter.limit, peak, overloads)
+    return Outcome((requests - counted_from) / (now - first_done_at), limiter.limit, peak, overloads, now)
 
 
 def test_reaches_the_relays_capacity_across_a_network() -> None:
@@ -160,6 +162,20 @@ def test_grows_only_while_throughput_grows() -> None:
     assert latency_only.peak_limit > cap  # the overshoot the throughput measurement prevents
     assert measured.peak_limit <= cap
     assert measured.throughput >= 0.98 * latency_only.throughput
+
+
+def test_idle_time_between_rounds_is_not_read_as_low_throughput() -> None:
+    # A status waiter polls in rounds a minute apart. The pause must not count as a window with
+    # almost no throughput, which would cap the next round at one request in flight.
+    # Small rounds are the hard case: most windows then span a pause.
+    relay = SimulatedRelay(service=0.002, one_way=0.010)
+    limiter = AdaptiveConcurrency()
+    rounds = [simulate(relay, limiter, requests=12)]
+    for _ in range(29):
+        rounds.append(simulate(relay, limiter, requests=12, start_at=rounds[-1].finished_at + 60))
+    for later in rounds[-10:]:
+        assert later.peak_limit >= 8
+        assert later.throughput >= 0.9 * 500  # the relay's capacity
 
 
 def test_learns_a_relay_that_got_slower_for_good() -> None:
