@@ -11,12 +11,12 @@ the way TCP and Netflix's concurrency-limits find theirs:
   the limit shrinks in proportion;
 * throughput: more in flight pays only while throughput grows. By Little's law, the requests in
   flight that a throughput needs are that throughput times the unloaded round trip (the
-  bandwidth-delay product, as BBR counts it); the limit stays within twice that plus one, using the best
-  throughput of the last few windows. Across a network throughput grows with every step, so the
-  cap doubles along with the limit; a relay that shares our two cores gives no more for more in
-  flight, so the limit stays near that product instead of drifting up to where every extra
-  request only costs CPU. Callers pass ``now`` to :meth:`record` for this; without it the limit
-  follows latency alone;
+  bandwidth-delay product, as BBR counts it); the limit stays within twice that plus one, using
+  the best throughput of the last few windows. Across a network throughput grows with every
+  step, so the cap doubles along with the limit; a relay that shares our two cores gives no more
+  for more in flight, so the limit stays near that product instead of drifting up to where every
+  extra request only costs CPU. Callers pass ``now`` to :meth:`record` for this; without it the
+  limit follows latency alone;
 * multiplicative decrease on overload: a 429 or 503 (the relay saying "not now") halves it;
 * bounds: never below ``minimum`` (1: never slower than one request at a time) nor above
   ``maximum``; growth only when the caller really used the limit (a caller that keeps three in
