@@ -591,6 +591,20 @@ class CampaignStore:
         marked = self._run("record sends in", work)
         return [marked.intersection(m) for m in wanted]
 
+    def refresh_statistics(self) -> None:
+        """Let PostgreSQL plan the by-key statements with what the table now holds.
+
+        A ledger created moments ago has no statistics, and PostgreSQL then planned recording a
+        row through the message index, reading every row of the campaign for each one: a
+        10,000-row campaign took 1 to 3 s per 1,000 rows recorded instead of 30 to 50 ms. Run once
+        a run has claimed its rows (they are in the table then). SQLite needs no statistics for
+        these statements (see :meth:`_held_by_owner`); a role that may not analyze the table gets
+        a warning from PostgreSQL, not an error.
+        """
+        if self._engine is None or self.is_sqlite:
+            return
+        self._run("analyze", lambda conn: conn.exec_driver_sql(f"ANALYZE {_TABLE}"))
+
     def renew(self) -> int:
         """Extend every lease this run holds; returns how many."""
         t = entries_table.c

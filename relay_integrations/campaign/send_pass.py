@@ -57,6 +57,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 HELD = "held"  # internal: another live run holds the row's lease
 LOOKUP_CHUNK = 500
+# A run that claimed this many rows has the database refresh its statistics before sending
+# (CampaignStore.refresh_statistics); smaller runs do not pay for it.
+ANALYZE_AFTER_CLAIMING = 1000
 
 
 # --- steps --------------------------------------------------------------------------------
@@ -268,6 +271,8 @@ class SendPass:
         try:
             yield Blocking(partial(self.claim, [READY, IN_DOUBT]))
             self.progress.total = self.scratch.count(READY) + self.scratch.count(IN_DOUBT)
+            if self.progress.total >= ANALYZE_AFTER_CLAIMING:
+                yield Blocking(self.store.refresh_statistics)
             while True:
                 wanted = self.in_doubt()
                 if wanted:
