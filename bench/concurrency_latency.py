@@ -170,6 +170,13 @@ def shown_concurrency(report: dict[str, Any]) -> str:
     return f"{chosen.get('mode')}, peak {chosen.get('peak')}, final {chosen.get('final')}"
 
 
+def row_against_loop(what: str, rate: float, report: dict[str, Any], loop_n: int, loop_rate: float) -> list[str]:
+    """A campaign's table row: its rate (with the concurrency it chose) next to the sequential loop's."""
+    return [f"{what}, msg/s [{report.get('strategy')}; concurrency {shown_concurrency(report)}]",
+            f"{rate:,.0f} msg/s", f"sequential httpx loop ({loop_n} messages)", f"{loop_rate:,.0f} msg/s",
+            f"{rate / loop_rate:.1f}x"]
+
+
 def rows_for(scenarios: list[Scenario], delays: list[float], relay: ReferenceRelayProcess, work: Path,
              numbers: Numbers) -> Iterator[list[str]]:
     proxies: dict[float, tuple[subprocess.Popen[str], str]] = {}
@@ -191,17 +198,13 @@ def rows_for(scenarios: list[Scenario], delays: list[float], relay: ReferenceRel
                 loop_n = scenario.loop_n.get(delay, scenario.loop_n[max(scenario.loop_n)])
                 loop_rate = plain_loop(scenario.dialect, base, messages_for(numbers.take(loop_n), f"loop-{delay}"))
                 tag = f"{scenario.dialect}-{int(delay * 1000)}ms-{time.time_ns()}"
+                what = f"{scenario.name}, {n:,} recipients ({where})"
                 rate, report = cli_campaign(scenario.dialect, base, numbers.take(n), work, tag)
-                yield [f"relay campaign, {scenario.name}, {n:,} recipients ({where}), msg/s "
-                       f"[{report.get('strategy')}; concurrency {shown_concurrency(report)}]",
-                       f"{rate:,.0f} msg/s", f"sequential httpx loop ({loop_n} messages)", f"{loop_rate:,.0f} msg/s",
-                       f"{rate / loop_rate:.1f}x"]
+                yield row_against_loop(f"relay campaign, {what}", rate, report, loop_n, loop_rate)
                 if scenario.dialect == "smsgate":
                     rate, report = async_campaign(scenario.dialect, base, numbers.take(n), work, f"async-{tag}")
-                    yield [f"Campaign.asend (Prefect's path, in-process), {scenario.name}, {n:,} recipients "
-                           f"({where}), msg/s [{report.get('strategy')}; concurrency {shown_concurrency(report)}]",
-                           f"{rate:,.0f} msg/s", f"sequential httpx loop ({loop_n} messages)",
-                           f"{loop_rate:,.0f} msg/s", f"{rate / loop_rate:.1f}x"]
+                    yield row_against_loop(f"Campaign.asend (Prefect's path, in-process), {what}", rate, report,
+                                           loop_n, loop_rate)
     finally:
         for proc, _ in proxies.values():
             proc.kill()
