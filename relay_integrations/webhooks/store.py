@@ -114,10 +114,15 @@ _FILTER_COLUMNS = ("dialect", "kind", "event_type", "message_id", "state", "send
 
 class _DriverInsert:
     """``INSERT ... ON CONFLICT DO NOTHING RETURNING returning`` into every column of ``table`` but an
-    autoincrement key, compiled once for one driver (its SQL text and parameter order) and run as
-    driver SQL.
+    autoincrement key, compiled once for one driver (its SQL text and parameter order) and run on
+    the driver's own cursor.
 
     Only for columns of type Text given str or None: no SQLAlchemy type processing is applied.
+    The driver's cursor, not ``Connection.exec_driver_sql``: SQLAlchemy builds an execution context
+    and a result around every statement, five times the cost of the statement itself, and the
+    receiver runs one or two of these per event. The statements still run inside the SQLAlchemy
+    transaction (same connection), and driver errors are raised as SQLAlchemy's, as
+    ``exec_driver_sql`` would.
     """
 
     def __init__(self, table: Table, returning: Any, dialect: Any) -> None:
@@ -128,10 +133,18 @@ class _DriverInsert:
         self.sql = str(compiled)
         # qmark/format drivers (sqlite3) take a tuple in this order; named ones (psycopg) a mapping.
         self.order: tuple[str, ...] | None = tuple(compiled.positiontup) if compiled.positiontup else None
+        self._driver_error: type[Exception] = dialect.loaded_dbapi.Error
 
-    def run(self, conn: Connection, values: Mapping[str, Any]) -> Any:
+    def run(self, cursor: Any, values: Mapping[str, Any]) -> Any:
+        """The inserted row's ``returning`` value, or ``None`` when a unique constraint kept it out."""
         params: Any = tuple(values[name] for name in self.order) if self.order else dict(values)
-        return conn.exec_driver_sql(self.sql, params)
+        try:
+            cursor.execute(self.sql, params)
+            row = cursor.fetchone()
+        except self._driver_error as exc:
+            # Parameters hidden: they hold message texts and addresses.
+            raise DBAPIError.instance(self.sql, params, exc, self._driver_error, hide_parameters=True) from exc
+        return None if row is None else row[0]
 
 
 class StoreError(RuntimeError):
@@ -394,20 +407,24 @@ class EventStore:
         self, conn: Connection, rows: list[tuple[WebhookEvent, dict[str, Any]]], delivery_id: str | None,
         now: datetime,
     ) -> StoreResult:
-        if delivery_id is not None and rows:
-            first = rows[0][0]
-            seen = {"dialect": first.dialect, "delivery_id": delivery_id, "received_at": now.isoformat()}
-            if self._delivery_sql.run(conn, seen).first() is None:
-                return StoreResult(stored=[], duplicates=len(rows))
-        stored: list[WebhookEvent] = []
-        duplicates = 0
-        for ev, values in rows:
-            cursor = self._event_sql.run(conn, values).scalar()
-            if cursor is None:
-                duplicates += 1
-            else:
-                stored.append(ev.model_copy(update={"cursor": int(cursor)}))
-        return StoreResult(stored=stored, duplicates=duplicates)
+        cursor = conn.connection.cursor()
+        try:
+            if delivery_id is not None and rows:
+                first = rows[0][0]
+                seen = {"dialect": first.dialect, "delivery_id": delivery_id, "received_at": now.isoformat()}
+                if self._delivery_sql.run(cursor, seen) is None:
+                    return StoreResult(stored=[], duplicates=len(rows))
+            stored: list[WebhookEvent] = []
+            duplicates = 0
+            for ev, values in rows:
+                event_cursor = self._event_sql.run(cursor, values)
+                if event_cursor is None:
+                    duplicates += 1
+                else:
+                    stored.append(ev.model_copy(update={"cursor": int(event_cursor)}))
+            return StoreResult(stored=stored, duplicates=duplicates)
+        finally:
+            cursor.close()
 
     # --- reads ------------------------------------------------------------------------------------
     def query(self, query: EventQuery) -> list[WebhookEvent]:

@@ -139,6 +139,30 @@ def test_a_delivery_the_database_refuses_is_rolled_back_alone(tmp_path: Path) ->
     assert [e.event_id for e in store.query(EventQuery())] == ["evt-1", "evt-3"]  # evt-2 rolled back with its delivery
 
 
+def test_a_statement_the_database_itself_refuses_rolls_back_only_its_delivery(tmp_path: Path) -> None:
+    # A real refusal from SQLite (a trigger aborting the INSERT), raised by the driver's cursor the store
+    # writes with: the batch is written again with a savepoint per delivery, and the error names
+    # neither the statement's values nor the text.
+    import sqlite3
+
+    path = tmp_path / "events.db"
+    EventStore(path).close()
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TRIGGER refuse_poison BEFORE INSERT ON events WHEN NEW.event_id LIKE 'poison%'"
+                    " BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END")
+    store = EventStore(path)
+    poison = _event(99).model_copy(update={"event_id": "poison-1", "text": "secret text 123"})
+    results = store.add_many([([_event(1)], "d-1"), ([_event(2), poison], "d-2"), ([_event(3)], "d-3")])
+    assert [len(r.stored) for r in results] == [1, 0, 1]
+    assert results[1].error == "the store refused this delivery (IntegrityError)"
+    assert [e.event_id for e in store.query(EventQuery())] == ["evt-1", "evt-3"]
+    # Its delivery id was rolled back with it: the sender's retry is not taken for a repeat.
+    with pytest.raises(StoreError, match="refused") as refused:
+        store.add([poison], delivery_id="d-2")
+    assert "secret text" not in str(refused.value) and "poison" not in str(refused.value)
+    assert len(store.add([_event(2)], delivery_id="d-2").stored) == 1
+
+
 class _RefusesAfterWriting(EventStore):
     """The database refuses a delivery holding a ``poison`` event after its other rows were written."""
 
