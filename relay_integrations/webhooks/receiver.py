@@ -21,9 +21,11 @@ Mount it in another Starlette/FastAPI app with ``app.mount("/inbox", create_rece
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -152,81 +154,95 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 class _Pending:
-    __slots__ = ("delivery_id", "error", "events", "lead", "result", "wake")
+    __slots__ = ("delivery_id", "events", "future", "loop")
 
-    def __init__(self, events: list[WebhookEvent], delivery_id: str | None) -> None:
+    def __init__(self, events: list[WebhookEvent], delivery_id: str | None, loop: asyncio.AbstractEventLoop) -> None:
         self.events = events
         self.delivery_id = delivery_id
-        self.wake = anyio.Event()  # set when committed, or when promoted to writer
-        self.lead = False
-        self.result: StoreResult | None = None
-        self.error: BaseException | None = None
+        self.loop = loop
+        # Answered with (result, None) or (None, error): an error no one awaits any more (the request
+        # went away) is then not reported as "never retrieved".
+        self.future: asyncio.Future[tuple[StoreResult | None, BaseException | None]] = loop.create_future()
+
+
+def _answer(items: list[tuple[_Pending, StoreResult | None, BaseException | None]]) -> None:
+    for pending, result, error in items:
+        if not pending.future.done():
+            pending.future.set_result((result, error))
 
 
 class _GroupCommit:
     """Commits the deliveries that arrive while a commit is running together, in one transaction.
 
     Every request still waits for its own commit before it is answered; what it saves is one fsync
-    and one thread hand-off per delivery under load. One request at a time is the writer: it
-    commits everything queued (its own delivery included), then hands the role to the first request
-    that queued up meanwhile, so no request waits for more than two commits.
+    per delivery under load. One writer thread per receiver commits back to back: whatever queued
+    during a commit is the next one. The writer never waits for the event loop to hand it the next
+    batch (the loop is busy answering the batch just committed), and a commit costs the loop one
+    wake-up rather than a thread-pool call. The thread starts with the first delivery and is a
+    daemon: a commit cut short by the process ending was never acknowledged, so its sender retries.
     """
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
         self._queue: list[_Pending] = []
-        self._writing = False
+        self._ready = threading.Condition()
+        self._thread: threading.Thread | None = None
 
     async def add(self, events: list[WebhookEvent], delivery_id: str | None) -> StoreResult:
-        item = _Pending(events, delivery_id)
-        self._queue.append(item)
-        # Shielded: the commit runs to its end anyway, and a writer that went away would strand the others.
-        with anyio.CancelScope(shield=True):
-            if self._writing:
-                await item.wake.wait()
-            else:
-                self._writing = True
-                item.lead = True
-            if item.lead:
+        item = _Pending(events, delivery_id, asyncio.get_running_loop())
+        with self._ready:
+            self._queue.append(item)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._write, name="relay-webhooks-writer", daemon=True)
+                self._thread.start()
+            self._ready.notify()
+        # Shielded: a request that goes away still has its delivery committed (and a later retry of
+        # it is then a duplicate, answered 200).
+        result, error = await asyncio.shield(item.future)
+        if error is not None:
+            raise error
+        assert result is not None
+        return result
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the writer thread (the next delivery starts another)."""
+        with self._ready:
+            thread, self._thread = self._thread, None
+            self._ready.notify_all()
+        if thread is not None:
+            thread.join()
+
+    def _write(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self._ready:
+                while not self._queue and self._thread is me:
+                    self._ready.wait()
+                batch, self._queue = self._queue, []
+            if not batch:
+                return  # closed, and everything queued was committed
+            answers = self._store(batch)
+            loops: dict[asyncio.AbstractEventLoop, list[tuple[_Pending, StoreResult | None, BaseException | None]]] = {}
+            for answer in answers:
+                loops.setdefault(answer[0].loop, []).append(answer)
+            for loop, items in loops.items():
                 try:
-                    await self._commit_queued()
-                finally:
-                    if self._queue:
-                        successor = self._queue[0]
-                        successor.lead = True
-                        successor.wake.set()
-                    else:
-                        self._writing = False
-        if item.error is not None:
-            raise item.error
-        assert item.result is not None
-        return item.result
+                    loop.call_soon_threadsafe(_answer, items)
+                except RuntimeError:  # that loop is closed: no one is waiting any more
+                    pass
 
-    async def _commit_queued(self) -> None:
-        batch, self._queue = self._queue, []
-        await self._store(batch)
-        for pending in batch:
-            pending.lead = False
-            pending.wake.set()
-
-    async def _store(self, batch: list[_Pending]) -> None:
+    def _store(self, batch: list[_Pending]) -> list[tuple[_Pending, StoreResult | None, BaseException | None]]:
         try:
-            results = await anyio.to_thread.run_sync(self.store.add_many, [(p.events, p.delivery_id) for p in batch])
+            results = self.store.add_many([(p.events, p.delivery_id) for p in batch])
         except Exception as exc:
             if len(batch) == 1:  # the transaction rolled back: this request gets a 500
-                batch[0].error = exc
-                return
+                return [(batch[0], None, exc)]
             # One delivery must not fail the others committed with it: store each alone.
             logger.warning("group commit of %d deliveries failed (%s); storing each alone", len(batch),
                            type(exc).__name__)
-            for pending in batch:
-                await self._store([pending])
-            return
-        for pending, result in zip(batch, results, strict=True):
-            if result.error is not None:
-                pending.error = StoreError(result.error)
-            else:
-                pending.result = result
+            return [answer for pending in batch for answer in self._store([pending])]
+        return [(pending, None, StoreError(result.error)) if result.error is not None else (pending, result, None)
+                for pending, result in zip(batch, results, strict=True)]
 
 
 class WebhookReceiver:
@@ -266,6 +282,10 @@ class WebhookReceiver:
 
     def __repr__(self) -> str:
         return f"WebhookReceiver(store={self.store!r})"
+
+    def close(self) -> None:
+        """Commit the deliveries still queued and stop the writer thread; the store stays open."""
+        self._commit.close()
 
     def verify(self, dialect: str, body: bytes, headers: Mapping[str, str]) -> str | None:
         """Raise :class:`SignatureError` unless the delivery is signed with one of the dialect's secrets."""
@@ -446,6 +466,7 @@ def build_app(receiver: WebhookReceiver) -> Starlette:
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(receiver.close)
             if receiver.opt_outs is not None:
                 await receiver.opt_outs.aclose()
 

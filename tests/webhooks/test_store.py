@@ -96,6 +96,27 @@ async def test_group_commit_batches_concurrent_deliveries(tmp_path: Path) -> Non
     assert store.count() == 20
 
 
+def test_group_commit_writer_stops_on_close_and_the_next_delivery_starts_another(tmp_path: Path) -> None:
+    # What a served app's lifespan does at shutdown (receiver.close), then the same app served again.
+    store = EventStore(tmp_path / "events.db")
+    commit = _GroupCommit(store)
+
+    async def deliver(i: int) -> StoreResult:
+        return await commit.add([_event(i)], None)
+
+    assert len(anyio.run(deliver, 1).stored) == 1
+    first = commit._thread
+    assert first is not None and first.is_alive()
+    commit.close()
+    assert not first.is_alive()
+    assert len(anyio.run(deliver, 2).stored) == 1  # a new event loop, a new writer
+    second = commit._thread
+    assert second is not None and second is not first
+    commit.close()
+    assert not second.is_alive()
+    assert [e.event_id for e in store.query(EventQuery())] == ["evt-1", "evt-2"]
+
+
 @pytest.mark.anyio
 async def test_group_commit_failure_reaches_every_waiter_and_the_next_batch_still_commits(tmp_path: Path) -> None:
     store = _SlowStore(tmp_path / "events.db", fail_first=True)
