@@ -9,6 +9,8 @@ from pathlib import Path
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relay_integrations.models import MessageState, WebhookEvent
 from relay_integrations.webhooks.receiver import _GroupCommit
@@ -41,6 +43,39 @@ def test_duplicates_inside_one_batch_and_across_batches(tmp_path: Path) -> None:
                               ([_event(3)], "delivery-1"), ([_event(4)], "delivery-1")])
     assert [(len(r.stored), r.duplicates) for r in results] == [(1, 0), (0, 1), (0, 1), (1, 0), (0, 1)]
     assert store.count() == 2
+
+
+_small = st.integers(min_value=0, max_value=4)
+
+
+@given(deliveries=st.lists(st.tuples(st.lists(st.tuples(_small, _small, st.sampled_from(["coop", "smsgate"])),
+                                              max_size=4),
+                                     st.one_of(st.none(), st.sampled_from(["d-1", "d-2", "d-3"]))),
+                           min_size=1, max_size=12),
+       split=st.integers(min_value=0, max_value=12))
+@settings(max_examples=60)
+def test_a_group_commit_stores_what_storing_each_delivery_alone_in_order_would(
+    tmp_path_factory: pytest.TempPathFactory, deliveries: list[tuple[list[tuple[int, int, str]], str | None]],
+    split: int,
+) -> None:
+    # Events drawn from a small pool, so ids, natural keys and delivery ids repeat inside a batch and
+    # across batches. One store takes the deliveries in two group commits, the other one at a time.
+    def events(spec: list[tuple[int, int, str]]) -> list[WebhookEvent]:
+        return [_event(i, message_id=f"m-{m}").model_copy(update={"dialect": dialect}) for i, m, dialect in spec]
+
+    work = tmp_path_factory.mktemp("batch")
+    batched, alone = EventStore(work / "batched.db"), EventStore(work / "alone.db")
+    given_deliveries = [(events(spec), delivery_id) for spec, delivery_id in deliveries]
+    split = min(split, len(given_deliveries))
+    results = batched.add_many(given_deliveries[:split]) + batched.add_many(given_deliveries[split:])
+    expected = [alone.add(evs, delivery_id=delivery_id) for evs, delivery_id in given_deliveries]
+    assert [([e.event_id for e in r.stored], r.duplicates) for r in results] == \
+        [([e.event_id for e in r.stored], r.duplicates) for r in expected]
+    stored = batched.query(EventQuery(limit=1000))
+    alone_stored = alone.query(EventQuery(limit=1000))
+    assert [(e.dialect, e.event_id) for e in stored] == [(e.dialect, e.event_id) for e in alone_stored]
+    # Each stored event came back with the cursor the store gave it.
+    assert {e.cursor for r in results for e in r.stored} == {e.cursor for e in stored}
 
 
 def test_message_state_ignores_inbound_and_never_goes_back(tmp_path: Path) -> None:
