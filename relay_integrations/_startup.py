@@ -5,7 +5,10 @@ make about a hundred thousand objects that live as long as the process. The cycl
 would walk them again and again while they are made, and once more at exit, for nothing; so the
 command pauses it while its imports run and then freezes what they made (:func:`gc.freeze`: later
 collections, the one at exit included, skip those objects). Objects made afterwards, by the work,
-are collected as usual.
+are collected as usual, but the youngest generation is collected after 10,000 new objects instead of
+700 (:data:`YOUNG_GENERATION_THRESHOLD`): a campaign keeps about a dozen objects a row until its
+report, and at 700 the collector walked them again on every older-generation pass (80-90 ms of a
+10,000-row relaysms campaign went to 290 collections; at 10,000, 25-55 ms to 16).
 
 All of it applies only to a process started as the ``relay`` command (:func:`command_process`), never
 to a program that calls :func:`relay_integrations.cli.main` among other work.
@@ -20,12 +23,16 @@ from contextlib import contextmanager
 
 _command_process = False
 
+#: The youngest generation's collection threshold in a ``relay`` process (Python's default is 700).
+YOUNG_GENERATION_THRESHOLD = 10_000
+
 
 def command_process() -> None:
     """This process runs one ``relay`` command and exits: start and stop it the quick way."""
     global _command_process
     _command_process = True
     _skip_httpx_command_line()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _skip_httpx_command_line() -> None:

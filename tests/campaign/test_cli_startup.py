@@ -20,6 +20,7 @@ from campaign_relay_helpers import stored_messages
 
 from relay_integrations import RelayClient
 from relay_integrations._client_base import default_ssl_context, plain_http_context
+from relay_integrations._startup import YOUNG_GENERATION_THRESHOLD
 from relay_integrations.cli import main
 from relay_integrations.process import ReferenceRelayProcess
 
@@ -31,7 +32,8 @@ probe = sys.argv[1]
 def report():
     with open(probe, "w") as fh:
         json.dump({"httpx": "httpx" in sys.modules, "httpx_cli": sys.modules.get("httpx._main", 0) is None,
-                   "rich": "rich" in sys.modules, "frozen": gc.get_freeze_count(), "gc": gc.isenabled()}, fh)
+                   "rich": "rich" in sys.modules, "frozen": gc.get_freeze_count(), "gc": gc.isenabled(),
+                   "threshold": gc.get_threshold()}, fh)
 atexit.register(report)
 sys.argv = ["relay", *sys.argv[2:]]
 from relay_integrations.cli import run
@@ -59,6 +61,7 @@ def test_relay_command_sends_and_exits_without_httpx_cli_and_with_imports_frozen
     assert not seen["rich"], seen
     assert seen["frozen"] > 10_000, seen  # the imports' objects, left out of every later collection
     assert seen["gc"], seen  # the work itself runs with the collector on
+    assert seen["threshold"] == [YOUNG_GENERATION_THRESHOLD, *gc.get_threshold()[1:]], seen
 
 
 def test_calling_the_cli_from_a_program_leaves_its_collector_alone(
@@ -66,13 +69,14 @@ def test_calling_the_cli_from_a_program_leaves_its_collector_alone(
 ) -> None:
     people = tmp_path / "people.csv"
     people.write_text("phone,name\n+14155550101,Ada\n")
-    frozen = gc.get_freeze_count()
+    frozen, threshold = gc.get_freeze_count(), gc.get_threshold()
     code = main(["campaign", "--template", "Hi {{ name }}", "--recipients", str(people), "--campaign-id", "lib",
                  "--ledger", str(tmp_path / "l.sqlite"), "--dry-run", "--no-progress",
                  "--base-url", "http://127.0.0.1:9/relaysms", "--dialect", "relaysms", "--api-key", "k",
                  "--sender", "+1987654321"])
     assert code == 0, capsys.readouterr().err
     assert gc.get_freeze_count() == frozen
+    assert gc.get_threshold() == threshold
     assert gc.isenabled()
     assert "httpx._main" not in sys.modules or sys.modules["httpx._main"] is not None
 
