@@ -165,7 +165,11 @@ class _Pending:
         self.future: asyncio.Future[tuple[StoreResult | None, BaseException | None]] = loop.create_future()
 
 
-def _answer(items: list[tuple[_Pending, StoreResult | None, BaseException | None]]) -> None:
+#: A delivery and what became of it: its result, or the error its request is answered with.
+_Answer = tuple[_Pending, StoreResult | None, BaseException | None]
+
+
+def _answer(items: list[_Answer]) -> None:
     for pending, result, error in items:
         if not pending.future.done():
             pending.future.set_result((result, error))
@@ -180,6 +184,8 @@ class _GroupCommit:
     batch (the loop is busy answering the batch just committed), and a commit costs the loop one
     wake-up rather than a thread-pool call. The thread starts with the first delivery and is a
     daemon: a commit cut short by the process ending was never acknowledged, so its sender retries.
+    Requests wait on asyncio futures, so the app runs on asyncio (uvicorn, or hypercorn's asyncio
+    worker), as Starlette apps mostly do.
     """
 
     def __init__(self, store: EventStore) -> None:
@@ -222,7 +228,7 @@ class _GroupCommit:
             if not batch:
                 return  # closed, and everything queued was committed
             answers = self._store(batch)
-            loops: dict[asyncio.AbstractEventLoop, list[tuple[_Pending, StoreResult | None, BaseException | None]]] = {}
+            loops: dict[asyncio.AbstractEventLoop, list[_Answer]] = {}
             for answer in answers:
                 loops.setdefault(answer[0].loop, []).append(answer)
             for loop, items in loops.items():
@@ -231,7 +237,7 @@ class _GroupCommit:
                 except RuntimeError:  # that loop is closed: no one is waiting any more
                     pass
 
-    def _store(self, batch: list[_Pending]) -> list[tuple[_Pending, StoreResult | None, BaseException | None]]:
+    def _store(self, batch: list[_Pending]) -> list[_Answer]:
         try:
             results = self.store.add_many([(p.events, p.delivery_id) for p in batch])
         except Exception as exc:
