@@ -154,12 +154,11 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 class _Pending:
-    __slots__ = ("delivery_id", "events", "future", "loop")
+    __slots__ = ("delivery_id", "events", "future")
 
     def __init__(self, events: list[WebhookEvent], delivery_id: str | None, loop: asyncio.AbstractEventLoop) -> None:
         self.events = events
         self.delivery_id = delivery_id
-        self.loop = loop
         # Answered with (result, None) or (None, error): an error no one awaits any more (the request
         # went away) is then not reported as "never retrieved".
         self.future: asyncio.Future[tuple[StoreResult | None, BaseException | None]] = loop.create_future()
@@ -230,7 +229,7 @@ class _GroupCommit:
             answers = self._store(batch)
             loops: dict[asyncio.AbstractEventLoop, list[_Answer]] = {}
             for answer in answers:
-                loops.setdefault(answer[0].loop, []).append(answer)
+                loops.setdefault(answer[0].future.get_loop(), []).append(answer)
             for loop, items in loops.items():
                 try:
                     loop.call_soon_threadsafe(_answer, items)
