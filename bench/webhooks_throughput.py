@@ -1,9 +1,12 @@
 """Webhook receiver throughput: verified events/s accepted, next to baselines, in one run.
 
 Each variant is served by uvicorn in its own process on 127.0.0.1, with the settings ``relay webhooks
-serve`` uses (``relay_integrations._uvicorn``: the h11 parser, whatever else is installed); one httpx
-async client sends the same pre-signed bodies (signed with ``signing.sign_for`` exactly as the
-reference relay signs them, the four dialects in turn) with a fixed concurrency and counts 2xx answers.
+serve`` uses (``relay_integrations._uvicorn``: the h11 parser, whatever else is installed). A client
+process sends the same pre-signed bodies (signed with ``signing.sign_for`` exactly as the reference
+relay signs them, the four dialects in turn) over a fixed number of keep-alive connections and counts
+2xx answers. By default it is a minimal HTTP/1.1 client (``--client raw``): httpx's async client
+(``--client httpx``) cannot send much more than 1,000 requests/s on a 2-core machine, so it would
+measure itself rather than the server.
 
 Variants:
   echo               a bare Starlette endpoint that reads the body and answers 200 (the HTTP floor)
@@ -14,9 +17,9 @@ Variants:
 Run:  .venvs/airflow/bin/python bench/webhooks_throughput.py [--events 3000] [--concurrency 8] [--clients 1]
       [--rounds 3]
 
-The "server CPU us/event" column (the server process's user+system CPU over the timed window,
-divided by events) does not depend on how fast the client is, so it shows the cost of each step
-even when one Python client cannot saturate the server.
+The "server CPU us/event" column is the server process's user+system CPU over the timed window,
+divided by events: the cost of each step. It is lower under more load, when one commit (one fsync)
+holds more deliveries.
 """
 
 from __future__ import annotations
