@@ -60,6 +60,17 @@ class PlannedRow:
     not_before: str | None = None
 
 
+RowValues = tuple[Any, ...]
+"""A planned row as the scratch store keeps it: the ``rows`` table's columns, the message pickled."""
+
+
+def row_values(planned: PlannedRow) -> RowValues:
+    message = pickle.dumps(planned.message, protocol=pickle.HIGHEST_PROTOCOL) if planned.message else None
+    return (planned.row, planned.address, planned.state, planned.error, planned.segments,
+            planned.idempotency_key, planned.group_key, message, planned.message_id, planned.batch_id,
+            planned.reason, planned.not_before)
+
+
 @dataclass(frozen=True)
 class RowResult:
     """What happened to one row in the send pass."""
@@ -110,13 +121,13 @@ class ScratchStore:
         return cur.rowcount == 1
 
     def add(self, planned: PlannedRow, errors: Sequence[tuple[str, str]] = ()) -> None:
-        message = pickle.dumps(planned.message, protocol=pickle.HIGHEST_PROTOCOL) if planned.message else None
-        self._pending.append(
-            (planned.row, planned.address, planned.state, planned.error, planned.segments,
-             planned.idempotency_key, planned.group_key, message, planned.message_id, planned.batch_id,
-             planned.reason, planned.not_before)
-        )
-        self._pending_errors.extend((planned.row, field, text) for field, text in errors)
+        self.add_values(row_values(planned), errors)
+
+    def add_values(self, values: RowValues, errors: Sequence[tuple[str, str]] = ()) -> None:
+        """Add a row as :func:`row_values` gives it (what a validation worker process sends back)."""
+        self._pending.append(values)
+        if errors:
+            self._pending_errors.extend((values[0], field, text) for field, text in errors)
         if len(self._pending) >= PAGE_SIZE:
             self.flush()
 
