@@ -64,9 +64,10 @@ from relay_integrations.campaign.send_window import (
     zones_for_number,
 )
 from relay_integrations.campaign.senders import Pacer, SendUnit, Strategy, choose_strategy, key_to_uuid, plan_units
-from relay_integrations.campaign.store import PlannedRow, RowResult, ScratchStore
+from relay_integrations.campaign.store import PlannedRow, RowResult, RowValues, ScratchStore, row_values
 from relay_integrations.campaign.suppression import Suppression, SuppressionList, suppression_location
 from relay_integrations.campaign.templates import FieldError, MessageTemplates, load_template_source
+from relay_integrations.campaign.validation_pool import Judged, JudgedRows, WorkersSetting, check_workers, workers_for
 from relay_integrations.concurrency import concurrency_limiter
 from relay_integrations.dialects.base import Dialect
 from relay_integrations.models import OutboundMessage
@@ -152,6 +153,11 @@ class Campaign:
         raises, the campaign stops after the requests in flight finish (their results are recorded).
     :param batch_size: at most this many messages (or smsgate recipients) per request; default the
         relay's maximum (relaysms and coop 1000, smsgate 100).
+    :param validation_workers: processes that check rows in the validation pass besides this one.
+        ``"auto"`` (default): one per core beyond this process's own, at most two, once the input
+        passes 2,000 rows; only on Linux and only when this process runs no other thread (workers are
+        forked); otherwise none. ``0`` checks every row in this process; a number asks for that many
+        workers (Linux only). The outcome is the same either way.
     """
 
     def __init__(
@@ -183,12 +189,15 @@ class Campaign:
         send_at: datetime | str | None = None,
         send_at_field: str = "send_at",
         clock: Callable[[], datetime] | None = None,
+        validation_workers: WorkersSetting = "auto",
     ) -> None:
         if not campaign_id or not str(campaign_id).strip():
             raise ValueError("campaign_id must be a non-empty string")
         if number_check not in ("possible", "valid"):
             raise ValueError("number_check must be 'possible' or 'valid'")
         concurrency_limiter(concurrency)  # validates the value now rather than at send time
+        check_workers(validation_workers)
+        self.validation_workers = validation_workers
         if batch_size is not None and batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.batch_size = batch_size
@@ -229,6 +238,7 @@ class Campaign:
         self._judged_at = self.clock()
         self._opted_out: Mapping[str, Suppression] = {}
         self._timing_cache: dict[tuple[datetime, tuple[ZoneInfo, ...]], Any] = {}
+        self._validation_workers_used = 0
 
     @property
     def ledger_path(self) -> str:
@@ -456,37 +466,52 @@ class Campaign:
                 "duplicate": store.count(DUPLICATE), "already_sent": 0, "segments": store.segment_total([READY]),
             }
             return ValidationReport(self.campaign_id, counts, store.errors(MAX_LISTED_ERRORS), store.error_count(),
-                                    dialect=resolved.name if resolved else None)
+                                    dialect=resolved.name if resolved else None,
+                                    validation_workers=self._validation_workers_used)
         finally:
             store.close()
 
     # --- the validation pass ------------------------------------------------------------
     def _plan(self, dialect: Dialect | None, *, keep_messages: bool = True) -> ScratchStore:
-        """The validation pass; ``keep_messages=False`` (dry runs) stores outcomes, not message bodies."""
+        """The validation pass; ``keep_messages=False`` (dry runs) stores outcomes, not message bodies.
+
+        Rows are judged here or on worker processes (:mod:`.validation_pool`); de-duplication, which
+        depends on the rows before, is decided here, in input order.
+        """
         store = ScratchStore()
         self._judged_at = self.clock().astimezone(timezone.utc)  # one moment for every row of the run
         self._timing_cache = {}
+        judge = partial(self._judge, dialect, keep_messages)
         try:
             progress = CampaignProgress(self.campaign_id, "validating", None)
-            for number, item in self.source:
-                planned, errors, _ = self._evaluate(
-                    number, item, dialect=dialect, first_time_seen=store.first_time_seen
-                )
-                if not keep_messages:
-                    planned.message = None
-                store.add(planned, [(e.field, e.message) for e in errors])
+            judged = JudgedRows(self.source, judge, workers_for(self.validation_workers))
+            for values, errors in judged:
+                state = values[_STATE]
+                if self.dedupe and state in _DEDUPED and not store.first_time_seen(values[_ADDRESS]):
+                    values, state = _duplicate(values), DUPLICATE
+                store.add_values(values, errors)
                 progress.processed += 1
-                if planned.state in (INVALID, SUPPRESSED, DEFERRED, DUPLICATE, ALREADY_SENT):
-                    setattr(progress, planned.state, getattr(progress, planned.state) + 1)
+                if state in _COUNTED:
+                    setattr(progress, state, getattr(progress, state) + 1)
                 if self.progress and progress.processed % _PROGRESS_EVERY_ROWS == 0:
                     self.progress(progress)
             store.finish_planning()
+            self._validation_workers_used = judged.workers_used
             if self.progress:
                 self.progress(progress)
         except BaseException:
             store.close()
             raise
         return store
+
+    def _judge(self, dialect: Dialect | None, keep_messages: bool, number: int,
+               item: Mapping[str, Any] | RowReadError) -> Judged:
+        """One row's outcome as the scratch store keeps it, before de-duplication (a worker process
+        may run this; see :meth:`_plan`)."""
+        planned, errors, _ = self._evaluate(number, item, dialect=dialect, first_time_seen=_always_first)
+        if not keep_messages:
+            planned.message = None
+        return row_values(planned), [(e.field, e.message) for e in errors]
 
     def _open_store(self, *, read_only: bool) -> CampaignStore:
         return CampaignStore.open(self.ledger, lease_seconds=self.lease_seconds, read_only=read_only)
@@ -506,6 +531,7 @@ class Campaign:
                 report = CampaignReport.from_store(
                     scratch, self.campaign_id, dialect=dialect.name if dialect else None, dry_run=True,
                     ledger_path=store.url_for_display, started_at=started, finished_at=_now(),
+                    validation_workers=self._validation_workers_used,
                 )
                 raise CampaignValidationError(report.errors, error_count=report.error_count, report=report)
         except CampaignValidationError:
@@ -557,7 +583,7 @@ class Campaign:
         return CampaignReport.from_store(
             store, self.campaign_id, dialect=dialect.name if dialect else None, strategy=strategy,
             dry_run=dry_run, ledger_path=ledger, started_at=started, finished_at=_now(), reconciled=reconciled,
-            concurrency=concurrency,
+            concurrency=concurrency, validation_workers=self._validation_workers_used,
         )
 
     def _units(self, store: ScratchStore, dialect: Dialect, strategy: Strategy) -> Iterable[SendUnit]:
@@ -637,6 +663,21 @@ class Campaign:
 
 # A timing outcome: the zones share no moment of the window (the row is invalid, naming its address).
 _NO_MOMENT: Any = (None, None, "no moment")
+
+
+# Positions in a scratch-store row (store.row_values) the validation pass reads back.
+_ADDRESS, _STATE, _SEGMENTS = 1, 2, 4
+_DEDUPED = frozenset({READY, DEFERRED})  # the states _evaluate asks first_time_seen about
+_COUNTED = frozenset({INVALID, SUPPRESSED, DEFERRED, DUPLICATE, ALREADY_SENT})
+
+
+def _always_first(address: str) -> bool:
+    return True
+
+
+def _duplicate(values: RowValues) -> RowValues:
+    """The row ``values`` judged a repeat of an earlier row's address, as _evaluate plans one."""
+    return row_values(PlannedRow(values[0], values[_ADDRESS], DUPLICATE, segments=values[_SEGMENTS]))
 
 
 @lru_cache(maxsize=4096)

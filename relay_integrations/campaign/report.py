@@ -75,6 +75,8 @@ class CampaignReport:
         ``segments``, ``idempotency_key``, ``batch_id`` (relaysms batch or coop bulk job).
     :param concurrency: what the send pass chose: ``mode`` (``auto`` or ``fixed``), ``peak``
         requests in flight, ``final`` limit (None for a dry run).
+    :param validation_workers: worker processes that checked rows in the validation pass besides this
+        one (0: all in this process; see ``Campaign(validation_workers=...)``).
     :param next_run_at: when deferred rows (``state`` ``deferred``, each with its ``not_before``) may
         first go: run the campaign again then (ISO 8601, UTC); None when nothing is deferred. A
         ``suppressed`` or ``deferred`` row says why in ``reason``.
@@ -93,6 +95,7 @@ class CampaignReport:
     finished_at: str | None = None
     concurrency: dict[str, Any] | None = None
     next_run_at: str | None = None
+    validation_workers: int = 0
     _store: ScratchStore | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -153,6 +156,7 @@ class CampaignReport:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "concurrency": self.concurrency,
+            "validation_workers": self.validation_workers,
             "next_run_at": self.next_run_at,
             "rows": rows,
             "rows_omitted": len(self.rows) - len(rows),
@@ -202,6 +206,7 @@ class ValidationReport:
         ``already_sent`` (0 unless a ledger was consulted) and ``segments``.
     :param errors: ``{row, field, message}`` for the first :data:`MAX_LISTED_ERRORS` problems; ``row``
         is None for a problem with the template itself.
+    :param validation_workers: worker processes that checked rows besides this one.
     """
 
     campaign_id: str
@@ -209,6 +214,7 @@ class ValidationReport:
     errors: list[dict[str, Any]]
     error_count: int
     dialect: str | None = None
+    validation_workers: int = 0
 
     @property
     def ok(self) -> bool:
@@ -222,6 +228,7 @@ class ValidationReport:
             "counts": dict(self.counts),
             "errors": list(self.errors),
             "error_count": self.error_count,
+            "validation_workers": self.validation_workers,
         }
 
 
