@@ -31,10 +31,12 @@ POOL = [f"+1415555{i:04d}" for i in range(1, 9)]  # few addresses: duplicates ar
 
 @pytest.fixture
 def small_chunks() -> Iterator[None]:
-    """Workers start after 3 rows and take 4 rows at a time, so a few dozen rows cross many chunks."""
+    """Workers start after 3 rows, take 4 rows at a time and are forked afresh every 12 rows, so a
+    few dozen rows cross many chunks and several sets of workers."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(validation_pool, "SERIAL_ROWS", 3)
         patch.setattr(validation_pool, "CHUNK_ROWS", 4)
+        patch.setattr(validation_pool, "RECYCLE_ROWS", 12)
         yield
 
 
@@ -98,16 +100,27 @@ def _doubled(number: int, item: Any) -> Any:
 
 
 @settings(max_examples=40, deadline=None)
-@given(count=st.integers(0, 60), serial=st.integers(0, 5), chunk=st.integers(1, 7),
+@given(count=st.integers(0, 60), serial=st.integers(0, 5), chunk=st.integers(1, 7), recycle=st.integers(1, 30),
        unpicklable=st.sets(st.integers(1, 60), max_size=5))
-def test_rows_come_back_in_input_order(count: int, serial: int, chunk: int, unpicklable: set[int]) -> None:
+def test_rows_come_back_in_input_order(count: int, serial: int, chunk: int, recycle: int,
+                                       unpicklable: set[int]) -> None:
     items = [(n, {"v": n, "callback": (lambda: None) if n in unpicklable else None}) for n in range(1, count + 1)]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(validation_pool, "SERIAL_ROWS", serial)
         patch.setattr(validation_pool, "CHUNK_ROWS", chunk)
+        patch.setattr(validation_pool, "RECYCLE_ROWS", recycle)
         judged = JudgedRows(items, _doubled, 1)
         assert list(judged) == [_doubled(n, item) for n, item in items]
     assert judged.workers_used == (1 if count > serial else 0)
+
+
+def test_workers_are_forked_afresh_as_rows_go_by(small_chunks: None) -> None:
+    """Each set of workers judges about RECYCLE_ROWS rows, then a new fork takes over (the old
+    workers' copies of this process's pages are freed); this process judges rows too while waiting."""
+    judged = list(JudgedRows([(n, {"v": n}) for n in range(1, 80)], lambda n, item: ((n, os.getpid()), []), 1))
+    assert [n for (n, _), _ in judged] == list(range(1, 80))
+    workers = {pid for (_, pid), _ in judged} - {PARENT}
+    assert len(workers) >= 3  # 76 rows after the first 3, at most 12 + a chunk in flight per fork
 
 
 def test_a_killed_worker_leaves_its_rows_to_this_process(small_chunks: None) -> None:
