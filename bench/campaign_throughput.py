@@ -12,9 +12,10 @@ hand-written jinja2 + phonenumbers loop of bench/dryrun_memory.py, alternating i
 process (medians of ``--repeats`` runs), and the peak
 memory of a dry run over 100,000 and 1,000,000 generated recipients, each in a fresh process, to
 show that memory stays flat as the list grows. Large inputs are validated on forked worker
-processes, so the peak counts them too: this script samples the proportional set size (PSS, each
-shared page divided among the processes sharing it) of the dry-run process and its workers every
-20 ms and reports the largest sum, next to the process's own high-water mark (``VmHWM``).
+processes, so the peak counts them too: every 20 ms this script adds the dry-run process's
+resident set to the pages only its workers hold (their private pages: what they share with the
+process is counted once) and reports the largest sum, or the process's own high-water mark
+(``VmHWM``) if that is larger.
 
     .venvs/airflow/bin/python bench/campaign_throughput.py            # N=10000, 1M dry run
     .venvs/airflow/bin/python bench/campaign_throughput.py --n 2000 --dry-run-sizes 10000 100000
@@ -243,36 +244,39 @@ print(json.dumps({"maxrss_kb": peak_kb()}))
 
 
 def dry_run_memory(n: int, workdir: Path) -> dict[str, Any]:
-    """One dry run in a fresh process: its result, plus ``tree_pss_kb``, the largest PSS sum of the
+    """One dry run in a fresh process: its result, plus ``tree_kb``, the largest resident memory of the
     process and its validation workers, sampled from out here (a sampling thread inside would turn
     the workers off: they are only forked from a process without other threads)."""
     code = _DRY_RUN_CHILD.format(bench=str(Path(__file__).parent), n=n, ledger=str(workdir / "dry.ledger"))
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak_pss, peak_workers = 0, 0
+    peak, peak_workers = 0, 0
     while proc.poll() is None:
         workers = _children(proc.pid)
-        total = _pss_kb(proc.pid) + sum(_pss_kb(pid) for pid in workers)
-        if total > peak_pss:
-            peak_pss, peak_workers = total, len(workers)
+        total = _memory_kb(proc.pid, "Rss") + sum(_memory_kb(pid, "Private_Clean", "Private_Dirty") for pid in workers)
+        if total > peak:
+            peak, peak_workers = total, len(workers)
         time.sleep(0.02)
     out, err = proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"dry run of {n} rows failed: {err[-2000:]}")
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    result["tree_pss_kb"] = max(peak_pss, result["maxrss_kb"]) if peak_workers == 0 else peak_pss
+    result["tree_kb"] = max(peak, result["maxrss_kb"])
     result["workers"] = peak_workers
     return result
 
 
-def _pss_kb(pid: int) -> int:
+def _memory_kb(pid: int, *fields: str) -> int:
+    """The sum of ``fields`` of /proc/PID/smaps_rollup, in KiB (0 once the process is gone)."""
+    total = 0
     try:
         with open(f"/proc/{pid}/smaps_rollup") as fh:
             for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:  # the process has just exited
+                name, _, rest = line.partition(":")
+                if name in fields:
+                    total += int(rest.split()[0])
+    except OSError:
         pass
-    return 0
+    return total
 
 
 def _children(pid: int) -> list[int]:
@@ -333,18 +337,18 @@ def main() -> None:
               f" loop {', '.join(f'{r:.0f}' for r in v['loop'])}; load average {v['load_before']:.1f} before,"
               f" {v['load_after']:.1f} after)")
         if args.dry_run_sizes:
-            print("\n## Dry run peak memory (fresh process each; peak PSS of it and its validation workers)\n")
+            print("\n## Dry run peak memory (fresh process each, its validation workers included)\n")
             base = baseline_memory()
             rows = []
             for n in args.dry_run_sizes:
                 result = dry_run_memory(n, workdir)
                 rows.append([f"{n:,}", f"{result['seconds']:.1f}", f"{n / result['seconds']:.0f}",
-                             str(result["workers"]), f"{result['tree_pss_kb'] / 1024:.1f}",
-                             f"{result['maxrss_kb'] / 1024:.1f}", f"{(result['tree_pss_kb'] - base) / 1024:.1f}"])
+                             str(result["workers"]), f"{result['tree_kb'] / 1024:.1f}",
+                             f"{result['maxrss_kb'] / 1024:.1f}", f"{(result['tree_kb'] - base) / 1024:.1f}"])
             print_table(["recipients", "seconds", "rows/s", "workers", "peak memory MiB", "main process VmHWM MiB",
                          "over import baseline MiB"], rows)
-            print("\n(peak memory: the largest PSS sum of the process and its workers, sampled every 20 ms;"
-                  " without workers, the larger of that and VmHWM)")
+            print("\n(peak memory: the largest sum of the process's resident set and its workers' private pages,"
+                  " sampled every 20 ms, or the process's VmHWM if larger)")
             print(f"\n(import baseline: {base / 1024:.1f} MiB)")
 
 
