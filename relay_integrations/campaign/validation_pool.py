@@ -55,6 +55,7 @@ Judge = Callable[[int, "Mapping[str, Any] | RowReadError"], Judged]
 WorkersSetting = int | Literal["auto"]
 
 _judge_in_worker: Judge | None = None
+"""In a worker: what it runs (set as it starts, from the memory it was forked with)."""
 
 
 def check_workers(setting: WorkersSetting) -> None:
@@ -131,7 +132,8 @@ class _Workers:
     process's pages as they are now; the old workers' copies are freed.
     """
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, judge: Judge, count: int) -> None:
+        self.judge = judge
         self.count = count
         self.outstanding = 0  # chunks handed out and not yet taken back
         self._pool: ProcessPoolExecutor | None = None
@@ -148,7 +150,9 @@ class _Workers:
 
     def submit(self, payload: bytes, rows: int) -> Future[list[Judged]]:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("fork"))
+            # With fork, initargs reach the workers in the copied memory, not pickled.
+            self._pool = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("fork"),
+                                             initializer=_install_judge, initargs=(self.judge,))
             self._rows = 0
             was_frozen = gc.get_freeze_count() > 0
             gc.freeze()  # the workers' collections then leave the pages they share with this process alone
@@ -172,9 +176,7 @@ class _Workers:
 def _judged_on_workers(rows: Iterator[RowItem], judge: Judge, count: int) -> Iterator[Judged]:
     """Chunks go to the workers; while the oldest is not back, this process judges the next chunk of
     the source itself instead of waiting, so it never idles while rows remain."""
-    global _judge_in_worker
-    _judge_in_worker = judge  # what the forked workers run; never pickled
-    workers = _Workers(count)
+    workers = _Workers(judge, count)
     in_pool_target = count * CHUNKS_AHEAD_PER_WORKER
     most_pending = in_pool_target + LOCAL_CHUNKS_AHEAD
     pending: deque[_Chunk] = deque()  # in input order
@@ -225,7 +227,6 @@ def _judged_on_workers(rows: Iterator[RowItem], judge: Judge, count: int) -> Ite
                 yield judge(number, item)
     finally:
         workers.close()
-        _judge_in_worker = None
 
 
 def _chunks(rows: Iterator[RowItem]) -> Iterator[list[RowItem]]:
@@ -233,8 +234,14 @@ def _chunks(rows: Iterator[RowItem]) -> Iterator[list[RowItem]]:
         yield chunk
 
 
+def _install_judge(judge: Judge) -> None:
+    """Runs in a worker as it starts."""
+    global _judge_in_worker
+    _judge_in_worker = judge
+
+
 def _judge_chunk(payload: bytes) -> list[Judged]:
     """Runs in a worker."""
-    assert _judge_in_worker is not None, "validation workers are forked from judged_rows"
+    assert _judge_in_worker is not None, "validation workers start with _install_judge"
     judge = _judge_in_worker
     return [judge(number, item) for number, item in pickle.loads(payload)]

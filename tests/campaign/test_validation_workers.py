@@ -123,6 +123,23 @@ def test_workers_are_forked_afresh_as_rows_go_by(small_chunks: None) -> None:
     assert len(workers) >= 3  # 76 rows after the first 3, at most 12 + a chunk in flight per fork
 
 
+def test_two_passes_at_once_each_get_their_own_judge(small_chunks: None) -> None:
+    """Explicit workers from two threads at once: each pass's workers run that pass's judge."""
+    items = [(n, {"v": n}) for n in range(1, 60)]
+    results: dict[str, list[Any]] = {}
+
+    def run(name: str) -> None:
+        results[name] = list(JudgedRows(items, lambda n, item: ((name, n), []), 1))
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name in ("first", "second"):
+        assert results[name] == [((name, n), []) for n, _ in items]
+
+
 def test_a_killed_worker_leaves_its_rows_to_this_process(small_chunks: None) -> None:
     def judge(number: int, item: Any) -> Any:
         if os.getpid() != PARENT and number == 9:
