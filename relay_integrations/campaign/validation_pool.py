@@ -20,11 +20,13 @@ keeps writing to its own pages. The 1,000,000-row dry run, its worker included, 
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import itertools
 import multiprocessing
 import os
 import pickle
+import signal
 import sys
 import threading
 from collections import deque
@@ -53,6 +55,8 @@ of a worker's, so more than two workers add nothing on any machine."""
 Judged = tuple[RowValues, list[tuple[str, str]]]
 Judge = Callable[[int, "Mapping[str, Any] | RowReadError"], Judged]
 WorkersSetting = int | Literal["auto"]
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 _judge_in_worker: Judge | None = None
 """In a worker: what it runs (set as it starts, from the memory it was forked with)."""
@@ -152,7 +156,7 @@ class _Workers:
         if self._pool is None:
             # With fork, initargs reach the workers in the copied memory, not pickled.
             self._pool = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("fork"),
-                                             initializer=_install_judge, initargs=(self.judge,))
+                                             initializer=_start_worker, initargs=(self.judge, os.getpid()))
             self._rows = 0
             was_frozen = gc.get_freeze_count() > 0
             gc.freeze()  # the workers' collections then leave the pages they share with this process alone
@@ -234,14 +238,29 @@ def _chunks(rows: Iterator[RowItem]) -> Iterator[list[RowItem]]:
         yield chunk
 
 
-def _install_judge(judge: Judge) -> None:
+def _start_worker(judge: Judge, parent: int) -> None:
     """Runs in a worker as it starts."""
     global _judge_in_worker
     _judge_in_worker = judge
+    _die_with_parent(parent)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this worker when the process that forked it dies, even by SIGKILL.
+
+    Why: a worker waits for chunks on a pipe whose other end it also holds (both are inherited at
+    the fork), so it never sees the parent go; it would live on, holding the pipes of a killed
+    task's log, for ever.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        return
+    if os.getppid() != parent:  # the parent died before the request was in place
+        os._exit(1)
 
 
 def _judge_chunk(payload: bytes) -> list[Judged]:
     """Runs in a worker."""
-    assert _judge_in_worker is not None, "validation workers start with _install_judge"
+    assert _judge_in_worker is not None, "validation workers start with _start_worker"
     judge = _judge_in_worker
     return [judge(number, item) for number, item in pickle.loads(payload)]

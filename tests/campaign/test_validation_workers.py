@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from campaign_relay_helpers import messages_per_address, numbers, texts_by_address
+from campaign_relay_helpers import messages_per_address, numbers, texts_by_address, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -159,6 +159,51 @@ def test_rows_pickle_cannot_copy_are_judged_here(small_chunks: None) -> None:
     judged = JudgedRows(items, _doubled, 1)
     assert list(judged) == [_doubled(n, item) for n, item in items]
     assert judged.workers_used == 1
+
+
+_ENDLESS_DRY_RUN = """
+import itertools, sys
+from relay_integrations.campaign import Campaign
+rows = ({"phone": f"+1415{2000000 + i % 7000000:07d}", "name": "x"} for i in itertools.count())
+campaign = Campaign("Hi {{ name }}", rows, campaign_id="endless", ledger=sys.argv[1], validation_workers=1)
+campaign.send(None, dry_run=True)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_workers_die_with_a_killed_parent(tmp_path: Path, sig: signal.Signals) -> None:
+    """A task killed mid-validation (an Airflow timeout, the OOM killer) leaves no worker behind,
+    holding its pipes, for ever."""
+    proc = subprocess.Popen([sys.executable, "-c", _ENDLESS_DRY_RUN, str(tmp_path / "ledger.sqlite")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    workers: list[int] = []
+    try:
+        workers = wait_until(lambda: _children(proc.pid), "the validation worker to start", timeout=120)
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) == -sig
+        wait_until(lambda: not any(_running(pid) for pid in workers), "the worker to die with its parent")
+    finally:
+        proc.kill()
+        proc.wait()
+        for pid in workers:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(c) for c in fh.read().split()]
+    except OSError:
+        return []
 
 
 def test_an_error_in_a_worker_reaches_the_caller(small_chunks: None) -> None:
