@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -58,28 +59,21 @@ def _opt_out_options(parser: argparse.ArgumentParser) -> None:
                             "else a PostgreSQL --ledger, else the user cache's suppressions.sqlite).")
 
 
-def _concurrency(value: str) -> int | str:
-    if value == "auto":
-        return value
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"'auto' or a whole number >= 1, not {value!r}")
-    return number
+def _auto_or_number(minimum: int) -> Callable[[str], int | str]:
+    """An argparse type: ``auto``, or a whole number of at least ``minimum``."""
 
+    def parse(value: str) -> int | str:
+        if value == "auto":
+            return value
+        try:
+            number = int(value)
+        except ValueError:
+            number = minimum - 1
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"'auto' or a whole number >= {minimum}, not {value!r}")
+        return number
 
-def _validation_workers(value: str) -> int | str:
-    if value == "auto":
-        return value
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"'auto' or a whole number >= 0, not {value!r}")
-    return number
+    return parse
 
 
 def register(subparsers: Any) -> None:
@@ -107,12 +101,12 @@ def register(subparsers: Any) -> None:
     campaign.add_argument("--dry-run", action="store_true", help="Validate and report; send nothing.")
     campaign.add_argument("--skip-invalid", action="store_true", help="Send the good rows when some are bad.")
     campaign.add_argument(
-        "--concurrency", type=_concurrency, default="auto",
+        "--concurrency", type=_auto_or_number(1), default="auto",
         help="Requests in flight: 'auto' (default) adapts to the relay's latency and 429/503 answers, up to 64; "
              "a number fixes it.",
     )
     campaign.add_argument(
-        "--validation-workers", type=_validation_workers, default="auto",
+        "--validation-workers", type=_auto_or_number(0), default="auto",
         help="Processes that check rows besides this one: 'auto' (default) forks one or two on Linux with "
              "two cores or more once the list passes 2,000 rows; 0 checks every row in this process.",
     )

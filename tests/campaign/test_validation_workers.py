@@ -262,3 +262,19 @@ def test_relay_campaign_command_validates_on_workers_and_sends_each_once(
     assert report["counts"]["accepted"] == 2_900 and report["counts"]["duplicate"] == 100
     assert messages_per_address(relay, "relaysms", addresses) == {a: 1 for a in addresses}
     assert texts_by_address(relay, "relaysms", addresses) == {a: f"Hello Person {i}" for i, a in enumerate(addresses)}
+
+
+def test_relay_campaign_validation_workers_option(tmp_path: Path) -> None:
+    """``--validation-workers 0`` keeps every row in the command's own process; a bad value is a usage error."""
+    recipients = tmp_path / "people.csv"
+    recipients.write_text("phone,name\n" + "".join(f"+1415{2000000 + i:07d},P{i}\n" for i in range(2_500)))
+    base = [sys.executable, "-m", "relay_integrations", "campaign", "--template", "Hi {{ name }}",
+            "--recipients", str(recipients), "--campaign-id", "option", "--dialect", "relaysms",
+            "--base-url", "http://127.0.0.1:9", "--api-key", "unused", "--dry-run", "--max-rows", "0",
+            "--ledger", str(tmp_path / "ledger.sqlite")]
+    run = subprocess.run([*base, "--validation-workers", "0"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["validation_workers"] == 0 and report["counts"]["would_send"] == 2_500
+    bad = subprocess.run([*base, "--validation-workers", "some"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--validation-workers: 'auto' or a whole number >= 0, not 'some'" in bad.stderr
