@@ -31,7 +31,7 @@ from relay_integrations.server.states import FINAL_STATES, raw_state
 from relay_integrations.server.store import (
     dumps,
     insert_message,
-    insert_messages,
+    insert_queued_messages,
     loads_extra,
     message_row,
     queued_row,
@@ -225,7 +225,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
         def _tx(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT INTO batches(id, dialect, kind, from_addr, total, created_at, extra) "
                          "VALUES (?,?,?,?,?,?,?)", (job_id, DIALECT, "bulk", None, len(rows), t, dumps({})))
-            insert_messages(conn, rows)
+            insert_queued_messages(conn, rows)
             _queued_events(conn, ids, t)
 
         await store.write_async(_tx)

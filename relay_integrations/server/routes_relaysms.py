@@ -35,7 +35,7 @@ from relay_integrations.server.states import FINAL_STATES, internal_states_for, 
 from relay_integrations.server.store import (
     dumps,
     insert_message,
-    insert_messages,
+    insert_queued_messages,
     loads_extra,
     message_row,
     queued_row,
@@ -283,7 +283,7 @@ def build_router(ctx: RelayContext) -> APIRouter:
                          "VALUES (?,?,?,?,?,?,?)",
                          (batch_id, DIALECT, "batch", body.from_, len(rows), t,
                           dumps({"submitted": len(body.messages), "rejected": len(body.messages) - len(rows)})))
-            insert_messages(conn, rows)
+            insert_queued_messages(conn, rows)
             if charges:
                 _debit(conn, charges, t)
 

@@ -235,10 +235,7 @@ _INSERT_MESSAGE = (
 
 
 def message_row(**values: Any) -> tuple[Any, ...]:
-    """A tuple for :func:`insert_messages` from keyword values (missing columns default sensibly).
-
-    Spelled out column by column: batch sends build thousands of these per request.
-    """
+    """A tuple for :func:`insert_message` from keyword values (missing columns default sensibly)."""
     g = values.get
     extra = g("extra", "{}")
     if isinstance(extra, dict):
@@ -252,17 +249,28 @@ def message_row(**values: Any) -> tuple[Any, ...]:
     )
 
 
+QUEUED_COLUMNS = (
+    "id", "dialect", "channel", "state", "to_addr", "from_addr", "body", "batch_id", "batch_index", "priority",
+    "fail_mode", "notify", "segments", "created_at", "updated_at", "next_at", "extra",
+)
+"""The columns a newly queued message sets; the others keep their defaults (NULL, 0, ``outbound``)."""
+_INSERT_QUEUED = (
+    f"INSERT INTO messages ({', '.join(QUEUED_COLUMNS)}) VALUES ({', '.join('?' for _ in QUEUED_COLUMNS)}) "
+    "ON CONFLICT DO NOTHING"
+)
+
+
 def queued_row(message_id: str, dialect: str, channel: str, to_addr: str | None, from_addr: str | None,
                body: str | None, batch_id: str | None, batch_index: int | None, priority: int, fail_mode: int,
                notify: int, segments: int, created_at: float, next_at: float | None, extra: str) -> tuple[Any, ...]:
-    """A newly queued outbound message's row, as :func:`message_row` builds it, from positional values.
+    """A newly queued outbound message, for :func:`insert_queued_messages` (the row it stores is the
+    one :func:`message_row` and :func:`insert_message` store).
 
     The batch paths build a thousand of these per request; ``message_row``'s keyword dict and
     lookups were a measurable share of that.
     """
-    return (message_id, dialect, "outbound", channel, "queued", to_addr, from_addr, body, None, None, batch_id,
-            batch_index, priority, 0, fail_mode, notify, None, segments, created_at, None, None, None, created_at,
-            next_at, extra)
+    return (message_id, dialect, channel, "queued", to_addr, from_addr, body, batch_id, batch_index, priority,
+            fail_mode, notify, segments, created_at, created_at, next_at, extra)
 
 
 def insert_message(conn: sqlite3.Connection, row: tuple[Any, ...]) -> bool:
@@ -270,5 +278,10 @@ def insert_message(conn: sqlite3.Connection, row: tuple[Any, ...]) -> bool:
     return conn.execute(_INSERT_MESSAGE, row).rowcount == 1
 
 
-def insert_messages(conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
-    conn.executemany(_INSERT_MESSAGE, rows)
+def insert_queued_messages(conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Insert :func:`queued_row` rows (a batch or bulk send); a row whose id exists is skipped.
+
+    Only the columns a new message sets are bound: the columns left to their defaults made a
+    1,000-row batch's insert about a quarter slower when bound as NULLs and zeros.
+    """
+    conn.executemany(_INSERT_QUEUED, rows)

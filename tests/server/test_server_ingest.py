@@ -15,7 +15,16 @@ from hypothesis import strategies as st
 from relay_integrations.server.bounds import _walk, depth_violation
 from relay_integrations.server.common import new_message_id, new_message_ids
 from relay_integrations.server.delivery import _step_sql
-from relay_integrations.server.store import MESSAGE_COLUMNS, SCHEMA, Store, message_row, queued_row
+from relay_integrations.server.store import (
+    MESSAGE_COLUMNS,
+    QUEUED_COLUMNS,
+    SCHEMA,
+    Store,
+    insert_message,
+    insert_queued_messages,
+    message_row,
+    queued_row,
+)
 
 # Bodies made of the characters that matter to the scan: brackets, quotes, escapes, separators.
 JSONISH = st.lists(st.sampled_from(['{', '}', '[', ']', '"', '\\', 'a', ',', ':', '\n', ' ', '"k":']),
@@ -88,14 +97,26 @@ def test_write_async_commits_before_returning_and_rolls_back_on_error(tmp_path: 
         store.close()
 
 
-def test_queued_row_is_message_row_for_a_new_outbound_message() -> None:
-    fast = queued_row("id-1", "coop", "imessage", "+14155550100", None, "hi", "bulk_1", 7, 5, 1, 0, 1, 100.0,
-                      100.5, '{"attachments":["https://x.test/a.png"]}')
-    slow = message_row(id="id-1", dialect="coop", channel="imessage", state="queued", to_addr="+14155550100",
-                       body="hi", batch_id="bulk_1", batch_index=7, priority=5, fail_mode=1, created_at=100.0,
-                       next_at=100.5, extra={"attachments": ["https://x.test/a.png"]})
-    assert len(fast) == len(MESSAGE_COLUMNS)
-    assert fast == slow
+def test_a_queued_row_reads_back_as_the_full_row_of_a_new_outbound_message(tmp_path: Path) -> None:
+    """The batch paths bind only the columns a new message sets; what they store is what the
+    single-send path (every column bound) stores for the same message."""
+    store = Store(str(tmp_path / "relay.db"))
+    try:
+        fast = queued_row("id-1", "coop", "imessage", "+14155550100", None, "hi", "bulk_1", 7, 5, 1, 0, 1, 100.0,
+                          100.5, '{"attachments":["https://x.test/a.png"]}')
+        slow = message_row(id="id-2", dialect="coop", channel="imessage", state="queued", to_addr="+14155550100",
+                           body="hi", batch_id="bulk_1", batch_index=7, priority=5, fail_mode=1, created_at=100.0,
+                           next_at=100.5, extra={"attachments": ["https://x.test/a.png"]})
+        store.write(lambda conn: insert_queued_messages(conn, [fast, fast]))  # the repeat is skipped
+        assert store.write(lambda conn: insert_message(conn, slow))
+        stored = {r["id"]: dict(r) for r in store.query("SELECT * FROM messages WHERE id IN ('id-1', 'id-2')")}
+        assert len(store.query("SELECT 1 FROM messages WHERE id = 'id-1'")) == 1
+        for row in stored.values():
+            del row["seq"], row["id"]
+        assert stored["id-1"] == stored["id-2"]
+        assert set(QUEUED_COLUMNS) < set(MESSAGE_COLUMNS)
+    finally:
+        store.close()
 
 
 def _plan(conn: sqlite3.Connection, sql: str, params: dict[str, float] | tuple[float, ...]) -> str:
