@@ -172,26 +172,31 @@ def sqlite_rate(path: Path, total: int, per_tx: int) -> float:
 def relay_schema_rate(path: Path, total: int, per_tx: int) -> float:
     """Raw inserts/s into the relay's own ``messages`` table, ``per_tx`` rows per transaction.
 
-    The rows are built as a relaysms batch builds them (``message_row``), outside the timed part:
-    this is the store's floor, not the handler's.
+    The rows are built as a relaysms batch builds them and inserted with the batch handlers' own
+    statement, outside the handlers and with the rows built before the clock starts: this is the
+    store's floor, not the handler's.
     """
-    from relay_integrations.server.store import Store, insert_messages, message_row
+    from relay_integrations.server import store as relay_store
+    from relay_integrations.server.common import new_message_ids
 
-    try:  # the relay's own message ids (time-ordered since they exist), so the index sees what it sees
-        from relay_integrations.server.common import new_message_ids
-    except ImportError:
-        def new_message_ids(count: int, prefix: str = "") -> list[str]:
-            return [str(uuid.uuid4()) for _ in range(count)]
-
-    store = Store(str(path))
+    store = relay_store.Store(str(path))
     t = time.time()
-    batches = [[message_row(id=message_id, dialect="relaysms", state="queued", to_addr=number(b * per_tx + j),
-                            from_addr="+1987654321", body=f"Hello {j}", batch_id=f"batch_{b}", batch_index=j,
-                            created_at=t, next_at=t + 0.3)
-                for j, message_id in enumerate(new_message_ids(per_tx))] for b in range(-(-total // per_tx))]
+    ids = [new_message_ids(per_tx) for _ in range(-(-total // per_tx))]
+    if hasattr(relay_store, "insert_queued_messages"):
+        insert = relay_store.insert_queued_messages
+        batches = [[relay_store.queued_row(message_id, "relaysms", "sms", number(b * per_tx + j), "+1987654321",
+                                           f"Hello {j}", f"batch_{b}", j, 0, 0, 0, 1, t, t + 0.3, "{}")
+                    for j, message_id in enumerate(batch_ids)] for b, batch_ids in enumerate(ids)]
+    else:  # versions before the batch paths bound only a new message's columns
+        insert = relay_store.insert_messages  # type: ignore[attr-defined]
+        batches = [[relay_store.message_row(id=message_id, dialect="relaysms", state="queued",
+                                            to_addr=number(b * per_tx + j), from_addr="+1987654321",
+                                            body=f"Hello {j}", batch_id=f"batch_{b}", batch_index=j, created_at=t,
+                                            next_at=t + 0.3)
+                    for j, message_id in enumerate(batch_ids)] for b, batch_ids in enumerate(ids)]
     start = time.perf_counter()
     for rows in batches:
-        store.write(lambda conn, rows=rows: insert_messages(conn, rows))  # type: ignore[misc]
+        store.write(lambda conn, rows=rows: insert(conn, rows))  # type: ignore[misc]
     elapsed = time.perf_counter() - start
     store.close()
     return len(batches) * per_tx / elapsed
