@@ -64,7 +64,7 @@ from relay_integrations.campaign.send_window import (
     zones_for_number,
 )
 from relay_integrations.campaign.senders import Pacer, SendUnit, Strategy, choose_strategy, key_to_uuid, plan_units
-from relay_integrations.campaign.store import PlannedRow, RowResult, RowValues, ScratchStore, row_values
+from relay_integrations.campaign.store import PlannedRow, RowResult, ScratchStore, row_values
 from relay_integrations.campaign.suppression import Suppression, SuppressionList, suppression_location
 from relay_integrations.campaign.templates import FieldError, MessageTemplates, load_template_source
 from relay_integrations.campaign.validation_pool import Judged, JudgedRows, WorkersSetting, check_workers, workers_for
@@ -270,9 +270,9 @@ class Campaign:
         item: Mapping[str, Any] | RowReadError,
         *,
         dialect: Dialect | None,
-        first_time_seen: Callable[[str], bool],
     ) -> tuple[PlannedRow, list[FieldError], dict[str, Any]]:
-        """The validation pass for one row: ``(planned row, errors, rendered values)``."""
+        """The validation pass for one row: ``(planned row, errors, rendered values)``, before
+        de-duplication (:meth:`_repeats`), which depends on the rows before it."""
         if isinstance(item, RowReadError):
             error = FieldError("row", item.message, number)
             return PlannedRow(number, None, INVALID, error=f"row: {item.message}"), [error], {}
@@ -317,8 +317,6 @@ class Campaign:
             summary = "; ".join(f"{e.field}: {e.message}" for e in errors)
             return PlannedRow(number, shown, INVALID, error=summary, segments=segments), errors, values
         assert address is not None
-        if self.dedupe and not first_time_seen(address):
-            return PlannedRow(number, address, DUPLICATE, segments=segments), [], values
         content = _canonical({k: v for k, v in message.items() if k not in _NOT_CONTENT})
         key = key_to_uuid("\x1f".join((self.campaign_id, address, content)))
         if not_before is not None:
@@ -433,7 +431,9 @@ class Campaign:
         if n <= 0:
             return out
         for number, item in self.source:
-            planned, errors, values = self._evaluate(number, item, dialect=resolved, first_time_seen=first_time)
+            planned, errors, values = self._evaluate(number, item, dialect=resolved)
+            if self._repeats(planned.state, planned.address, first_time):
+                planned = _duplicate(number, planned.address, planned.segments)
             text = values.get("text")
             seg = count_segments(text) if isinstance(text, str) and self.channel in SEGMENTED_CHANNELS else None
             out.append({
@@ -487,8 +487,8 @@ class Campaign:
             judged = JudgedRows(self.source, judge, workers_for(self.validation_workers))
             for values, errors in judged:
                 state = values[_STATE]
-                if self.dedupe and state in _DEDUPED and not store.first_time_seen(values[_ADDRESS]):
-                    values, state = _duplicate(values), DUPLICATE
+                if self._repeats(state, values[_ADDRESS], store.first_time_seen):
+                    values, state = row_values(_duplicate(values[0], values[_ADDRESS], values[_SEGMENTS])), DUPLICATE
                 store.add_values(values, errors)
                 progress.processed += 1
                 if state in _COUNTED:
@@ -504,11 +504,18 @@ class Campaign:
             raise
         return store
 
+    def _repeats(self, state: str, address: str | None, first_time_seen: Callable[[str], bool]) -> bool:
+        """Whether a row judged ``state`` is a repeat of an earlier row's address (the first row wins)."""
+        if not self.dedupe or state not in _DEDUPED:
+            return False
+        assert address is not None  # a ready or deferred row has one
+        return not first_time_seen(address)
+
     def _judge(self, dialect: Dialect | None, keep_messages: bool, number: int,
                item: Mapping[str, Any] | RowReadError) -> Judged:
         """One row's outcome as the scratch store keeps it, before de-duplication (a worker process
         may run this; see :meth:`_plan`)."""
-        planned, errors, _ = self._evaluate(number, item, dialect=dialect, first_time_seen=_always_first)
+        planned, errors, _ = self._evaluate(number, item, dialect=dialect)
         if not keep_messages:
             planned.message = None
         return row_values(planned), [(e.field, e.message) for e in errors]
@@ -667,17 +674,13 @@ _NO_MOMENT: Any = (None, None, "no moment")
 
 # Positions in a scratch-store row (store.row_values) the validation pass reads back.
 _ADDRESS, _STATE, _SEGMENTS = 1, 2, 4
-_DEDUPED = frozenset({READY, DEFERRED})  # the states _evaluate asks first_time_seen about
+_DEDUPED = frozenset({READY, DEFERRED})  # a row in another state is not compared with earlier rows
 _COUNTED = frozenset({INVALID, SUPPRESSED, DEFERRED, DUPLICATE, ALREADY_SENT})
 
 
-def _always_first(address: str) -> bool:
-    return True
-
-
-def _duplicate(values: RowValues) -> RowValues:
-    """The row ``values`` judged a repeat of an earlier row's address, as _evaluate plans one."""
-    return row_values(PlannedRow(values[0], values[_ADDRESS], DUPLICATE, segments=values[_SEGMENTS]))
+def _duplicate(number: int, address: str | None, segments: int | None) -> PlannedRow:
+    """Row ``number``, a repeat of an earlier row's address: reported, never sent, no key of its own."""
+    return PlannedRow(number, address, DUPLICATE, segments=segments)
 
 
 @lru_cache(maxsize=4096)

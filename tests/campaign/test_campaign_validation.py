@@ -175,6 +175,14 @@ def test_preview_shows_rendered_text_segments_and_problems() -> None:
     assert preview[2]["encoding"] == "UCS-2" and preview[2]["segments"] == 3
 
 
+def test_preview_reports_a_repeated_address_as_the_validation_pass_does() -> None:
+    rows = [{"phone": "+12025550100", "name": "A"}, {"phone": "+12025550100", "name": "B"}, {"phone": "12"}]
+    preview = make(rows=rows).preview(5)
+    assert [p["state"] for p in preview] == ["ok", "duplicate", "invalid"]
+    assert preview[0]["idempotency_key"] and preview[1]["idempotency_key"] is None
+    assert make(rows=rows).validate().counts["duplicate"] == 1
+
+
 def test_rows_from_a_csv_file_carry_their_row_numbers(tmp_path: Path) -> None:
     path = tmp_path / "people.csv"
     path.write_text("phone,name\n+12025550100,A\nnope,B\n+12025550102,\n")
