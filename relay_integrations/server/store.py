@@ -228,10 +228,16 @@ MESSAGE_COLUMNS = (
     "client_ref", "batch_id", "batch_index", "priority", "attempts", "fail_mode", "notify", "error", "segments",
     "created_at", "sending_at", "sent_at", "final_at", "updated_at", "next_at", "extra",
 )
-_INSERT_MESSAGE = (
-    f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({', '.join('?' for _ in MESSAGE_COLUMNS)}) "
-    "ON CONFLICT DO NOTHING"
-)
+
+
+def _insert_sql(columns: Sequence[str]) -> str:
+    """An INSERT of a message with ``columns``; a repeat of a unique key (id, idempotency key, client
+    reference) inserts nothing."""
+    return (f"INSERT INTO messages ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
+            "ON CONFLICT DO NOTHING")
+
+
+_INSERT_MESSAGE = _insert_sql(MESSAGE_COLUMNS)
 
 
 def message_row(**values: Any) -> tuple[Any, ...]:
@@ -254,10 +260,7 @@ QUEUED_COLUMNS = (
     "fail_mode", "notify", "segments", "created_at", "updated_at", "next_at", "extra",
 )
 """The columns a newly queued message sets; the others keep their defaults (NULL, 0, ``outbound``)."""
-_INSERT_QUEUED = (
-    f"INSERT INTO messages ({', '.join(QUEUED_COLUMNS)}) VALUES ({', '.join('?' for _ in QUEUED_COLUMNS)}) "
-    "ON CONFLICT DO NOTHING"
-)
+_INSERT_QUEUED = _insert_sql(QUEUED_COLUMNS)
 
 
 def queued_row(message_id: str, dialect: str, channel: str, to_addr: str | None, from_addr: str | None,
