@@ -102,16 +102,12 @@ class JudgedRows:
     def __iter__(self) -> Iterator[Judged]:
         judge = self._judge
         rows = iter(self._items)
-        for number, item in itertools.islice(rows, SERIAL_ROWS):
+        for number, item in itertools.islice(rows, SERIAL_ROWS if self._workers else None):
             yield judge(number, item)
         first = next(rows, None)
         if first is None:
             return
         rows = itertools.chain((first,), rows)
-        if self._workers < 1:
-            for number, item in rows:
-                yield judge(number, item)
-            return
         self.workers_used = self._workers
         yield from _judged_on_workers(rows, judge, self._workers)
 
