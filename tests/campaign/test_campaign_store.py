@@ -182,3 +182,30 @@ def test_statements_that_find_rows_by_key_use_the_primary_key_on_sqlite(tmp_path
         for sql, params in by_key:
             plan = " ".join(str(step[3]) for step in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
             assert "sqlite_autoindex_relay_campaign_entries_1" in plan, (sql, plan)
+
+
+def test_a_sqlite_ledger_checkpoints_rarely_and_loses_nothing_when_closed(tmp_path: Path) -> None:
+    # The WAL may hold 10,000 pages before a checkpoint (an fsync per ~10 commits of a large campaign
+    # instead of per commit): what was committed is read back by another connection while it is all
+    # in the WAL, and after the store is closed the WAL is gone and the rows are in the file.
+    import sqlite3
+    import uuid
+    from contextlib import closing
+
+    path = tmp_path / "ledger.sqlite"
+    keys = [str(uuid.uuid4()) for _ in range(10_000)]  # random, as idempotency keys are
+    with CampaignStore.open(path) as store:
+        for at in range(0, len(keys), 1000):
+            chunk = keys[at:at + 1000]
+            store.claim(RELAY, "c", [(k, f"+1555{i:07d}", i) for i, k in enumerate(chunk, start=at)])
+            store.mark_sending(RELAY, "c", chunk)
+            store.record_accepted(RELAY, "c", [Accepted(k, message_id=f"m-{k}") for k in chunk])
+        with CampaignStore.open(path) as other:
+            assert other.accepted_count("c") == len(keys)
+        with closing(sqlite3.connect(path)) as conn:  # frames written since the last checkpoint (this runs one)
+            _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert frames > 2000, frames  # SQLite's default checkpoints at 1,000
+    assert not path.with_name(path.name + "-wal").exists()
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM relay_campaign_entries WHERE status = 'accepted'"
+                            ).fetchone() == (len(keys),)
