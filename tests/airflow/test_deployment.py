@@ -330,3 +330,42 @@ def test_a_campaign_held_until_send_at_waits_on_the_triggerer_and_skips_opt_outs
     sent = [m for m in answer if m["to"] in people]
     assert sorted(m["to"] for m in sent) == people[:2]
     assert all(datetime.fromisoformat(m["created_at"].replace("Z", "+00:00")) >= send_at for m in sent)
+
+
+def test_a_large_campaign_is_validated_with_a_worker_process_in_a_real_task_and_sent_once(
+    deployment: Deployment, stack: tuple[ReferenceRelayProcess, WebhookReceiverProcess], tmp_path: Path
+) -> None:
+    """3,000 rows through the task runner's own process (not dag.test(), whose supervisor runs a thread next
+    to the task): ``validation_workers="auto"`` forks a worker there, and every customer gets one message
+    with their own text."""
+    import csv
+
+    relay, _ = stack
+    dags = Path(deployment.env["AIRFLOW__CORE__DAGS_FOLDER"])
+    shutil.copy(ROOT / "tests" / "airflow" / "large_campaign_dag.py", dags / "relay_large_campaign.py")
+    people = [{"phone": f"+1415{3000000 + i:07d}", "name": f"Customer {i}", "order": f"B{i:06d}"}
+              for i in range(3000)]
+    recipients_csv = tmp_path / "customers.csv"
+    with recipients_csv.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["phone", "name", "order"])
+        writer.writeheader()
+        writer.writerows(people)
+    with deployment.api() as api:
+        created = api.post("/connections", json={
+            "connection_id": "relay_large", "conn_type": "relay", "host": relay.url("relaysms"),
+            "password": API_KEY, "extra": json.dumps({"dialect": "relaysms", "sender": "+1987654321"})})
+        assert created.status_code == 201, created.text
+        run_id, state = _run_dag(deployment, api, "relay_large_campaign", {"recipients_csv": str(recipients_csv)})
+        assert state == "success", deployment.log("scheduler")[-3000:]
+        value = api.get(f"/dags/relay_large_campaign/dagRuns/{run_id}/taskInstances/order_updates/xcomEntries/"
+                        "return_value", params={"deserialize": True}).json()["value"]
+    result = json.loads(value) if isinstance(value, str) else value
+    assert result["counts"]["accepted"] == 3000 and result["counts"]["failed"] == 0, result["counts"]
+    assert result["validation_workers"] >= 1, result
+    answer = httpx.get(f"{relay.base_url}/_sim/messages", params={"dialect": "relaysms", "direction": "outbound"},
+                       headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30).json()["messages"]
+    texts: dict[str, list[str]] = {}
+    for m in answer:
+        if m["to"].startswith("+141530"):  # this test's numbers; other tests send through the same relay
+            texts.setdefault(m["to"], []).append(m["text"])
+    assert texts == {p["phone"]: [f"Hi {p['name']}, order {p['order']} has shipped."] for p in people}

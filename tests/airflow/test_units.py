@@ -163,3 +163,23 @@ def test_a_naive_dag_run_start_is_utc_on_a_worker_in_any_time_zone(monkeypatch: 
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+@pytest.mark.parametrize("workers", ["auto", 0, 1])
+def test_the_campaign_operator_hands_validation_workers_to_the_campaign(workers: int | str) -> None:
+    from airflow_provider.operators.relay import RelayCampaignOperator
+    from relay_integrations.campaign import Campaign
+
+    operator = RelayCampaignOperator(task_id="send", template="Hi {{ name }}", recipients=[{"phone": "+15550100"}],
+                                     validation_workers=workers)
+    assert operator._campaign(Campaign, "orders").validation_workers == workers
+
+
+def test_the_campaign_operator_names_a_bad_validation_workers_value() -> None:
+    from airflow_provider.operators.relay import RelayCampaignOperator
+    from relay_integrations.campaign import Campaign
+
+    operator = RelayCampaignOperator(task_id="send", template="Hi", recipients=[{"phone": "+15550100"}],
+                                     validation_workers=-1)
+    with pytest.raises(ValueError, match="validation_workers"):
+        operator._campaign(Campaign, "orders")
