@@ -723,7 +723,7 @@ def _sqlite_immediate_transactions(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=60000")
         # A 1,000-row write touches up to 1,000 pages (the keys are random), so SQLite's default
         # (checkpoint once the WAL holds 1,000 pages) checkpointed, with an fsync, after nearly every
-        # commit. Every 10,000 pages (40 MB of WAL at most) the ledger writes ~15% more rows/s
+        # commit. Every 10,000 pages (about 40 MB of WAL) the ledger writes ~15% more rows/s
         # (bench/ledger_scaling.py); the WAL goes when the last connection closes.
         cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         cursor.close()
