@@ -193,6 +193,22 @@ def _run_dag(deployment: Deployment, api: httpx.Client, dag_id: str,
     return run_id, _wait_for(finished, RUN_TIMEOUT, f"the {dag_id} run to finish", deployment.logs)
 
 
+def _xcom(api: httpx.Client, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+    """A task's return value, as the REST API gives it back."""
+    value = api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value",
+                    params={"deserialize": True}).json()["value"]
+    result: dict[str, Any] = json.loads(value) if isinstance(value, str) else value
+    return result
+
+
+def _outbound(relay: ReferenceRelayProcess, dialect: str) -> list[dict[str, Any]]:
+    """Every outbound message the relay stored for ``dialect``."""
+    answer = httpx.get(f"{relay.base_url}/_sim/messages", params={"dialect": dialect, "direction": "outbound"},
+                       headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
+    messages: list[dict[str, Any]] = answer.json()["messages"]
+    return messages
+
+
 def _ui_test_body(stored: dict[str, Any]) -> dict[str, Any]:
     """The body the 3.3 UI's Test button (connection list) posts, built the way its code builds it."""
     extra = stored.get("extra")
@@ -310,12 +326,8 @@ def test_a_campaign_held_until_send_at_waits_on_the_triggerer_and_skips_opt_outs
             "send_at": send_at.isoformat(),
             "recipients": [{"phone": p, "name": f"Person {i}"} for i, p in enumerate(people, start=1)]})
         assert state == "success", deployment.log("scheduler")[-3000:]
-        def xcom(task_id: str) -> dict[str, Any]:
-            value = api.get(f"/dags/relay_respectful/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/"
-                            "return_value", params={"deserialize": True}).json()["value"]
-            return json.loads(value) if isinstance(value, str) else value
-
-        result, note = xcom("holiday_greetings"), xcom("personal_note")
+        result = _xcom(api, "relay_respectful", run_id, "holiday_greetings")
+        note = _xcom(api, "relay_respectful", run_id, "personal_note")
     assert note["state"] == "suppressed" and note["message_id"] is None, note
     assert note["suppressed"][0]["reason"].endswith("(asked by phone)")
     assert result["pass"] == 2, result  # the first pass deferred every row, the second sent them
@@ -325,9 +337,7 @@ def test_a_campaign_held_until_send_at_waits_on_the_triggerer_and_skips_opt_outs
     trigger_logs = list((deployment.home / "task-logs" / "dag_id=relay_respectful").glob(
         "run_id=*/task_id=holiday_greetings/attempt=*.log.trigger.*.log"))
     assert trigger_logs and any("Trigger fired event" in p.read_text(errors="replace") for p in trigger_logs)
-    answer = httpx.get(f"{relay.base_url}/_sim/messages", params={"dialect": "phonerelay", "direction": "outbound"},
-                       headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30).json()["messages"]
-    sent = [m for m in answer if m["to"] in people]
+    sent = [m for m in _outbound(relay, "phonerelay") if m["to"] in people]
     assert sorted(m["to"] for m in sent) == people[:2]
     assert all(datetime.fromisoformat(m["created_at"].replace("Z", "+00:00")) >= send_at for m in sent)
 
@@ -357,15 +367,11 @@ def test_a_large_campaign_is_validated_with_a_worker_process_in_a_real_task_and_
         assert created.status_code == 201, created.text
         run_id, state = _run_dag(deployment, api, "relay_large_campaign", {"recipients_csv": str(recipients_csv)})
         assert state == "success", deployment.log("scheduler")[-3000:]
-        value = api.get(f"/dags/relay_large_campaign/dagRuns/{run_id}/taskInstances/order_updates/xcomEntries/"
-                        "return_value", params={"deserialize": True}).json()["value"]
-    result = json.loads(value) if isinstance(value, str) else value
+        result = _xcom(api, "relay_large_campaign", run_id, "order_updates")
     assert result["counts"]["accepted"] == 3000 and result["counts"]["failed"] == 0, result["counts"]
     assert result["validation_workers"] >= 1, result
-    answer = httpx.get(f"{relay.base_url}/_sim/messages", params={"dialect": "relaysms", "direction": "outbound"},
-                       headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30).json()["messages"]
     texts: dict[str, list[str]] = {}
-    for m in answer:
+    for m in _outbound(relay, "relaysms"):
         if m["to"].startswith("+141530"):  # this test's numbers; other tests send through the same relay
             texts.setdefault(m["to"], []).append(m["text"])
     assert texts == {p["phone"]: [f"Hi {p['name']}, order {p['order']} has shipped."] for p in people}
