@@ -488,7 +488,7 @@ class Campaign:
             for values, errors in judged:
                 state = values[_STATE]
                 if self._repeats(state, values[_ADDRESS], store.first_time_seen):
-                    values, state = row_values(_duplicate(values[0], values[_ADDRESS], values[_SEGMENTS])), DUPLICATE
+                    values, state = row_values(_duplicate(values[_ROW], values[_ADDRESS], values[_SEGMENTS])), DUPLICATE
                 store.add_values(values, errors)
                 progress.processed += 1
                 if state in _COUNTED:
@@ -673,7 +673,7 @@ _NO_MOMENT: Any = (None, None, "no moment")
 
 
 # Positions in a scratch-store row (store.row_values) the validation pass reads back.
-_ADDRESS, _STATE, _SEGMENTS = 1, 2, 4
+_ROW, _ADDRESS, _STATE, _SEGMENTS = 0, 1, 2, 4
 _DEDUPED = frozenset({READY, DEFERRED})  # a row in another state is not compared with earlier rows
 _COUNTED = frozenset({INVALID, SUPPRESSED, DEFERRED, DUPLICATE, ALREADY_SENT})
 
