@@ -13,7 +13,9 @@ Prefect's ``send_campaign`` task runs the async driver (``Campaign.asend`` with 
 each route also gets that figure, measured in this process (no start-up), against the same loop.
 
 Scenarios: ``smsgate`` and ``phonerelay`` single sends (a different text per recipient, so smsgate
-cannot merge them into multi-recipient messages) and ``relaysms`` through its batch endpoint.
+cannot merge them into multi-recipient messages), ``relaysms`` through its batch endpoint, ``coop``
+through its bulk jobs, and ``smsgate`` with one text for everyone (a broadcast, which it sends as
+multi-recipient messages); the baseline loop sends those same texts one message at a time.
 On loopback the relay's own single-send ceiling is measured too (a raw async httpx sender keeping
 16 requests in flight, no validation and no ledger), since there the relay, not the client, is the limit.
 
@@ -39,7 +41,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from campaign_throughput import API_KEY, CLIENT_KWARGS, SENDER, TEMPLATE, messages_for, raw_async, raw_request
+from campaign_throughput import (
+    API_KEY,
+    BROADCAST,
+    CLIENT_KWARGS,
+    SENDER,
+    TEMPLATE,
+    messages_for,
+    raw_async,
+    raw_request,
+)
 
 from relay_integrations.campaign import Campaign
 from relay_integrations.client import AsyncRelayClient
@@ -55,17 +66,34 @@ class Scenario:
     dialect: str
     campaign_n: dict[float, int]  # recipients per campaign, by one-way delay
     loop_n: dict[float, int]  # messages the baseline loop sends, by one-way delay (its rate is steady)
+    broadcast: bool = False  # one text for everyone (BROADCAST) instead of a different text per recipient
+
+    @property
+    def template(self) -> str:
+        return BROADCAST if self.broadcast else TEMPLATE
+
+    def loop_messages(self, rows: list[dict[str, Any]], tag: str) -> list[tuple[str, str, str]]:
+        """What the baseline loop sends: the campaign's texts, one request each."""
+        if not self.broadcast:
+            return messages_for(rows, tag)
+        return [(row["phone"], BROADCAST, f"{tag}-{i}") for i, row in enumerate(rows)]
 
 
 FULL = [
     Scenario("smsgate singles", "smsgate", {0.0: 3000, 0.010: 3000, 0.050: 2000}, {0.0: 400, 0.010: 80, 0.050: 20}),
     Scenario("phonerelay", "phonerelay", {0.0: 3000, 0.010: 3000, 0.050: 2000}, {0.0: 400, 0.010: 80, 0.050: 20}),
     Scenario("relaysms batch", "relaysms", {0.0: 10000, 0.010: 2000, 0.050: 2000}, {0.0: 400, 0.010: 80, 0.050: 20}),
+    Scenario("coop bulk", "coop", {0.0: 10000, 0.010: 2000, 0.050: 2000}, {0.0: 400, 0.010: 80, 0.050: 20}),
+    Scenario("smsgate same text", "smsgate", {0.0: 10000, 0.010: 2000, 0.050: 2000}, {0.0: 400, 0.010: 80, 0.050: 20},
+             broadcast=True),
 ]
 QUICK = [
     Scenario("smsgate singles", "smsgate", {0.0: 1000, 0.010: 1000, 0.050: 500}, {0.0: 200, 0.010: 40, 0.050: 10}),
     Scenario("phonerelay", "phonerelay", {0.0: 1000, 0.010: 1000, 0.050: 500}, {0.0: 200, 0.010: 40, 0.050: 10}),
     Scenario("relaysms batch", "relaysms", {0.0: 4000, 0.010: 2000, 0.050: 2000}, {0.0: 200, 0.010: 40, 0.050: 10}),
+    Scenario("coop bulk", "coop", {0.0: 4000, 0.010: 2000, 0.050: 2000}, {0.0: 200, 0.010: 40, 0.050: 10}),
+    Scenario("smsgate same text", "smsgate", {0.0: 4000, 0.010: 2000, 0.050: 2000}, {0.0: 200, 0.010: 40, 0.050: 10},
+             broadcast=True),
 ]
 
 
@@ -119,7 +147,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def cli_campaign(dialect: str, base: str, rows: list[dict[str, Any]], work: Path,
-                 tag: str) -> tuple[float, dict[str, Any]]:
+                 tag: str, template: str = TEMPLATE) -> tuple[float, dict[str, Any]]:
     """Messages/s of ``relay campaign`` over ``rows``, process start-up included; and its JSON report."""
     recipients = work / f"{tag}.csv"
     write_csv(recipients, rows)
@@ -132,7 +160,7 @@ def cli_campaign(dialect: str, base: str, rows: list[dict[str, Any]], work: Path
         env["RELAY_SENDER"] = kwargs["sender"]
     if "phone_id" in kwargs:
         env["RELAY_PHONE_ID"] = kwargs["phone_id"]
-    args = [sys.executable, "-m", "relay_integrations", "campaign", "--template", TEMPLATE,
+    args = [sys.executable, "-m", "relay_integrations", "campaign", "--template", template,
             "--recipients", str(recipients), "--campaign-id", tag, "--ledger", str(work / f"{tag}.ledger"),
             "--no-progress", "--max-rows", "0", "--timeout", "60"]
     start = time.perf_counter()
@@ -147,9 +175,9 @@ def cli_campaign(dialect: str, base: str, rows: list[dict[str, Any]], work: Path
 
 
 def async_campaign(dialect: str, base: str, rows: list[dict[str, Any]], work: Path,
-                   tag: str) -> tuple[float, dict[str, Any]]:
+                   tag: str, template: str = TEMPLATE) -> tuple[float, dict[str, Any]]:
     """Messages/s of ``Campaign.asend`` over ``rows`` in this process (as a Prefect worker runs it); its report."""
-    campaign = Campaign(TEMPLATE, rows, campaign_id=tag, ledger=work / f"{tag}.ledger")
+    campaign = Campaign(template, rows, campaign_id=tag, ledger=work / f"{tag}.ledger")
 
     async def send() -> Any:
         async with AsyncRelayClient(base, dialect, API_KEY, timeout=60, **CLIENT_KWARGS[dialect]) as client:
@@ -196,12 +224,13 @@ def rows_for(scenarios: list[Scenario], delays: list[float], relay: ReferenceRel
                 base = relay.url(scenario.dialect).replace(relay.base_url, root, 1)
                 n = scenario.campaign_n.get(delay, scenario.campaign_n[max(scenario.campaign_n)])
                 loop_n = scenario.loop_n.get(delay, scenario.loop_n[max(scenario.loop_n)])
-                loop_rate = plain_loop(scenario.dialect, base, messages_for(numbers.take(loop_n), f"loop-{delay}"))
+                loop_messages = scenario.loop_messages(numbers.take(loop_n), f"loop-{delay}")
+                loop_rate = plain_loop(scenario.dialect, base, loop_messages)
                 tag = f"{scenario.dialect}-{int(delay * 1000)}ms-{time.time_ns()}"
                 what = f"{scenario.name}, {n:,} recipients ({where})"
-                rate, report = cli_campaign(scenario.dialect, base, numbers.take(n), work, tag)
+                rate, report = cli_campaign(scenario.dialect, base, numbers.take(n), work, tag, scenario.template)
                 yield row_against_loop(f"relay campaign, {what}", rate, report, loop_n, loop_rate)
-                if scenario.dialect == "smsgate":
+                if scenario.dialect == "smsgate" and not scenario.broadcast:
                     rate, report = async_campaign(scenario.dialect, base, numbers.take(n), work, f"async-{tag}")
                     yield row_against_loop(f"Campaign.asend (Prefect's path, in-process), {what}", rate, report,
                                            loop_n, loop_rate)
@@ -216,7 +245,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a few seconds per delay)")
     parser.add_argument("--delays", type=float, nargs="+", default=[0.0, 0.010, 0.050],
                         help="one-way delays in seconds (0 = loopback)")
-    parser.add_argument("--only", nargs="+", help="scenario dialects to run (smsgate, phonerelay, relaysms)")
+    parser.add_argument("--only", nargs="+", help="scenario dialects to run (smsgate, phonerelay, relaysms, coop)")
     args = parser.parse_args()
     scenarios = [s for s in (QUICK if args.quick else FULL) if not args.only or s.dialect in args.only]
     started = time.perf_counter()
