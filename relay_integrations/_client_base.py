@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import ssl
+import threading
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,7 +20,7 @@ import httpx
 from pydantic import SecretStr
 
 from relay_integrations._operations import Credentials, Operations, RelayResponse
-from relay_integrations._retry import NEVER_SENT_ERRORS, RetryPolicy, retry_after_from
+from relay_integrations._retry import NEVER_SENT_ERRORS, NOT_TAKEN_STATUSES, RetryPolicy, retry_after_from
 from relay_integrations.dialects import get_dialect
 from relay_integrations.dialects.base import Capabilities, Dialect, RelayRequest
 from relay_integrations.errors import (
@@ -161,6 +162,9 @@ class _ClientBase:
         # connection alive between requests, so a campaign does not reconnect.
         self._limits = limits or httpx.Limits(max_connections=64, max_keepalive_connections=64)
         self._headers = {"User-Agent": user_agent or _user_agent(), "Accept": "application/json"}
+        # Counted under a lock: the sync client is shared by a campaign's worker threads.
+        self._overload_answers = 0
+        self._overload_lock = threading.Lock()
         self._verify: ssl.SSLContext | bool = verify
         if verify is True:
             plain = urlsplit(self._base_url).scheme == "http"
@@ -184,6 +188,14 @@ class _ClientBase:
     @property
     def capabilities(self) -> Capabilities:
         return self._dialect.capabilities
+
+    @property
+    def overload_answers(self) -> int:
+        """How many 429 (rate limited) and 503 (cannot queue) answers this client has had, retried or
+        not. A caller that decides how many requests to keep in flight (a campaign's adaptive
+        concurrency, the status waiter) reads it around a request to back off: a retry that succeeded
+        hides the refusal from the result, not from this count."""
+        return self._overload_answers
 
     @property
     def base_url(self) -> str:
@@ -272,6 +284,9 @@ class _ClientBase:
             logger.debug("%s %s %s -> %s (attempt %d)", self._dialect.name, request.method, request.path, status,
                          attempt)
             return RelayResponse(status_code=status, body=body, headers=response.headers, attempts=attempt)
+        if status in NOT_TAKEN_STATUSES:
+            with self._overload_lock:
+                self._overload_answers += 1
         retry_after = retry_after_from(response.headers)
         delay = self.retry_policy.delay_after_status(attempt, status, retry_after, retry_safe=request.retry_safe)
         if delay is not None:

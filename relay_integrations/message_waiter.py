@@ -133,6 +133,7 @@ class MessageWaiter:
                 in_flight += 1
                 at_send = in_flight
             started, overloaded = time.monotonic(), False
+            refusals = client.overload_answers
             try:
                 return await call()
             except (RelayRateLimitError, RelayUnavailableError):
@@ -140,6 +141,8 @@ class MessageWaiter:
                 raise
             finally:
                 finished = time.monotonic()
+                # A 429/503 that a retry got past still says "fewer at once".
+                overloaded = overloaded or client.overload_answers > refusals
                 self.limiter.record(finished - started, at_send, overloaded=overloaded, now=finished)
                 async with slots:
                     in_flight -= 1

@@ -39,7 +39,7 @@ from relay_integrations.campaign.report import (
     IN_DOUBT,
     READY,
 )
-from relay_integrations.campaign.senders import Pacer, SendUnit, Strategy, arun_unit, run_unit
+from relay_integrations.campaign.senders import Pacer, SendUnit, Sent, Strategy, arun_unit, run_unit
 from relay_integrations.campaign.store import PlannedRow, RowResult, ScratchStore
 from relay_integrations.concurrency import (
     DEFAULT_MAXIMUM,
@@ -80,7 +80,7 @@ class Committed:
 
 @dataclass(frozen=True)
 class Request:
-    """Send one unit to the relay; answers its row results."""
+    """Send one unit to the relay; answers what it gave (:class:`~relay_integrations.campaign.senders.Sent`)."""
 
     unit: SendUnit
 
@@ -323,12 +323,13 @@ class SendPass:
                 return [RowResult(p.row, HELD) for p in unit.rows]
         started = time.monotonic()
         try:
-            results: list[RowResult] = yield Request(unit)
+            sent: Sent = yield Request(unit)
         except RelayAuthError:
             yield Committed(self.ledger, LedgerWrite(settled=keys))
             raise
         finished = time.monotonic()
-        self.limiter.record(finished - started, at_send, now=finished)
+        self.limiter.record(finished - started, at_send, overloaded=sent.overloaded, now=finished)
+        results = sent.results
         accepted, settled = self.ledger_entries(unit, results)
         yield Committed(self.ledger, LedgerWrite(accepted=accepted, settled=settled))
         return results

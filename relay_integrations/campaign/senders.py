@@ -176,8 +176,31 @@ def failed_results(unit: SendUnit, exc: BaseException) -> list[RowResult]:
     return [RowResult(p.row, FAILED, error=text, in_doubt=in_doubt) for p in unit.rows]
 
 
-def run_unit(client: Any, unit: SendUnit) -> list[RowResult]:
+@dataclass(frozen=True)
+class Sent:
+    """What sending one unit gave: its rows' results, and whether the relay answered 429 or 503 on
+    the way (to this request or, with requests in flight beside it, to one of those): the adaptive
+    concurrency backs off on it even when a retry got the message through."""
+
+    results: list[RowResult]
+    overloaded: bool
+
+
+def run_unit(client: Any, unit: SendUnit) -> Sent:
     """Send one unit with a sync client; relay refusals become failed rows."""
+    refusals = client.overload_answers
+    results = _send_unit(client, unit)
+    return Sent(results, overloaded=client.overload_answers > refusals)
+
+
+async def arun_unit(client: Any, unit: SendUnit) -> Sent:
+    """Send one unit with an async client; relay refusals become failed rows."""
+    refusals = client.overload_answers
+    results = await _asend_unit(client, unit)
+    return Sent(results, overloaded=client.overload_answers > refusals)
+
+
+def _send_unit(client: Any, unit: SendUnit) -> list[RowResult]:
     try:
         if unit.messages is None:
             assert unit.message is not None
@@ -196,8 +219,7 @@ def run_unit(client: Any, unit: SendUnit) -> list[RowResult]:
     return results
 
 
-async def arun_unit(client: Any, unit: SendUnit) -> list[RowResult]:
-    """Send one unit with an async client; relay refusals become failed rows."""
+async def _asend_unit(client: Any, unit: SendUnit) -> list[RowResult]:
     try:
         if unit.messages is None:
             assert unit.message is not None

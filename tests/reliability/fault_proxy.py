@@ -14,6 +14,11 @@ For every request to a relay API path it draws one outcome from a seeded generat
 * ``delay``: wait up to ``max_delay`` seconds, then forward;
 * otherwise forward untouched.
 
+Two settings shape the relay itself rather than drawing faults: ``latency`` holds every forwarded
+request that long first (a relay across a network, where requests overlap), and ``capacity`` is
+how many requests the relay takes at once: past it, it answers 429 with ``Retry-After`` (a relay
+with a bounded queue, counted as ``over_capacity``).
+
 ``faults`` counts what was injected, so a test can show the faults really happened.
 """
 
@@ -68,12 +73,16 @@ class FaultProxy:
         delay: float = 0.0,
         max_delay: float = 0.2,
         retry_after: str = "1",
+        latency: float = 0.0,
+        capacity: int | None = None,
         faulty: Callable[[str], bool] = _relay_api_path,
     ) -> None:
         rates = {"drop_before": drop_before, "drop_after": drop_after, "rate_limited": rate_limited,
                  "unavailable": unavailable, "delay": delay}
         if sum(rates.values()) > 1.0 or min(rates.values()) < 0.0:
             raise ValueError("fault rates must be >= 0 and add up to at most 1")
+        if latency < 0 or (capacity is not None and capacity < 1):
+            raise ValueError("latency must be >= 0 and capacity at least 1")
         self.upstream = upstream.rstrip("/")
         parts = urlsplit(self.upstream)
         if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost"):
@@ -83,10 +92,14 @@ class FaultProxy:
         self.rates = rates
         self.max_delay = max_delay
         self.retry_after = retry_after
+        self.latency = latency
+        self.capacity = capacity
         self.faulty = faulty
         self.faults: Counter[str] = Counter()
         self.forwarded = 0
         self.requests = 0
+        self.busy = 0  # API requests being handled now (past ``capacity``, a request is answered 429)
+        self.peak_busy = 0
         self._random = random.Random(seed)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -176,7 +189,25 @@ class FaultProxy:
                       upstream: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]) -> bool:
         """Answers (or not) one request; False when the connection is to be closed."""
         self.requests += 1
-        fault = self._draw(target.split("?", 1)[0])
+        path = target.split("?", 1)[0]
+        if not self.faulty(path):
+            return await self._pass(writer, method, target, headers, body, keep_alive, upstream, None)
+        if self.capacity is not None and self.busy >= self.capacity:
+            self.faults["over_capacity"] += 1
+            payload = json.dumps({"error": {"code": "rate_limited", "message": "too many requests at once"}}).encode()
+            await self._answer(writer, 429, {"Retry-After": self.retry_after}, payload, keep_alive)
+            return keep_alive
+        self.busy += 1
+        self.peak_busy = max(self.peak_busy, self.busy)
+        try:
+            return await self._pass(writer, method, target, headers, body, keep_alive, upstream, self._draw(path))
+        finally:
+            self.busy -= 1
+
+    async def _pass(self, writer: asyncio.StreamWriter, method: str, target: str, headers: list[tuple[str, ...]],
+                    body: bytes, keep_alive: bool, upstream: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]],
+                    fault: str | None) -> bool:
+        """Injects ``fault`` (or none) into one request, or forwards it; False when the connection is to be closed."""
         if fault:
             self.faults[fault] += 1
         if fault == "drop_before":
@@ -191,6 +222,8 @@ class FaultProxy:
             return keep_alive
         if fault == "delay":
             await asyncio.sleep(self._random.uniform(0.0, self.max_delay))
+        if self.latency and self.faulty(target.split("?", 1)[0]):
+            await asyncio.sleep(self.latency)
         try:
             status, out, content = await self._forward(method, target, headers, body, upstream)
         except (OSError, asyncio.IncompleteReadError, ValueError):
