@@ -59,6 +59,7 @@ def test_campaign_through_faults_leaves_exactly_one_message_per_recipient(
         # Short backoff keeps the test quick; Retry-After is still honoured in full.
         with client(proxy.url(dialect), dialect, relay.api_key, backoff_factor=0.05, timeout=10) as send_client:
             runs, reports = run_until_complete(make_campaign, send_client, max_runs=MAX_RUNS)
+            overload_answers = send_client.overload_answers
         faults = dict(proxy.faults)
 
     summary = f"{dialect}: {runs} run(s), faults injected {faults}, counts per run {[r.counts for r in reports]}"
@@ -68,8 +69,10 @@ def test_campaign_through_faults_leaves_exactly_one_message_per_recipient(
     # Over all runs every recipient was accepted once (later runs report earlier acceptances as already sent).
     assert final["accepted"] + final["already_sent"] == RECIPIENTS, summary
     assert sum(r.counts["accepted"] for r in reports) <= RECIPIENTS, summary
-    # The faults really happened, every kind of them.
+    # The faults really happened, every kind of them; the client counted each 429 and 503 it was
+    # answered (retried or not), which is what the adaptive concurrency backs off on.
     assert all(faults.get(kind, 0) > 0 for kind in FAULT_KINDS), summary
+    assert overload_answers == faults["rate_limited"] + faults["unavailable"], summary
 
     missing, duplicated, strays = exactly_once(relay, dialect, addresses)
     assert (missing, duplicated, strays) == (0, 0, 0), summary
