@@ -191,7 +191,7 @@ class FaultProxy:
         self.requests += 1
         path = target.split("?", 1)[0]
         if not self.faulty(path):
-            return await self._pass(writer, method, target, headers, body, keep_alive, upstream, None)
+            return await self._pass(writer, method, target, headers, body, keep_alive, upstream, None, 0.0)
         if self.capacity is not None and self.busy >= self.capacity:
             self.faults["over_capacity"] += 1
             payload = json.dumps({"error": {"code": "rate_limited", "message": "too many requests at once"}}).encode()
@@ -200,14 +200,16 @@ class FaultProxy:
         self.busy += 1
         self.peak_busy = max(self.peak_busy, self.busy)
         try:
-            return await self._pass(writer, method, target, headers, body, keep_alive, upstream, self._draw(path))
+            return await self._pass(writer, method, target, headers, body, keep_alive, upstream, self._draw(path),
+                                    self.latency)
         finally:
             self.busy -= 1
 
     async def _pass(self, writer: asyncio.StreamWriter, method: str, target: str, headers: list[tuple[str, ...]],
                     body: bytes, keep_alive: bool, upstream: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]],
-                    fault: str | None) -> bool:
-        """Injects ``fault`` (or none) into one request, or forwards it; False when the connection is to be closed."""
+                    fault: str | None, latency: float) -> bool:
+        """Injects ``fault`` (or none) into one request, or forwards it ``latency`` seconds later;
+        False when the connection is to be closed."""
         if fault:
             self.faults[fault] += 1
         if fault == "drop_before":
@@ -222,8 +224,8 @@ class FaultProxy:
             return keep_alive
         if fault == "delay":
             await asyncio.sleep(self._random.uniform(0.0, self.max_delay))
-        if self.latency and self.faulty(target.split("?", 1)[0]):
-            await asyncio.sleep(self.latency)
+        if latency:
+            await asyncio.sleep(latency)
         try:
             status, out, content = await self._forward(method, target, headers, body, upstream)
         except (OSError, asyncio.IncompleteReadError, ValueError):
