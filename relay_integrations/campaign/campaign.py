@@ -660,10 +660,12 @@ class Campaign:
             assert strategy is not None and client is not None and relay is not None
             run = SendPass(self, store, relay, scratch, dialect, strategy, max_connections=client.max_connections,
                            earlier_try_since=earlier_try_since)
+            refusals = client.overload_answers
             yield from run.steps()
             self._finish(run.progress)
+            concurrency = {**run.concurrency, "overload_answers": client.overload_answers - refusals}
             return self._report(scratch, dialect, strategy, started, False, ledger=store.url_for_display,
-                                reconciled=run.reconciled, concurrency=run.concurrency)
+                                reconciled=run.reconciled, concurrency=concurrency)
         finally:
             yield Blocking(store.close)
 

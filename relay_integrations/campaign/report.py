@@ -74,7 +74,9 @@ class CampaignReport:
         :class:`CampaignValidationError`: valid, not sent because other rows were bad), ``error``,
         ``segments``, ``idempotency_key``, ``batch_id`` (relaysms batch or coop bulk job).
     :param concurrency: what the send pass chose: ``mode`` (``auto`` or ``fixed``), ``peak``
-        requests in flight, ``final`` limit (None for a dry run).
+        requests in flight, ``final`` limit; and ``overload_answers``, the 429 and 503 answers the
+        relay gave during the run, retried or not (each made an ``auto`` limit back off). None for a
+        dry run.
     :param validation_workers: worker processes that checked rows in the validation pass besides this
         one (0: all in this process; see ``Campaign(validation_workers=...)``).
     :param next_run_at: when deferred rows (``state`` ``deferred``, each with its ``not_before``) may

@@ -63,6 +63,7 @@ def test_adaptive_concurrency_backs_off_to_a_relay_that_answers_429(
     assert report.counts["accepted"] == RECIPIENTS, summary
     # The relay did push back, and the client saw each of its refusals.
     assert refused > 0 and counted == refused, summary
+    assert report.concurrency["overload_answers"] == refused, summary  # and the report says so
     assert peak_at_relay == CAPACITY, summary
     # Backing off: the limit ends near what the relay takes, and refusals stay under a tenth of the
     # messages (each refusal halves the limit; it then grows back slowly until the next one). Without
