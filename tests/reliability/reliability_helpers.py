@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from relay_integrations.campaign import Campaign, CampaignReport
-from relay_integrations.client import RelayClient
+from relay_integrations.client import AsyncRelayClient, RelayClient
 from relay_integrations.process import ReferenceRelayProcess
 
 SENDER = "+1987654321"
@@ -46,6 +46,10 @@ def write_csv(path: Path, addresses: Iterable[str]) -> Path:
 
 def client(base_url: str, dialect: str, api_key: str, **kwargs: Any) -> RelayClient:
     return RelayClient(base_url, dialect, api_key, **{**CLIENT_KWARGS, **kwargs})
+
+
+def async_client(base_url: str, dialect: str, api_key: str, **kwargs: Any) -> AsyncRelayClient:
+    return AsyncRelayClient(base_url, dialect, api_key, **{**CLIENT_KWARGS, **kwargs})
 
 
 def stored_outbound(relay: ReferenceRelayProcess, dialect: str) -> list[dict[str, Any]]:

@@ -18,10 +18,9 @@ from typing import Any
 
 import pytest
 from fault_proxy import FaultProxy
-from reliability_helpers import CLIENT_KWARGS, TEMPLATE, client, exactly_once, numbers, people
+from reliability_helpers import TEMPLATE, async_client, client, exactly_once, numbers, people
 
 from relay_integrations.campaign import Campaign, CampaignReport
-from relay_integrations.client import AsyncRelayClient
 from relay_integrations.message_waiter import MessageWaiter
 from relay_integrations.models import MessageState
 
@@ -40,8 +39,8 @@ def send(driver: str, campaign: Campaign, url: str, api_key: str) -> tuple[Campa
             return campaign.send(sync_client), sync_client.overload_answers
 
     async def run() -> tuple[CampaignReport, int]:
-        async with AsyncRelayClient(url, "smsgate", api_key, **CLIENT_KWARGS, **kwargs) as async_client:
-            return await campaign.asend(async_client), async_client.overload_answers
+        async with async_client(url, "smsgate", api_key, **kwargs) as relay_client:
+            return await campaign.asend(relay_client), relay_client.overload_answers
 
     return asyncio.run(run())
 
@@ -83,11 +82,11 @@ def test_the_status_waiter_backs_off_to_a_relay_that_answers_429(start_relay: An
     assert len(message_ids) == RECIPIENTS
 
     async def wait() -> tuple[bool, int]:
-        async with AsyncRelayClient(proxy.url("smsgate"), "smsgate", relay.api_key, **CLIENT_KWARGS,
-                                    backoff_factor=0.2, timeout=10) as async_client:
+        async with async_client(proxy.url("smsgate"), "smsgate", relay.api_key, backoff_factor=0.2,
+                                timeout=10) as relay_client:
             waiter = MessageWaiter(message_ids, MessageState.DELIVERED)
-            verdict = await waiter.await_over(async_client, timeout=120, poll_interval=0.2)
-            return waiter.is_over(verdict) and verdict.done, async_client.overload_answers
+            verdict = await waiter.await_over(relay_client, timeout=120, poll_interval=0.2)
+            return waiter.is_over(verdict) and verdict.done, relay_client.overload_answers
 
     with FaultProxy(relay.base_url, seed=6, latency=LATENCY, capacity=CAPACITY, retry_after="0") as proxy:
         done, counted = asyncio.run(wait())
