@@ -117,3 +117,32 @@ def test_secrets_command_prints_what_a_real_relay_needs(capsys: pytest.CaptureFi
         assert derive_dialect_secret(SECRET, dialect) in out
     assert f"/webhooks/relaysms/{derive_relaysms_url_token(SECRET)}" in out
     assert SECRET not in out.replace(derive_dialect_secret(SECRET, "relaysms"), "")
+
+
+def test_delivery_offering_an_h2c_upgrade_is_stored(tmp_path: Path) -> None:
+    """A sender that offers HTTP/2 the way Java's HttpClient and ``curl --http2`` do gets its delivery
+    read and stored: uvicorn's httptools parser dropped such a body (``relay_integrations._uvicorn``),
+    and the receiver then refused the delivery as unsigned."""
+    import socket
+
+    log_path = tmp_path / "receiver.log"
+    with WebhookReceiverProcess(db_path=tmp_path / "w.db", secrets=[SECRET], api_key=API_KEY,
+                                log_path=log_path) as proc:
+        raw = encode(smsgate_status("sg-h2c", "+15550000001", "delivered"))
+        headers = {**signed_headers("smsgate", raw), "Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c",
+                   "HTTP2-Settings": "AAEAAEAAAAIAAAAAAAQAAP__", "Content-Type": "application/json",
+                   "Content-Length": str(len(raw)), "Host": f"127.0.0.1:{proc.port}"}
+        path = httpx.URL(proc.url("smsgate")).raw_path.decode()
+        request = f"POST {path} HTTP/1.1\r\n".encode() + b"".join(
+            f"{name}: {value}\r\n".encode() for name, value in headers.items()) + b"\r\n" + raw
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=30) as sock:
+            sock.sendall(request)
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                chunk = sock.recv(65536)
+                assert chunk, answer
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+        [event] = WebhookInbox.remote(proc.base_url, API_KEY).query(message_id="sg-h2c")
+        assert event.state is MessageState.DELIVERED
+    assert "stored smsgate webhook event" in log_path.read_text()
