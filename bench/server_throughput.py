@@ -4,7 +4,7 @@ What is measured (one reference relay process, SQLite file in WAL mode, latency 
 worker runs alongside; ``--latency 100000`` shows the accept path alone):
 
 * single sends, 8 requests in flight from one async httpx client, per dialect;
-  baseline: the same client against a bare FastAPI/uvicorn app (same uvicorn settings) whose
+  baseline: the same client against a bare FastAPI/uvicorn app (the relay's uvicorn settings, h11 parser) whose
   endpoint parses the JSON body and answers 202 -- the cost of HTTP + FastAPI alone.
 * batch/bulk sends (relaysms ``/sms/batch`` and coop bulk jobs of 1,000 messages; smsgate messages
   with 100 recipients), counted in messages (recipients) per second;
@@ -54,6 +54,8 @@ BASELINE_APP = textwrap.dedent("""
     from fastapi import FastAPI, Request
     from starlette.responses import JSONResponse
 
+    from relay_integrations._uvicorn import HTTP_IMPLEMENTATION
+
     app = FastAPI()
 
     @app.get("/health")
@@ -64,7 +66,8 @@ BASELINE_APP = textwrap.dedent("""
     async def echo(body: dict[str, Any]) -> JSONResponse:
         return JSONResponse({"accepted": len(body.get("messages", [])) or 1}, status_code=202)
 
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False,
+                http=HTTP_IMPLEMENTATION)
 """)
 
 
