@@ -12,6 +12,10 @@ Prefect's ``send_campaign`` task runs the async driver (``Campaign.asend`` with 
 ``AsyncRelayClient``) inside its worker, where the process is already up; so for smsgate singles
 each route also gets that figure, measured in this process (no start-up), against the same loop.
 
+For the batch scenarios (relaysms, coop) the same command with ``--dry-run`` over as many fresh rows
+is timed too, once per size: process start-up, validation and ledger look-ups, no sends. Its time
+next to the campaign's shows how much of the run comes before the first request.
+
 Scenarios: ``smsgate`` and ``phonerelay`` single sends (a different text per recipient, so smsgate
 cannot merge them into multi-recipient messages), ``relaysms`` through its batch endpoint, ``coop``
 through its bulk jobs, and ``smsgate`` with one text for everyone (a broadcast, which it sends as
@@ -58,6 +62,9 @@ from relay_integrations.process import ReferenceRelayProcess
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+#: Dialects whose campaigns send batches or bulk jobs: the ones whose runs are short enough that
+#: start-up and validation are much of them, so a dry run of the same rows is shown beside them.
+BATCH_DIALECTS = ("relaysms", "coop")
 
 
 @dataclass(frozen=True)
@@ -147,8 +154,11 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def cli_campaign(dialect: str, base: str, rows: list[dict[str, Any]], work: Path,
-                 tag: str, template: str = TEMPLATE) -> tuple[float, dict[str, Any]]:
-    """Messages/s of ``relay campaign`` over ``rows``, process start-up included; and its JSON report."""
+                 tag: str, template: str = TEMPLATE, *, dry_run: bool = False) -> tuple[float, dict[str, Any]]:
+    """Messages/s of ``relay campaign`` over ``rows``, process start-up included; and its JSON report.
+
+    ``dry_run``: ``--dry-run``, which validates and looks the rows up in the ledger but sends nothing
+    (rows/s then)."""
     recipients = work / f"{tag}.csv"
     write_csv(recipients, rows)
     env = {**os.environ, "RELAY_BASE_URL": base, "RELAY_DIALECT": dialect, "RELAY_API_KEY": API_KEY,
@@ -162,14 +172,14 @@ def cli_campaign(dialect: str, base: str, rows: list[dict[str, Any]], work: Path
         env["RELAY_PHONE_ID"] = kwargs["phone_id"]
     args = [sys.executable, "-m", "relay_integrations", "campaign", "--template", template,
             "--recipients", str(recipients), "--campaign-id", tag, "--ledger", str(work / f"{tag}.ledger"),
-            "--no-progress", "--max-rows", "0", "--timeout", "60"]
+            "--no-progress", "--max-rows", "0", "--timeout", "60", *(["--dry-run"] if dry_run else [])]
     start = time.perf_counter()
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"relay campaign exited {done.returncode}: {done.stderr[-2000:]}")
     report: dict[str, Any] = json.loads(done.stdout)
-    if report["counts"]["accepted"] != len(rows):
+    if report["counts"]["would_send" if dry_run else "accepted"] != len(rows):
         raise RuntimeError(f"campaign {tag}: {report['counts']}")
     return len(rows) / elapsed, report
 
@@ -205,9 +215,19 @@ def row_against_loop(what: str, rate: float, report: dict[str, Any], loop_n: int
             f"{rate / loop_rate:.1f}x"]
 
 
+def row_against_dry_run(scenario: Scenario, n: int, dry_rate: float, where: str, rate: float) -> list[str]:
+    """How much of a campaign's run comes before its first send: the same command with ``--dry-run``
+    (process start-up, validation and ledger look-ups) next to the campaign that sent."""
+    dry_ms, sent_ms = n / dry_rate * 1000, n / rate * 1000
+    return [f"relay campaign --dry-run, {scenario.name}, {n:,} recipients: start-up, validation and ledger "
+            f"look-ups, no sends, ms (lower is better)", f"{dry_ms:,.0f} ms",
+            f"the same campaign sending ({where})", f"{sent_ms:,.0f} ms", f"{dry_ms / sent_ms:.2f}x"]
+
+
 def rows_for(scenarios: list[Scenario], delays: list[float], relay: ReferenceRelayProcess, work: Path,
              numbers: Numbers) -> Iterator[list[str]]:
     proxies: dict[float, tuple[subprocess.Popen[str], str]] = {}
+    dry_runs_done: set[tuple[str, int]] = set()
     try:
         for delay in delays:
             if delay > 0:
@@ -230,6 +250,12 @@ def rows_for(scenarios: list[Scenario], delays: list[float], relay: ReferenceRel
                 what = f"{scenario.name}, {n:,} recipients ({where})"
                 rate, report = cli_campaign(scenario.dialect, base, numbers.take(n), work, tag, scenario.template)
                 yield row_against_loop(f"relay campaign, {what}", rate, report, loop_n, loop_rate)
+                if scenario.dialect in BATCH_DIALECTS and (scenario.name, n) not in dry_runs_done:
+                    # A dry run sends nothing, so once per size is enough, whatever the route.
+                    dry_runs_done.add((scenario.name, n))
+                    dry_rate, _ = cli_campaign(scenario.dialect, base, numbers.take(n), work, f"dry-{tag}",
+                                               scenario.template, dry_run=True)
+                    yield row_against_dry_run(scenario, n, dry_rate, where, rate)
                 if scenario.dialect == "smsgate" and not scenario.broadcast:
                     rate, report = async_campaign(scenario.dialect, base, numbers.take(n), work, f"async-{tag}")
                     yield row_against_loop(f"Campaign.asend (Prefect's path, in-process), {what}", rate, report,
