@@ -16,9 +16,12 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11 on
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -68,7 +71,7 @@ class ServiceProcess:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> ServiceProcess:
+    def start(self) -> Self:
         cmd = [sys.executable, "-m", "relay_integrations", *self.args]
         out: IO[bytes] | int = subprocess.DEVNULL
         if self.log_path:
@@ -113,11 +116,11 @@ class ServiceProcess:
             self._log.close()
             self._log = None
 
-    def restart(self) -> ServiceProcess:
+    def restart(self) -> Self:
         self.stop()
         return self.start()
 
-    def __enter__(self) -> ServiceProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

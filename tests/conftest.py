@@ -44,7 +44,7 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceRelayPr
         webhook_secret=WEBHOOK_SECRET,
         log_path=tmp / "relay.log",
     ) as proc:
-        yield proc  # type: ignore[misc]
+        yield proc
 
 
 @pytest.fixture

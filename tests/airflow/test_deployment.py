@@ -110,7 +110,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ReferenceR
             WebhookReceiverProcess(db_path=tmp / "inbox.db", secrets=[WEBHOOK_SECRET], api_key=RECEIVER_KEY,
                                    log_path=tmp / "receiver.log") as receiver:
         demo.register_webhooks(relay, receiver, WEBHOOK_SECRET)
-        yield relay, receiver  # type: ignore[misc]
+        yield relay, receiver
 
 
 @pytest.fixture(scope="module")

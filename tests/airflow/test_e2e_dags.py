@@ -37,7 +37,7 @@ def e2e_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceRel
     tmp = tmp_path_factory.mktemp("airflow-e2e-relay")
     with ReferenceRelayProcess(db_path=tmp / "relay.db", api_key=API_KEY, delivery_latency=0.1,
                                webhook_secret=WEBHOOK_SECRET, log_path=tmp / "relay.log") as relay:
-        yield relay  # type: ignore[misc]
+        yield relay
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookReceiv
     tmp = tmp_path_factory.mktemp("airflow-e2e-receiver")
     with WebhookReceiverProcess(db_path=tmp / "inbox.db", secrets=[WEBHOOK_SECRET], api_key=RECEIVER_KEY,
                                 log_path=tmp / "receiver.log") as proc:
-        yield proc  # type: ignore[misc]
+        yield proc
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, demo: ModuleType) -> Iterato
             WebhookReceiverProcess(db_path=tmp / "inbox.db", secrets=[WEBHOOK_SECRET], api_key=RECEIVER_KEY,
                                    log_path=tmp / "receiver.log") as receiver:
         demo.register_webhooks(relay, receiver, WEBHOOK_SECRET)
-        yield relay, receiver  # type: ignore[misc]
+        yield relay, receiver
 
 
 def _stored(relay: ReferenceRelayProcess, direction: str) -> list[dict[str, Any]]:

@@ -51,7 +51,7 @@ def fuzzed_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reference
     tmp: Path = tmp_path_factory.mktemp("fuzzed-relay")
     with ReferenceRelayProcess(db_path=tmp / "relay.db", api_key=API_KEY, login=LOGIN, delivery_latency=0.1,
                                log_path=tmp / "relay.log") as relay:
-        yield relay  # type: ignore[misc]
+        yield relay
 
 
 def _openapi_document() -> dict[str, Any]:

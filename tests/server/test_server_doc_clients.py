@@ -63,7 +63,7 @@ def root_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceRe
     tmp = tmp_path_factory.mktemp("doc-clients")
     with ReferenceRelayProcess(db_path=tmp / "relay.db", api_key="doc-clients-key", extra_args=["--dialect",
                                "phonerelay"], log_path=tmp / "relay.log") as relay:
-        yield relay  # type: ignore[misc]
+        yield relay
 
 
 def run(cmd: list[str], cwd: Path) -> str:

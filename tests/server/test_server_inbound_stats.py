@@ -46,7 +46,7 @@ def stats_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceR
             failing = r.json()["message_id"]
             wait_until(lambda: pr.get(f"/api/v1/messages/{failing}").json()["message"]["status"],
                        lambda s: s == "failed", "the 0000 reply to fail")
-        yield relay  # type: ignore[misc]
+        yield relay
 
 
 @pytest.fixture(scope="module")

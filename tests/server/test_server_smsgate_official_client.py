@@ -36,7 +36,7 @@ def gate_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceRe
     tmp = tmp_path_factory.mktemp("smsgate-official")
     with ReferenceRelayProcess(db_path=tmp / "relay.db", api_key=API_KEY, login=LOGIN, delivery_latency=0.2,
                                log_path=tmp / "relay.log") as relay:
-        yield relay  # type: ignore[misc]
+        yield relay
 
 
 def base(relay: ReferenceRelayProcess) -> str:

@@ -37,7 +37,7 @@ def shared_hook_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Refe
                                webhook_secret=MASTER,
                                extra_args=["--webhook-retry-base", "0.2", "--webhook-secret", f"relaysms={SECRET}"],
                                log_path=tmp / "relay.log") as relay:
-        yield relay  # type: ignore[misc]
+        yield relay
 
 
 @pytest.fixture
