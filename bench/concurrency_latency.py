@@ -62,9 +62,6 @@ from relay_integrations.process import ReferenceRelayProcess
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-#: Dialects whose campaigns send batches or bulk jobs: the ones whose runs are short enough that
-#: start-up and validation are much of them, so a dry run of the same rows is shown beside them.
-BATCH_DIALECTS = ("relaysms", "coop")
 
 
 @dataclass(frozen=True)
@@ -250,8 +247,9 @@ def rows_for(scenarios: list[Scenario], delays: list[float], relay: ReferenceRel
                 what = f"{scenario.name}, {n:,} recipients ({where})"
                 rate, report = cli_campaign(scenario.dialect, base, numbers.take(n), work, tag, scenario.template)
                 yield row_against_loop(f"relay campaign, {what}", rate, report, loop_n, loop_rate)
-                if scenario.dialect in BATCH_DIALECTS and (scenario.name, n) not in dry_runs_done:
-                    # A dry run sends nothing, so once per size is enough, whatever the route.
+                # Batch and bulk runs are short enough that start-up and validation are much of them. A dry
+                # run sends nothing, so once per size is enough, whatever the route.
+                if report.get("strategy") in ("batch", "bulk") and (scenario.name, n) not in dry_runs_done:
                     dry_runs_done.add((scenario.name, n))
                     dry_rate, _ = cli_campaign(scenario.dialect, base, numbers.take(n), work, f"dry-{tag}",
                                                scenario.template, dry_run=True)
