@@ -6,6 +6,13 @@ each message's idempotency key up in the ledger, and writes the outcome of every
 temporary store. Nothing is sent unless every row is good (or ``skip_invalid`` is set). The send
 pass then reads the rows to send back from the store and sends them the best way the relay
 offers, recording each accepted message in the ledger before moving on.
+
+Why the passes do not overlap even with ``skip_invalid``, where no row waits for the others: sending
+each 1,000 rows while the next 1,000 were validated was built and measured against this design
+(``relay campaign``, relaysms, 2 cores). It was within the noise at 10 and 50 ms each way and 10-20%
+slower on loopback: validation, request bodies and the ledger's per-row writes all run Python in this
+one process, so they share one interpreter lock and only take turns, and validation workers cannot
+be forked once requests run on threads.
 """
 
 from __future__ import annotations
