@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import httpx
@@ -123,8 +124,6 @@ def test_delivery_offering_an_h2c_upgrade_is_stored(tmp_path: Path) -> None:
     """A sender that offers HTTP/2 the way Java's HttpClient and ``curl --http2`` do gets its delivery
     read and stored: uvicorn's httptools parser dropped such a body (``relay_integrations._uvicorn``),
     and the receiver then refused the delivery as unsigned."""
-    import socket
-
     log_path = tmp_path / "receiver.log"
     with WebhookReceiverProcess(db_path=tmp_path / "w.db", secrets=[SECRET], api_key=API_KEY,
                                 log_path=log_path) as proc:
